@@ -1,0 +1,107 @@
+"""Opening the catalog: which server, which URL, one engine per process."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import psycopg
+import sqlalchemy as sa
+from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from catalog import schema
+from catalog.embedded import DATABASE_NAME, EmbeddedServer, start_embedded
+from catalog.errors import ConfigurationError, DatabaseUnavailableError, SchemaOutOfDateError
+from catalog.settings import CatalogSettings
+
+
+def normalise_url(raw: str) -> URL:
+    """Parse a PostgreSQL URL and make it use psycopg 3, whatever driver it named."""
+    try:
+        url = make_url(raw)
+    except ArgumentError as exc:
+        raise ConfigurationError(f"FOOTAGE_DATABASE_URL is not a database URL: {raw!r}") from exc
+    if url.get_backend_name() not in ("postgresql", "postgres"):
+        raise ConfigurationError(
+            f"FOOTAGE_DATABASE_URL must name a PostgreSQL server (postgresql+psycopg://...), "
+            f"not {url.get_backend_name()!r}"
+        )
+    return url.set(drivername="postgresql+psycopg")
+
+
+def _ensure_database(admin_uri: str, name: str) -> None:
+    with psycopg.connect(admin_uri, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+        if not exists:
+            conn.execute(f'CREATE DATABASE "{name}"')
+
+
+@dataclass
+class Catalog:
+    """An open catalog: the engine, a session factory, and where the server came from."""
+
+    engine: Engine
+    embedded: EmbeddedServer | None
+
+    def __post_init__(self) -> None:
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A session in one transaction: committed on success, rolled back on error."""
+        with self._sessions.begin() as session:
+            yield session
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> Catalog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def open_catalog(settings: CatalogSettings, *, require_current: bool = True) -> Catalog:
+    """Connect to the catalog named by ``settings``.
+
+    With no database URL the embedded server is started (or reused) and
+    migrated to the newest schema. A configured server is never migrated
+    behind the user's back: when ``require_current`` is set and its schema is
+    behind, ``SchemaOutOfDateError`` says to run ``footage db upgrade``.
+    """
+    embedded: EmbeddedServer | None = None
+    if settings.database_url is None:
+        embedded = start_embedded(settings.pgdata)
+        try:
+            _ensure_database(embedded.admin_uri, DATABASE_NAME)
+        except psycopg.Error as exc:
+            raise DatabaseUnavailableError(f"embedded PostgreSQL refused a connection: {exc}") from exc
+        url = normalise_url(embedded.admin_uri).set(database=DATABASE_NAME)
+    else:
+        url = normalise_url(settings.database_url)
+
+    engine = sa.create_engine(url, pool_pre_ping=True)
+    catalog = Catalog(engine=engine, embedded=embedded)
+    try:
+        current, head = schema.current_revision(engine), schema.head_revision()
+        if embedded is not None and current != head:
+            schema.upgrade(engine)
+        elif require_current and current != head:
+            raise SchemaOutOfDateError(
+                f"the catalog at {url.render_as_string(hide_password=True)} is at schema "
+                f"{current or 'none'}, this footage needs {head}: run `footage db upgrade`"
+            )
+    except OperationalError as exc:
+        catalog.close()
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        raise DatabaseUnavailableError(
+            f"cannot reach the catalog database at {url.render_as_string(hide_password=True)}: {reason}"
+        ) from exc
+    except BaseException:
+        catalog.close()
+        raise
+    return catalog

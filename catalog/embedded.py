@@ -1,0 +1,78 @@
+"""The embedded PostgreSQL + pgvector server (the ``pgserver`` wheel).
+
+The server is started once in the data directory and left running after the
+process exits, so later commands reuse it instead of paying start-up again;
+``stop_embedded`` shuts it down.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+from catalog.errors import DatabaseUnavailableError
+
+DATABASE_NAME = "footage"
+
+
+@dataclass(frozen=True)
+class EmbeddedServer:
+    """A running embedded server: its admin URI, postmaster pid, and whether this call started it."""
+
+    pgdata: Path
+    admin_uri: str
+    pid: int
+    started: bool
+
+
+def _pgserver():  # type: ignore[no-untyped-def]
+    # platformdirs warns when XDG_RUNTIME_DIR is unset (root shells, CI); pgserver
+    # copes by falling back to /tmp, so the warning is noise for our users.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import pgserver
+        from pgserver.utils import PostmasterInfo
+
+    return pgserver, PostmasterInfo
+
+
+def start_embedded(pgdata: Path) -> EmbeddedServer:
+    """Start (or reuse) the embedded server in ``pgdata`` and return how to reach it."""
+    pgserver, postmaster_info = _pgserver()
+    try:
+        pgdata.parent.mkdir(parents=True, exist_ok=True)
+        before = postmaster_info.read_from_pgdata(pgdata) if pgdata.exists() else None
+        already_running = before is not None and before.is_running()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            # cleanup_mode=None: the server outlives this process and is reused.
+            server = pgserver.get_server(pgdata, cleanup_mode=None)
+        return EmbeddedServer(
+            pgdata=pgdata,
+            admin_uri=server.get_uri(),
+            pid=int(server.get_pid()),
+            started=not already_running,
+        )
+    except (OSError, subprocess.SubprocessError, AssertionError) as exc:
+        log = pgdata / "log"
+        raise DatabaseUnavailableError(
+            f"could not start the embedded PostgreSQL in {pgdata}: {exc} (server log: {log})"
+        ) from exc
+
+
+def stop_embedded(pgdata: Path) -> bool:
+    """Stop the embedded server in ``pgdata``; returns False when none was running."""
+    _, postmaster_info = _pgserver()
+    from pgserver._commands import pg_ctl
+
+    if not pgdata.exists():
+        return False
+    info = postmaster_info.read_from_pgdata(pgdata)
+    if info is None or not info.is_running():
+        return False
+    owner = pgdata.owner()
+    user = owner if owner != "root" else None
+    pg_ctl(["-w", "stop", "-m", "fast"], pgdata=pgdata, user=user)
+    return True

@@ -1,0 +1,252 @@
+"""SQLAlchemy 2.0 models of the catalog. The migrations are the truth; a test
+keeps these models and the migrated schema identical."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pgvector.sqlalchemy import Vector
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    Double,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Identity,
+    Index,
+    Integer,
+    MetaData,
+    SmallInteger,
+    Text,
+    UniqueConstraint,
+    cast,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+ASSET_KINDS = ("master", "rendition")
+ASSET_STATUSES = ("pending", "indexed", "missing", "error")
+RENDITION_STATUSES = ("queued", "running", "done", "failed", "cancelled")
+
+# The HNSW index needs a fixed dimension; vectors of other sizes (another CLIP
+# model) are stored too, and get their own partial index when that model is used.
+DEFAULT_EMBEDDING_DIM = 512
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(
+        naming_convention={
+            "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+            "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+            "ck": "ck_%(table_name)s_%(constraint_name)s",
+            "fk": "fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s",
+            "pk": "pk_%(table_name)s",
+        }
+    )
+    type_annotation_map = {
+        datetime: DateTime(timezone=True),
+        dict[str, Any]: JSONB,
+        list[dict[str, Any]]: JSONB,
+    }
+
+
+class Root(Base):
+    """A watched folder."""
+
+    __tablename__ = "roots"
+    __table_args__ = (CheckConstraint("path LIKE '/%'", name="path_absolute"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    path: Mapped[str] = mapped_column(Text, unique=True)
+    polling: Mapped[bool] = mapped_column(server_default=text("false"))
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    last_scan_at: Mapped[datetime | None]
+
+
+class Asset(Base):
+    """One file, master or rendition, with the media facts probed from it.
+
+    Times are seconds; rates and aspect ratios are stored as exact rationals
+    (numerator, denominator) because 30000/1001 is not 29.97.
+    """
+
+    __tablename__ = "assets"
+    __table_args__ = (
+        UniqueConstraint("id", "kind"),  # target of the renditions' kind-checked keys
+        CheckConstraint(_in("kind", ASSET_KINDS), name="kind_known"),
+        CheckConstraint(_in("status", ASSET_STATUSES), name="status_known"),
+        CheckConstraint("status <> 'error' OR error IS NOT NULL", name="error_has_message"),
+        CheckConstraint("path LIKE '/%'", name="path_absolute"),
+        CheckConstraint("size_bytes >= 0", name="size_not_negative"),
+        CheckConstraint("width > 0 AND height > 0", name="dimensions_positive"),
+        CheckConstraint("sar_num > 0 AND sar_den > 0", name="sar_positive"),
+        CheckConstraint("dar_num > 0 AND dar_den > 0", name="dar_positive"),
+        CheckConstraint("frame_rate_num > 0 AND frame_rate_den > 0", name="frame_rate_positive"),
+        CheckConstraint("duration_s >= 0", name="duration_not_negative"),
+        CheckConstraint("bit_depth BETWEEN 1 AND 16", name="bit_depth_range"),
+        CheckConstraint("rotation IN (0, 90, 180, 270)", name="rotation_quarter_turns"),
+        Index(None, "fingerprint"),
+        Index(None, "content_hash"),
+        Index(None, "status"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    kind: Mapped[str] = mapped_column(Text, server_default="master")
+    root_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("roots.id", ondelete="SET NULL"), index=True
+    )
+    path: Mapped[str] = mapped_column(Text, unique=True)
+    status: Mapped[str] = mapped_column(Text, server_default="pending")
+    error: Mapped[str | None] = mapped_column(Text)
+
+    fingerprint: Mapped[str | None] = mapped_column(Text)
+    content_hash: Mapped[str | None] = mapped_column(Text)
+    size_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    mtime: Mapped[datetime | None]
+
+    container: Mapped[str | None] = mapped_column(Text)
+    video_codec: Mapped[str | None] = mapped_column(Text)
+    width: Mapped[int | None] = mapped_column(Integer)
+    height: Mapped[int | None] = mapped_column(Integer)
+    sar_num: Mapped[int | None] = mapped_column(Integer)
+    sar_den: Mapped[int | None] = mapped_column(Integer)
+    dar_num: Mapped[int | None] = mapped_column(Integer)
+    dar_den: Mapped[int | None] = mapped_column(Integer)
+    frame_rate_num: Mapped[int | None] = mapped_column(Integer)
+    frame_rate_den: Mapped[int | None] = mapped_column(Integer)
+    variable_frame_rate: Mapped[bool | None]
+    duration_s: Mapped[float | None] = mapped_column(Double)
+    start_time_s: Mapped[float | None] = mapped_column(Double)
+    pixel_format: Mapped[str | None] = mapped_column(Text)
+    bit_depth: Mapped[int | None] = mapped_column(SmallInteger)
+    color_primaries: Mapped[str | None] = mapped_column(Text)
+    color_transfer: Mapped[str | None] = mapped_column(Text)
+    color_matrix: Mapped[str | None] = mapped_column(Text)
+    color_range: Mapped[str | None] = mapped_column(Text)
+    field_order: Mapped[str | None] = mapped_column(Text)
+    rotation: Mapped[int | None] = mapped_column(SmallInteger)
+    timecode: Mapped[str | None] = mapped_column(Text)
+    audio_streams: Mapped[list[dict[str, Any]]] = mapped_column(server_default=text("'[]'::jsonb"))
+
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())
+    indexed_at: Mapped[datetime | None]
+
+
+class Segment(Base):
+    """A moment of an asset: its time span, the frame that stands for it, and
+    that frame's embedding. ``view`` numbers the crops of one frame that were
+    embedded separately so the whole picture is searchable."""
+
+    __tablename__ = "segments"
+    __table_args__ = (
+        UniqueConstraint("asset_id", "embedding_model", "frame_s", "view"),
+        # Also keeps the span ordered (start <= end).
+        CheckConstraint("frame_s >= start_s AND frame_s <= end_s", name="frame_in_span"),
+        CheckConstraint("view >= 0", name="view_not_negative"),
+        CheckConstraint("vector_dims(embedding) = embedding_dim", name="embedding_dim_matches"),
+        Index(None, "embedding_model"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    asset_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("assets.id", ondelete="CASCADE"), index=True
+    )
+    start_s: Mapped[float] = mapped_column(Double)
+    end_s: Mapped[float] = mapped_column(Double)
+    frame_s: Mapped[float] = mapped_column(Double)
+    view: Mapped[int] = mapped_column(SmallInteger, server_default=text("0"))
+    embedding: Mapped[Any] = mapped_column(Vector())
+    embedding_model: Mapped[str] = mapped_column(Text)
+    embedding_dim: Mapped[int] = mapped_column(SmallInteger)
+
+
+class Rendition(Base):
+    """A request for (and, once written, the link to) an upscaled version of a master.
+
+    ``master_kind`` and ``rendition_kind`` are constant columns that take part
+    in the foreign keys, so the database itself refuses a rendition whose
+    master is not a master or whose file is not a rendition (and so a
+    rendition can never be its own master).
+    """
+
+    __tablename__ = "renditions"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["master_id", "master_kind"],
+            ["assets.id", "assets.kind"],
+            name="fk_renditions_master_is_master",
+            ondelete="RESTRICT",
+        ),
+        ForeignKeyConstraint(
+            ["rendition_asset_id", "rendition_kind"],
+            ["assets.id", "assets.kind"],
+            name="fk_renditions_file_is_rendition",
+            ondelete="RESTRICT",
+        ),
+        CheckConstraint("master_kind = 'master'", name="master_kind_master"),
+        CheckConstraint("rendition_kind = 'rendition'", name="rendition_kind_rendition"),
+        CheckConstraint(_in("status", RENDITION_STATUSES), name="status_known"),
+        CheckConstraint("target_width > 0 AND target_height > 0", name="target_positive"),
+        CheckConstraint("model_sha256 ~ '^[0-9a-f]{64}$'", name="model_sha256_hex"),
+        CheckConstraint("progress >= 0 AND progress <= 1", name="progress_fraction"),
+        CheckConstraint("attempts >= 0", name="attempts_not_negative"),
+        CheckConstraint(
+            "frames_done >= 0 AND (frames_total IS NULL OR frames_done <= frames_total)",
+            name="frames_done_range",
+        ),
+        CheckConstraint(
+            "status <> 'done' OR (rendition_asset_id IS NOT NULL AND progress = 1)",
+            name="done_has_file",
+        ),
+        CheckConstraint("status <> 'failed' OR error IS NOT NULL", name="failed_has_error"),
+        Index(None, "status"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    master_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    master_kind: Mapped[str] = mapped_column(Text, server_default="master")
+    rendition_asset_id: Mapped[int | None] = mapped_column(BigInteger, unique=True)
+    rendition_kind: Mapped[str] = mapped_column(Text, server_default="rendition")
+
+    label: Mapped[str] = mapped_column(Text)
+    target_width: Mapped[int] = mapped_column(Integer)
+    target_height: Mapped[int] = mapped_column(Integer)
+    model_name: Mapped[str] = mapped_column(Text)
+    model_sha256: Mapped[str] = mapped_column(Text)
+    parameters: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
+
+    status: Mapped[str] = mapped_column(Text, server_default="queued")
+    progress: Mapped[float] = mapped_column(Double, server_default=text("0"))
+    frames_done: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
+    frames_total: Mapped[int | None] = mapped_column(BigInteger)
+    attempts: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    error: Mapped[str | None] = mapped_column(Text)
+    job_id: Mapped[int | None] = mapped_column(BigInteger)
+    worker: Mapped[str | None] = mapped_column(Text)
+
+    requested_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    timings: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
+    provenance: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
+
+
+# Searches must use this same expression (cast to the fixed dimension) to hit the index.
+Index(
+    f"ix_segments_embedding_hnsw_{DEFAULT_EMBEDDING_DIM}",
+    cast(Segment.embedding, Vector(DEFAULT_EMBEDDING_DIM)).label("embedding_fixed"),
+    postgresql_using="hnsw",
+    postgresql_ops={"embedding_fixed": "vector_cosine_ops"},
+    postgresql_where=Segment.embedding_dim == DEFAULT_EMBEDDING_DIM,
+)
+
+TABLES: tuple[type[Base], ...] = (Root, Asset, Segment, Rendition)

@@ -1,0 +1,53 @@
+"""Schema migrations through Alembic's API, on the catalog's own engine."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.engine import Engine
+
+import migrations
+
+# Any constant works; it only has to be the same for every footage process, so
+# two commands starting at once do not both migrate.
+_MIGRATION_LOCK = 0x666F6F74
+
+
+def _config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(Path(migrations.__file__).parent))
+    return config
+
+
+def head_revision() -> str:
+    head = ScriptDirectory.from_config(_config()).get_current_head()
+    assert head is not None
+    return head
+
+
+def current_revision(engine: Engine) -> str | None:
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def _run(engine: Engine, action: str, revision: str) -> None:
+    config = _config()
+    with engine.begin() as conn:
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
+        config.attributes["connection"] = conn
+        getattr(command, action)(config, revision)
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Migrate the catalog forward to ``revision`` (default: newest); a no-op when there."""
+    _run(engine, "upgrade", revision)
+
+
+def downgrade(engine: Engine, revision: str) -> None:
+    """Migrate the catalog back to ``revision`` (``base`` removes every footage table)."""
+    _run(engine, "downgrade", revision)

@@ -1,0 +1,63 @@
+"""What ``footage db status`` reports about the catalog database."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import sqlalchemy as sa
+
+from catalog import schema
+from catalog.database import Catalog
+from catalog.models import TABLES
+
+
+@dataclass(frozen=True)
+class DatabaseStatus:
+    """Server, schema and size of the catalog. Counts are ``None`` before migration."""
+
+    url: str
+    embedded: bool
+    embedded_pid: int | None
+    embedded_started: bool | None
+    server_version: str
+    pgvector_version: str | None
+    revision: str | None
+    head_revision: str
+    row_counts: dict[str, int | None] = field(default_factory=dict)
+
+    @property
+    def up_to_date(self) -> bool:
+        return self.revision == self.head_revision
+
+
+def database_status(catalog: Catalog) -> DatabaseStatus:
+    """Ask the server about itself and the catalog's tables."""
+    revision = schema.current_revision(catalog.engine)
+    with catalog.engine.connect() as conn:
+        server_version = conn.execute(sa.text("SHOW server_version")).scalar_one()
+        pgvector_version = conn.execute(
+            sa.text("SELECT extversion FROM pg_extension WHERE extname = 'vector'")
+        ).scalar_one_or_none()
+        counts: dict[str, int | None] = {}
+        for model in TABLES:
+            table = model.__table__
+            present = conn.execute(
+                sa.text("SELECT to_regclass(:name) IS NOT NULL"), {"name": table.name}
+            ).scalar_one()
+            counts[table.name] = (
+                conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
+                if present
+                else None
+            )
+    embedded = catalog.embedded
+    return DatabaseStatus(
+        url=catalog.engine.url.render_as_string(hide_password=True),
+        embedded=embedded is not None,
+        embedded_pid=embedded.pid if embedded else None,
+        embedded_started=embedded.started if embedded else None,
+        server_version=server_version,
+        pgvector_version=pgvector_version,
+        revision=revision,
+        head_revision=schema.head_revision(),
+        row_counts=counts,
+    )

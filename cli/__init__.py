@@ -1,0 +1,1 @@
+"""The ``footage`` command line: parses, calls the packages, prints. No business logic here."""

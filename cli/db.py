@@ -1,0 +1,122 @@
+"""``footage db``: the catalog database."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from catalog import (
+    ConfigurationError,
+    DatabaseStatus,
+    database_status,
+    open_catalog,
+    stop_embedded,
+)
+from catalog import schema
+from cli.errors import FootageGroup
+from cli.output import JSON_OPTION, console, print_fields, print_json, print_table
+from cli.settings import catalog_settings
+
+app = typer.Typer(
+    cls=FootageGroup,
+    no_args_is_help=True,
+    help="Inspect and migrate the catalog database.",
+)
+
+
+def _status_json(status: DatabaseStatus) -> dict[str, Any]:
+    return {
+        "url": status.url,
+        "embedded": status.embedded,
+        "embedded_pid": status.embedded_pid,
+        "embedded_started": status.embedded_started,
+        "server_version": status.server_version,
+        "pgvector_version": status.pgvector_version,
+        "revision": status.revision,
+        "head_revision": status.head_revision,
+        "up_to_date": status.up_to_date,
+        "row_counts": status.row_counts,
+    }
+
+
+@app.command()
+def status(as_json: bool = JSON_OPTION) -> None:
+    """Show the server, pgvector and schema versions, and how many rows each table holds.
+
+    With no FOOTAGE_DATABASE_URL this starts (or reuses) the embedded server.
+
+    Example: footage db status --json
+    """
+    with open_catalog(catalog_settings(), require_current=False) as catalog:
+        result = database_status(catalog)
+    if as_json:
+        print_json(_status_json(result))
+        return
+    if result.embedded:
+        server = f"embedded, pid {result.embedded_pid} ({'started' if result.embedded_started else 'reused'})"
+    else:
+        server = "configured by FOOTAGE_DATABASE_URL"
+    print_fields(
+        "Catalog",
+        {
+            "database": result.url,
+            "server": server,
+            "PostgreSQL": result.server_version,
+            "pgvector": result.pgvector_version or "not installed",
+            "schema": f"{result.revision or 'empty'}"
+            + ("" if result.up_to_date else f" (needs {result.head_revision}: footage db upgrade)"),
+        },
+    )
+    print_table(
+        None,
+        ("table", "rows"),
+        [(name, "not created" if n is None else n) for name, n in result.row_counts.items()],
+    )
+
+
+@app.command()
+def upgrade(
+    revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
+) -> None:
+    """Migrate the catalog schema forward (to the newest revision by default).
+
+    Example: FOOTAGE_DATABASE_URL=postgresql+psycopg://me@db/footage footage db upgrade
+    """
+    with open_catalog(catalog_settings(), require_current=False) as catalog:
+        before = schema.current_revision(catalog.engine)
+        schema.upgrade(catalog.engine, revision)
+        after = schema.current_revision(catalog.engine)
+    if before == after:
+        console.print(f"Catalog schema already at {after}.")
+    else:
+        console.print(f"Catalog schema upgraded from {before or 'empty'} to {after}.")
+
+
+@app.command()
+def downgrade(
+    revision: Annotated[str, typer.Argument(help="Target revision; 'base' removes every table.")],
+    yes: Annotated[bool, typer.Option("--yes", help="Confirm that data in dropped tables is lost.")] = False,
+) -> None:
+    """Migrate the catalog schema back. Tables a revision created are dropped with their rows.
+
+    Example: footage db downgrade base --yes
+    """
+    if not yes:
+        raise ConfigurationError("downgrading drops catalog tables and their rows; add --yes to confirm")
+    with open_catalog(catalog_settings(), require_current=False) as catalog:
+        schema.downgrade(catalog.engine, revision)
+        after = schema.current_revision(catalog.engine)
+    console.print(f"Catalog schema now at {after or 'empty'}.")
+
+
+@app.command()
+def stop() -> None:
+    """Stop the embedded PostgreSQL server (the next command starts it again)."""
+    settings = catalog_settings()
+    if settings.database_url is not None:
+        raise ConfigurationError("FOOTAGE_DATABASE_URL is set: footage does not run that server")
+    if stop_embedded(settings.pgdata):
+        console.print(f"Stopped the embedded server in {settings.pgdata}.")
+    else:
+        console.print("The embedded server was not running.")

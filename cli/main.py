@@ -1,0 +1,56 @@
+"""The ``footage`` application: every command hangs off this Typer app."""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+from typing import Annotated
+
+import typer
+
+from cli import db
+from cli.errors import FootageGroup
+
+EXIT_CODES = """Exit codes: 0 success, 1 failed, 2 bad usage or setting, 3 database
+unreachable, 4 schema out of date, 5 not found."""
+
+app = typer.Typer(
+    cls=FootageGroup,
+    name="footage",
+    no_args_is_help=True,
+    help="Find footage by what it shows, and make AI-upscaled renditions of it.",
+    epilog=EXIT_CODES,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(db.app, name="db")
+
+
+def _version() -> str:
+    try:
+        return version("footage")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"footage {_version()}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    show_version: Annotated[
+        bool,
+        typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit."),
+    ] = False,
+) -> None:
+    """Find footage by what it shows, and make AI-upscaled renditions of it.
+
+    The catalog lives in PostgreSQL: FOOTAGE_DATABASE_URL names a server, or,
+    unset, footage runs an embedded one in FOOTAGE_HOME.
+    """
+
+
+def run() -> None:
+    """Console-script entry point."""
+    app()

@@ -1,0 +1,62 @@
+"""How commands print: rich tables for people, ``--json`` for programs."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+console = Console()
+error_console = Console(stderr=True)
+
+JSON_OPTION = typer.Option(False, "--json", help="Print machine-readable JSON instead of a table.")
+
+
+def _default(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"cannot write {type(value).__name__} as JSON")
+
+
+def print_json(value: Any) -> None:
+    """Write ``value`` as indented JSON on stdout (plain, no colour, stable key order)."""
+    typer.echo(json.dumps(value, default=_default, indent=2, sort_keys=True))
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)
+
+
+def print_table(
+    title: str | None,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    *,
+    show_header: bool = True,
+) -> None:
+    table = Table(title=title, title_justify="left", show_header=show_header)
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*(_cell(v) for v in row))
+    console.print(table)
+
+
+def print_fields(title: str, fields: Mapping[str, Any]) -> None:
+    """A two-column table of named facts about one thing."""
+    print_table(title, ("", ""), [(name, value) for name, value in fields.items()], show_header=False)

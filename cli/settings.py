@@ -1,0 +1,25 @@
+"""The one place that reads footage's environment variables."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import platformdirs
+
+from catalog import CatalogSettings
+
+ENV_DATABASE_URL = "FOOTAGE_DATABASE_URL"
+ENV_HOME = "FOOTAGE_HOME"
+
+
+def footage_home() -> Path:
+    """The data directory: ``FOOTAGE_HOME``, else the platform's user data directory."""
+    raw = os.environ.get(ENV_HOME)
+    home = Path(raw).expanduser() if raw else Path(platformdirs.user_data_dir("footage"))
+    return home.absolute()
+
+
+def catalog_settings() -> CatalogSettings:
+    url = os.environ.get(ENV_DATABASE_URL) or None
+    return CatalogSettings(home=footage_home(), database_url=url)

@@ -1,0 +1,87 @@
+"""Shared fixtures: a throwaway PostgreSQL + pgvector cluster (pgserver) for the
+whole run, fresh databases in it, and hygiene that every test gets."""
+
+from __future__ import annotations
+
+import random
+import uuid
+import warnings
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import psycopg
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
+
+from catalog import normalise_url, schema
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")  # platformdirs: XDG_RUNTIME_DIR unset on CI
+    import pgserver
+
+
+@pytest.fixture(autouse=True)
+def _seeded_rngs() -> None:
+    random.seed(0)
+    np.random.seed(0)
+
+
+@pytest.fixture(autouse=True)
+def _no_footage_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A developer's own catalog must never leak into a test."""
+    monkeypatch.delenv("FOOTAGE_DATABASE_URL", raising=False)
+    monkeypatch.setenv("FOOTAGE_HOME", str(tmp_path / "footage-home"))
+
+
+@pytest.fixture(scope="session")
+def pg_admin_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The admin URI of a PostgreSQL 16 + pgvector cluster that lives for the test run."""
+    pgdata = tmp_path_factory.mktemp("cluster") / "pgdata"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        server = pgserver.get_server(pgdata, cleanup_mode="delete")
+    yield server.get_uri()
+    server.cleanup()
+
+
+@pytest.fixture(scope="session")
+def make_database(pg_admin_uri: str) -> Callable[[], str]:
+    """Create an empty database in the cluster and return its SQLAlchemy URL."""
+
+    def make() -> str:
+        name = f"t_{uuid.uuid4().hex[:12]}"
+        with psycopg.connect(pg_admin_uri, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        return normalise_url(pg_admin_uri).set(database=name).render_as_string(hide_password=False)
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def catalog_url(make_database: Callable[[], str]) -> str:
+    """A database migrated to the newest schema, shared by the run."""
+    url = make_database()
+    engine = sa.create_engine(url)
+    schema.upgrade(engine)
+    engine.dispose()
+    return url
+
+
+@pytest.fixture(scope="session")
+def catalog_engine(catalog_url: str) -> Iterator[Engine]:
+    engine = sa.create_engine(catalog_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def session(catalog_engine: Engine) -> Iterator[Session]:
+    """A session whose work is rolled back after the test; savepoints inside it work."""
+    with catalog_engine.connect() as conn:
+        outer = conn.begin()
+        with Session(bind=conn, join_transaction_mode="create_savepoint") as s:
+            yield s
+        outer.rollback()

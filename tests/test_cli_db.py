@@ -1,0 +1,152 @@
+"""The CLI as users see it: ``footage --version``, ``footage db ...``, errors, help."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from typing import Any
+
+import pytest
+import typer
+from typer.core import TyperGroup
+from typer.testing import CliRunner
+
+from catalog import stop_embedded
+from cli.main import app
+
+runner = CliRunner()
+
+
+def _status(env: dict[str, str]) -> dict[str, object]:
+    result = runner.invoke(app, ["db", "status", "--json"], env=env)
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def test_version() -> None:
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0
+    assert result.stdout.startswith("footage ")
+
+
+def test_configured_database_is_used_and_not_migrated_behind_the_users_back(
+    make_database: Callable[[], str],
+) -> None:
+    env = {"FOOTAGE_DATABASE_URL": make_database()}
+    before = _status(env)
+    assert before["embedded"] is False
+    assert before["revision"] is None and before["up_to_date"] is False
+    assert before["row_counts"] == {"roots": None, "assets": None, "segments": None, "renditions": None}
+
+    upgraded = runner.invoke(app, ["db", "upgrade"], env=env)
+    assert upgraded.exit_code == 0, upgraded.output
+    assert "upgraded from empty to 0001" in upgraded.stdout
+
+    after = _status(env)
+    assert after["up_to_date"] is True
+    assert after["pgvector_version"] == "0.6.2"
+    assert after["row_counts"] == {"roots": 0, "assets": 0, "segments": 0, "renditions": 0}
+
+    again = runner.invoke(app, ["db", "upgrade"], env=env)
+    assert "already at 0001" in again.stdout
+
+
+def test_status_table_for_people(catalog_url: str) -> None:
+    result = runner.invoke(app, ["db", "status"], env={"FOOTAGE_DATABASE_URL": catalog_url})
+    assert result.exit_code == 0, result.output
+    assert "pgvector" in result.stdout and "0.6.2" in result.stdout
+    assert "renditions" in result.stdout
+
+
+def test_downgrade_needs_confirmation(make_database: Callable[[], str]) -> None:
+    env = {"FOOTAGE_DATABASE_URL": make_database()}
+    assert runner.invoke(app, ["db", "upgrade"], env=env).exit_code == 0
+    refused = runner.invoke(app, ["db", "downgrade", "base"], env=env)
+    assert refused.exit_code == 2
+    assert refused.stderr == "Error: downgrading drops catalog tables and their rows; add --yes to confirm\n"
+    assert _status(env)["up_to_date"] is True
+
+    done = runner.invoke(app, ["db", "downgrade", "base", "--yes"], env=env)
+    assert done.exit_code == 0, done.output
+    assert _status(env)["revision"] is None
+
+
+def test_not_postgres_url_is_a_clear_error() -> None:
+    result = runner.invoke(app, ["db", "status"], env={"FOOTAGE_DATABASE_URL": "mysql://me@db/footage"})
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "Error: FOOTAGE_DATABASE_URL must name a PostgreSQL server "
+        "(postgresql+psycopg://...), not 'mysql'\n"
+    )
+    assert "Traceback" not in result.output
+
+
+def test_unreachable_server_is_a_clear_error(tmp_path: Path) -> None:
+    url = f"postgresql+psycopg://nobody@/footage?host={tmp_path}"
+    result = runner.invoke(app, ["db", "status"], env={"FOOTAGE_DATABASE_URL": url})
+    assert result.exit_code == 3
+    assert result.stderr.startswith("Error: cannot reach the catalog database at postgresql+psycopg://nobody@/footage")
+    assert result.stderr.count("\n") == 1
+
+
+def test_schema_out_of_date_is_reported(make_database: Callable[[], str]) -> None:
+    from catalog import CatalogSettings, SchemaOutOfDateError, open_catalog
+
+    settings = CatalogSettings(home=Path("/nonexistent"), database_url=make_database())
+    with pytest.raises(SchemaOutOfDateError, match="run `footage db upgrade`"):
+        open_catalog(settings)
+
+
+def test_stop_refuses_a_configured_server(catalog_url: str) -> None:
+    result = runner.invoke(app, ["db", "stop"], env={"FOOTAGE_DATABASE_URL": catalog_url})
+    assert result.exit_code == 2
+    assert result.stderr == "Error: FOOTAGE_DATABASE_URL is set: footage does not run that server\n"
+
+
+def test_embedded_server_starts_migrates_and_is_reused(tmp_path: Path) -> None:
+    """From fresh shells: the first call starts and migrates, the second reuses."""
+    home = tmp_path / "home"
+    footage = [sys.executable, "-m", "cli"]
+    env = {"FOOTAGE_HOME": str(home), "PATH": "/usr/bin:/bin"}
+    try:
+        first = subprocess.run([*footage, "db", "status", "--json"], env=env,
+                               capture_output=True, text=True, timeout=120)
+        assert first.returncode == 0, first.stderr
+        one = json.loads(first.stdout)
+        assert one["embedded"] is True and one["embedded_started"] is True
+        assert one["up_to_date"] is True and one["pgvector_version"] == "0.6.2"
+
+        second = subprocess.run([*footage, "db", "status", "--json"], env=env,
+                                capture_output=True, text=True, timeout=120)
+        two = json.loads(second.stdout)
+        assert two["embedded_started"] is False
+        assert two["embedded_pid"] == one["embedded_pid"]
+
+        stopped = subprocess.run([*footage, "db", "stop"], env=env, capture_output=True, text=True)
+        assert "Stopped the embedded server" in stopped.stdout
+    finally:
+        stop_embedded(home / "pgdata")
+
+
+def _commands(group: TyperGroup, prefix: str = "footage") -> list[tuple[str, Any]]:
+    found: list[tuple[str, Any]] = []
+    for name, command in group.commands.items():
+        found.append((f"{prefix} {name}", command))
+        if isinstance(command, TyperGroup):
+            found.extend(_commands(command, f"{prefix} {name}"))
+    return found
+
+
+def test_every_command_has_help() -> None:
+    root = typer.main.get_command(app)
+    assert isinstance(root, TyperGroup)
+    commands = _commands(root)
+    assert len(commands) >= 5
+    for name, command in commands:
+        assert command.help and len(command.help.strip()) > 20, f"{name} has no help"
+        result = runner.invoke(app, [*name.split()[1:], "--help"])
+        assert result.exit_code == 0, name

@@ -1,0 +1,199 @@
+"""Every constraint that keeps the catalog honest must reject what it forbids."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from catalog import Asset, Rendition, Root, Segment
+
+SHA = "a" * 64
+
+
+def _asset(session: Session, path: str, kind: str = "master", **facts: Any) -> Asset:
+    asset = Asset(path=path, kind=kind, **facts)
+    session.add(asset)
+    session.flush()
+    return asset
+
+
+def _rendition(master: Asset, **fields: Any) -> Rendition:
+    values: dict[str, Any] = dict(
+        master_id=master.id,
+        label="4k",
+        target_width=3840,
+        target_height=2160,
+        model_name="RealESRGAN_x4plus",
+        model_sha256=SHA,
+    )
+    values.update(fields)
+    return Rendition(**values)
+
+
+def _unit(dim: int) -> list[float]:
+    v = np.random.default_rng(dim).normal(size=dim)
+    return (v / np.linalg.norm(v)).tolist()
+
+
+def _rejected(session: Session, obj: object, constraint: str) -> None:
+    with pytest.raises(IntegrityError) as info:
+        with session.begin_nested():
+            session.add(obj)
+            session.flush()
+    assert constraint in str(info.value)
+
+
+def test_valid_rows_are_accepted(session: Session) -> None:
+    root = Root(path="/media/masters")
+    session.add(root)
+    session.flush()
+    master = _asset(session, "/media/masters/a.mov", root_id=root.id, width=1920, height=1080,
+                    frame_rate_num=30000, frame_rate_den=1001, rotation=0, bit_depth=10)
+    file = _asset(session, "/renders/a.4k.mov", kind="rendition")
+    session.add(Segment(asset_id=master.id, start_s=0, end_s=2, frame_s=1,
+                        embedding=_unit(512), embedding_model="ViT-B-32/x", embedding_dim=512))
+    session.add(_rendition(master, rendition_asset_id=file.id, status="done", progress=1.0))
+    session.flush()
+    assert master.status == "pending" and master.audio_streams == []
+
+
+def test_asset_path_is_unique(session: Session) -> None:
+    _asset(session, "/media/a.mov")
+    _rejected(session, Asset(path="/media/a.mov"), "uq_assets_path")
+
+
+def test_root_path_is_unique(session: Session) -> None:
+    session.add(Root(path="/media"))
+    session.flush()
+    _rejected(session, Root(path="/media"), "uq_roots_path")
+
+
+@pytest.mark.parametrize(
+    ("facts", "constraint"),
+    [
+        ({"kind": "proxy"}, "ck_assets_kind_known"),
+        ({"status": "done"}, "ck_assets_status_known"),
+        ({"status": "error"}, "ck_assets_error_has_message"),
+        ({"path": "relative/a.mov"}, "ck_assets_path_absolute"),
+        ({"size_bytes": -1}, "ck_assets_size_not_negative"),
+        ({"width": 0, "height": 1080}, "ck_assets_dimensions_positive"),
+        ({"sar_num": 0, "sar_den": 1}, "ck_assets_sar_positive"),
+        ({"dar_num": 16, "dar_den": 0}, "ck_assets_dar_positive"),
+        ({"frame_rate_num": 30000, "frame_rate_den": 0}, "ck_assets_frame_rate_positive"),
+        ({"duration_s": -0.5}, "ck_assets_duration_not_negative"),
+        ({"bit_depth": 0}, "ck_assets_bit_depth_range"),
+        ({"rotation": 45}, "ck_assets_rotation_quarter_turns"),
+        ({"root_id": 987654321}, "fk_assets_root_id_roots"),
+    ],
+)
+def test_asset_checks(session: Session, facts: dict[str, Any], constraint: str) -> None:
+    values: dict[str, Any] = {"path": "/media/x.mov"}
+    values.update(facts)
+    _rejected(session, Asset(**values), constraint)
+
+
+def test_root_path_must_be_absolute(session: Session) -> None:
+    _rejected(session, Root(path="media"), "ck_roots_path_absolute")
+
+
+@pytest.mark.parametrize(
+    ("fields", "constraint"),
+    [
+        ({"start_s": 2.0, "end_s": 1.0, "frame_s": 1.5}, "ck_segments_frame_in_span"),
+        ({"start_s": 0.0, "end_s": 1.0, "frame_s": 3.0}, "ck_segments_frame_in_span"),
+        ({"view": -1}, "ck_segments_view_not_negative"),
+        ({"embedding_dim": 768}, "ck_segments_embedding_dim_matches"),
+        ({"asset_id": 987654321}, "fk_segments_asset_id_assets"),
+    ],
+)
+def test_segment_checks(session: Session, fields: dict[str, Any], constraint: str) -> None:
+    master = _asset(session, "/media/s.mov")
+    values: dict[str, Any] = dict(asset_id=master.id, start_s=0.0, end_s=2.0, frame_s=1.0,
+                                  embedding=_unit(512), embedding_model="m", embedding_dim=512)
+    values.update(fields)
+    _rejected(session, Segment(**values), constraint)
+
+
+def test_segment_identity_is_unique(session: Session) -> None:
+    master = _asset(session, "/media/u.mov")
+    fields: dict[str, Any] = dict(asset_id=master.id, start_s=0.0, end_s=2.0, frame_s=1.0,
+                                  embedding=_unit(512), embedding_model="m", embedding_dim=512)
+    session.add(Segment(**fields))
+    session.flush()
+    _rejected(session, Segment(**fields), "uq_segments_asset_id_embedding_model_frame_s_view")
+
+
+def test_segments_go_with_their_asset(session: Session) -> None:
+    master = _asset(session, "/media/c.mov")
+    session.add(Segment(asset_id=master.id, start_s=0, end_s=1, frame_s=0, embedding=_unit(8),
+                        embedding_model="small", embedding_dim=8))
+    session.flush()
+    session.delete(master)
+    session.flush()
+    assert session.query(Segment).filter_by(asset_id=master.id).count() == 0
+
+
+def test_rendition_master_must_be_a_master(session: Session) -> None:
+    not_a_master = _asset(session, "/renders/r.mov", kind="rendition")
+    _rejected(session, _rendition(not_a_master), "fk_renditions_master_is_master")
+
+
+def test_rendition_file_must_be_a_rendition(session: Session) -> None:
+    master = _asset(session, "/media/m.mov")
+    other_master = _asset(session, "/media/n.mov")
+    _rejected(session, _rendition(master, rendition_asset_id=other_master.id),
+              "fk_renditions_file_is_rendition")
+
+
+def test_master_with_renditions_cannot_become_a_rendition(session: Session) -> None:
+    master = _asset(session, "/media/k.mov")
+    session.add(_rendition(master))
+    session.flush()
+    with pytest.raises(IntegrityError) as info:
+        with session.begin_nested():
+            master.kind = "rendition"
+            session.flush()
+    assert "fk_renditions_master_is_master" in str(info.value)
+
+
+def test_rendition_file_links_one_rendition(session: Session) -> None:
+    master = _asset(session, "/media/o.mov")
+    file = _asset(session, "/renders/o.4k.mov", kind="rendition")
+    session.add(_rendition(master, rendition_asset_id=file.id))
+    session.flush()
+    _rejected(session, _rendition(master, rendition_asset_id=file.id),
+              "uq_renditions_rendition_asset_id")
+
+
+def test_master_with_renditions_cannot_be_deleted(session: Session) -> None:
+    master = _asset(session, "/media/d.mov")
+    session.add(_rendition(master))
+    session.flush()
+    with pytest.raises(IntegrityError) as info:
+        with session.begin_nested():
+            session.delete(master)
+            session.flush()
+    assert "fk_renditions_master_is_master" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("fields", "constraint"),
+    [
+        ({"status": "paused"}, "ck_renditions_status_known"),
+        ({"target_width": 0}, "ck_renditions_target_positive"),
+        ({"model_sha256": "not-a-hash"}, "ck_renditions_model_sha256_hex"),
+        ({"progress": 1.5}, "ck_renditions_progress_fraction"),
+        ({"attempts": -1}, "ck_renditions_attempts_not_negative"),
+        ({"frames_done": 11, "frames_total": 10}, "ck_renditions_frames_done_range"),
+        ({"status": "done", "progress": 1.0}, "ck_renditions_done_has_file"),
+        ({"status": "failed"}, "ck_renditions_failed_has_error"),
+        ({"master_kind": "rendition"}, "ck_renditions_master_kind_master"),
+    ],
+)
+def test_rendition_checks(session: Session, fields: dict[str, Any], constraint: str) -> None:
+    master = _asset(session, "/media/r.mov")
+    _rejected(session, _rendition(master, **fields), constraint)
