@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from cli import db
+from cli import db, indexing
 from cli.errors import FootageGroup
 
 EXIT_CODES = """Exit codes: 0 success, 1 failed, 2 bad usage or setting, 3 database
@@ -22,6 +22,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(db.app, name="db")
+app.command()(indexing.index)
 
 
 def _version() -> str:

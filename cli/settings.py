@@ -8,6 +8,7 @@ from pathlib import Path
 import platformdirs
 
 from catalog import CatalogSettings
+from indexer.embed import EmbeddingSettings
 
 ENV_DATABASE_URL = "FOOTAGE_DATABASE_URL"
 ENV_HOME = "FOOTAGE_HOME"
@@ -23,3 +24,13 @@ def footage_home() -> Path:
 def catalog_settings() -> CatalogSettings:
     url = os.environ.get(ENV_DATABASE_URL) or None
     return CatalogSettings(home=footage_home(), database_url=url)
+
+
+def embedding_settings() -> EmbeddingSettings:
+    """``FOOTAGE_CLIP_MODEL``, ``FOOTAGE_CLIP_PRETRAINED`` and ``FOOTAGE_DEVICE``."""
+    defaults = EmbeddingSettings()
+    return EmbeddingSettings(
+        model=os.environ.get("FOOTAGE_CLIP_MODEL") or defaults.model,
+        pretrained=os.environ.get("FOOTAGE_CLIP_PRETRAINED") or defaults.pretrained,
+        device=os.environ.get("FOOTAGE_DEVICE") or None,
+    )

@@ -16,7 +16,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from catalog import normalise_url, schema
+from catalog import Catalog, CatalogSettings, normalise_url, open_catalog, schema
+from indexer.embed import ClipEmbedder, EmbeddingSettings
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # platformdirs: XDG_RUNTIME_DIR unset on CI
@@ -85,3 +86,27 @@ def session(catalog_engine: Engine) -> Iterator[Session]:
         with Session(bind=conn, join_transaction_mode="create_savepoint") as s:
             yield s
         outer.rollback()
+
+
+@pytest.fixture(scope="session")
+def tiny_clip(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """An open_clip ``local-dir:`` model with random weights (512-d, 32 px input)."""
+    from models import write_tiny_clip
+
+    return write_tiny_clip(tmp_path_factory.mktemp("tiny-clip"))
+
+
+@pytest.fixture(scope="session")
+def embedder(tiny_clip: str) -> ClipEmbedder:
+    return ClipEmbedder(EmbeddingSettings(model=tiny_clip, batch_size=8))
+
+
+@pytest.fixture
+def catalog(make_database: Callable[[], str], tmp_path: Path) -> Iterator[Catalog]:
+    """A freshly migrated catalog of its own, for tests that commit."""
+    url = make_database()
+    engine = sa.create_engine(url)
+    schema.upgrade(engine)
+    engine.dispose()
+    with open_catalog(CatalogSettings(home=tmp_path, database_url=url)) as opened:
+        yield opened

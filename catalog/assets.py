@@ -1,0 +1,105 @@
+"""Queries and writes on assets and their segments, shared by every package."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+import numpy as np
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
+
+from catalog.models import Asset, Segment
+
+
+@dataclass(frozen=True)
+class SegmentRow:
+    """One embedded view of a moment; times in seconds from the asset's first frame."""
+
+    start_s: float
+    end_s: float
+    frame_s: float
+    view: int
+    embedding: np.ndarray
+
+
+def asset_by_path(session: Session, path: str) -> Asset | None:
+    return session.scalar(sa.select(Asset).where(Asset.path == path))
+
+
+def assets_with_fingerprint(session: Session, fingerprint: str) -> list[Asset]:
+    return list(session.scalars(sa.select(Asset).where(Asset.fingerprint == fingerprint).order_by(Asset.id)))
+
+
+def segment_count(session: Session, asset_id: int, embedding_model: str) -> int:
+    return session.scalar(
+        sa.select(sa.func.count())
+        .select_from(Segment)
+        .where(Segment.asset_id == asset_id, Segment.embedding_model == embedding_model)
+    ) or 0
+
+
+def upsert_asset(session: Session, path: str, values: dict[str, Any]) -> int:
+    """Insert or update the asset at ``path`` and return its id, holding its row lock.
+
+    ``INSERT ... ON CONFLICT`` keeps two workers that index the same path at
+    once from both inserting; the row lock then serialises their segment writes.
+    """
+    values = {**values, "path": path, "updated_at": datetime.now(timezone.utc)}
+    statement = insert(Asset).values(**values)
+    statement = statement.on_conflict_do_update(
+        index_elements=[Asset.path], set_={k: statement.excluded[k] for k in values if k != "path"}
+    ).returning(Asset.id)
+    return int(session.execute(statement).scalar_one())
+
+
+def replace_segments(session: Session, asset_id: int, embedding_model: str, rows: Sequence[SegmentRow]) -> None:
+    """Make ``rows`` the asset's segments for ``embedding_model``; other models' stay."""
+    session.execute(
+        sa.delete(Segment).where(Segment.asset_id == asset_id, Segment.embedding_model == embedding_model)
+    )
+    if rows:
+        session.execute(
+            sa.insert(Segment),
+            [
+                {
+                    "asset_id": asset_id,
+                    "start_s": r.start_s,
+                    "end_s": r.end_s,
+                    "frame_s": r.frame_s,
+                    "view": r.view,
+                    "embedding": r.embedding,
+                    "embedding_model": embedding_model,
+                    "embedding_dim": int(r.embedding.shape[0]),
+                }
+                for r in rows
+            ],
+        )
+
+
+def mark_missing(session: Session, path: str) -> bool:
+    """Record that the file at ``path`` is gone; its rows and history stay. False if unknown."""
+    result = session.execute(
+        sa.update(Asset)
+        .where(Asset.path == path, Asset.status != "missing")
+        .values(status="missing", error=None, updated_at=sa.func.now())
+    )
+    return bool(result.rowcount)
+
+
+def move_asset(session: Session, asset_id: int, new_path: str, root_id: int | None) -> None:
+    """Point an asset at its new path, keeping its id, segments and renditions."""
+    session.execute(
+        sa.update(Asset)
+        .where(Asset.id == asset_id)
+        .values(path=new_path, root_id=root_id, updated_at=sa.func.now())
+    )
+
+
+def assets_under(session: Session, prefix: str) -> list[Asset]:
+    """Assets whose path lies under the folder ``prefix`` (absolute, no trailing slash)."""
+    escaped = prefix.rstrip("/").replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return list(session.scalars(sa.select(Asset).where(Asset.path.like(f"{escaped}/%", escape="\\"))))

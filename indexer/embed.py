@@ -1,0 +1,115 @@
+"""CLIP embeddings with open_clip: whole-picture views of a frame, and text queries."""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from PIL import Image
+
+from indexer.errors import EmbeddingModelError
+
+DEFAULT_MODEL = "ViT-B-32"
+DEFAULT_PRETRAINED = "laion2b_s34b_b79k"
+
+
+@dataclass(frozen=True)
+class EmbeddingSettings:
+    """Which CLIP to load, passed to open_clip untouched.
+
+    ``model`` is an open_clip name, ``hf-hub:org/repo`` or ``local-dir:/path``;
+    ``pretrained`` is a tag or a checkpoint path and only applies to plain names.
+    ``device`` ``None`` picks CUDA when present, else CPU.
+    """
+
+    model: str = DEFAULT_MODEL
+    pretrained: str | None = DEFAULT_PRETRAINED
+    device: str | None = None
+    batch_size: int = 32
+
+    @property
+    def has_schema(self) -> bool:
+        return self.model.startswith(("hf-hub:", "local-dir:"))
+
+    @property
+    def identity(self) -> str:
+        """The name stored with every vector: two identities never share a search."""
+        if self.has_schema or not self.pretrained:
+            return self.model
+        return f"{self.model}/{self.pretrained}"
+
+
+def square_views(image: np.ndarray) -> list[np.ndarray]:
+    """Overlapping square crops that together cover the whole picture.
+
+    CLIP sees a centre square; a 16:9 frame would lose its sides. A picture
+    with aspect ``a`` (long/short side) gets ``ceil(a)`` squares spread evenly
+    from edge to edge, so 16:9 costs two views, 2.39:1 three, square one.
+    """
+    height, width = image.shape[:2]
+    short, long = min(width, height), max(width, height)
+    count = max(1, math.ceil(long / short - 0.05))
+    if count == 1:
+        offset = (long - short) // 2
+        starts = [offset]
+    else:
+        starts = [round(i * (long - short) / (count - 1)) for i in range(count)]
+    if width >= height:
+        return [image[:, s : s + short] for s in starts]
+    return [image[s : s + short, :] for s in starts]
+
+
+class ClipEmbedder:
+    """A loaded open_clip model: image and text towers on one device, in inference mode."""
+
+    _load_lock = threading.Lock()
+
+    def __init__(self, settings: EmbeddingSettings) -> None:
+        import open_clip  # heavy: only paid by commands that embed
+
+        self.settings = settings
+        self.device = torch.device(settings.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        precision = "fp16" if self.device.type == "cuda" else "fp32"
+        pretrained = None if settings.has_schema else settings.pretrained
+        try:
+            with self._load_lock:
+                model, _, preprocess = open_clip.create_model_and_transforms(
+                    settings.model, pretrained=pretrained, precision=precision, device=self.device
+                )
+                self.tokenizer = open_clip.get_tokenizer(settings.model)
+        except (RuntimeError, FileNotFoundError, ValueError, OSError) as exc:
+            raise EmbeddingModelError(
+                f"cannot load CLIP model {settings.identity!r}: {str(exc).splitlines()[0]}"
+            ) from exc
+        model.eval()
+        self.model = model
+        self.preprocess = preprocess
+        self.dim = int(self.embed_text(["dimension probe"]).shape[1])
+
+    @property
+    def identity(self) -> str:
+        return self.settings.identity
+
+    def _dtype(self) -> torch.dtype:
+        return next(self.model.parameters()).dtype
+
+    @torch.inference_mode()
+    def embed_images(self, images: Sequence[np.ndarray]) -> np.ndarray:
+        """L2-normalised embeddings (N, dim) float32 of RGB uint8 (H, W, 3) square pictures."""
+        out: list[np.ndarray] = []
+        for i in range(0, len(images), self.settings.batch_size):
+            batch = torch.stack([self.preprocess(Image.fromarray(im)) for im in images[i : i + self.settings.batch_size]])
+            features = self.model.encode_image(batch.to(self.device, self._dtype()))
+            out.append(torch.nn.functional.normalize(features.float(), dim=-1).cpu().numpy())
+        return np.concatenate(out) if out else np.zeros((0, self.dim), np.float32)
+
+    @torch.inference_mode()
+    def embed_text(self, texts: Sequence[str]) -> np.ndarray:
+        """L2-normalised embeddings (N, dim) float32 of text queries."""
+        tokens = self.tokenizer(list(texts)).to(self.device)
+        features = self.model.encode_text(tokens)
+        return torch.nn.functional.normalize(features.float(), dim=-1).cpu().numpy()

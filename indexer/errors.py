@@ -1,0 +1,15 @@
+"""Errors of the indexer, each with a reason a person can act on."""
+
+from __future__ import annotations
+
+from catalog import FootageError
+
+
+class MediaError(FootageError):
+    """A file is not usable footage (empty, truncated, encrypted, no video, unreadable)."""
+
+
+class EmbeddingModelError(FootageError):
+    """The configured CLIP model cannot be loaded."""
+
+    exit_code = 2

@@ -1,0 +1,239 @@
+"""index(path): probe -> fingerprint -> sample -> embed -> one transaction.
+
+Idempotent: an unchanged file costs a fingerprint and one query. A file whose
+fingerprint matches an asset whose path has gone is a move: the asset keeps
+its id, segments and renditions.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from catalog import Catalog
+from catalog.assets import (
+    SegmentRow,
+    asset_by_path,
+    assets_with_fingerprint,
+    move_asset,
+    replace_segments,
+    segment_count,
+    upsert_asset,
+)
+from indexer.embed import ClipEmbedder, square_views
+from indexer.errors import MediaError
+from indexer.fingerprint import content_hash, quick_fingerprint
+from indexer.probe import MediaInfo, probe
+from indexer.sampling import SampledFrame, SamplingOptions, sample_frames
+
+OUTCOMES = ("indexed", "unchanged", "moved", "failed", "skipped")
+
+
+@dataclass(frozen=True)
+class IndexOptions:
+    sampling: SamplingOptions = field(default_factory=SamplingOptions)
+    kind: str = "master"
+    root_id: int | None = None
+    # Index even when the file is unchanged (e.g. ``footage reindex``).
+    force: bool = False
+
+
+@dataclass(frozen=True)
+class IndexResult:
+    """What happened to one file. ``message`` says why for failed and skipped files."""
+
+    path: str
+    outcome: str
+    asset_id: int | None = None
+    segments: int = 0
+    media_seconds: float = 0.0
+    message: str | None = None
+
+
+def media_facts(info: MediaInfo) -> dict[str, Any]:
+    """The asset columns that come from probing."""
+    return {
+        "container": info.container,
+        "video_codec": info.video_codec,
+        "width": info.width,
+        "height": info.height,
+        "sar_num": info.sample_aspect_ratio.numerator,
+        "sar_den": info.sample_aspect_ratio.denominator,
+        "dar_num": info.display_aspect_ratio.numerator,
+        "dar_den": info.display_aspect_ratio.denominator,
+        "frame_rate_num": info.frame_rate.numerator if info.frame_rate else None,
+        "frame_rate_den": info.frame_rate.denominator if info.frame_rate else None,
+        "variable_frame_rate": info.variable_frame_rate,
+        "duration_s": info.duration_s,
+        "start_time_s": info.start_time_s,
+        "pixel_format": info.pixel_format,
+        "bit_depth": info.bit_depth,
+        "color_primaries": info.color_primaries,
+        "color_transfer": info.color_transfer,
+        "color_matrix": info.color_matrix,
+        "color_range": info.color_range,
+        "field_order": info.field_order,
+        "rotation": info.rotation,
+        "timecode": info.timecode,
+        "audio_streams": [
+            {"index": a.index, "codec": a.codec, "channels": a.channels,
+             "sample_rate": a.sample_rate, "language": a.language}
+            for a in info.audio_streams
+        ],
+    }
+
+
+def _file_facts(path: Path) -> tuple[int, datetime]:
+    st = os.stat(path)
+    return st.st_size, datetime.fromtimestamp(st.st_mtime, timezone.utc)
+
+
+def _embed_moments(
+    embedder: ClipEmbedder, moments: list[SampledFrame]
+) -> list[SegmentRow]:
+    views: list[tuple[SampledFrame, int, Any]] = []
+    for moment in moments:
+        views.extend((moment, i, view) for i, view in enumerate(square_views(moment.image)))
+    vectors = embedder.embed_images([v for _, _, v in views])
+    return [
+        SegmentRow(m.start_s, m.end_s, m.frame_s, i, vector)
+        for (m, i, _), vector in zip(views, vectors, strict=True)
+    ]
+
+
+def _segments(path: Path, info: MediaInfo, embedder: ClipEmbedder, options: SamplingOptions) -> list[SegmentRow]:
+    rows: list[SegmentRow] = []
+    pending: list[SampledFrame] = []
+    # Embed in batches as frames arrive, so only one batch of pictures is held.
+    for moment in sample_frames(path, info, options):
+        pending.append(moment)
+        if len(pending) >= embedder.settings.batch_size:
+            rows.extend(_embed_moments(embedder, pending))
+            pending = []
+    if pending:
+        rows.extend(_embed_moments(embedder, pending))
+    return rows
+
+
+def record_failure(catalog: Catalog, path: Path, message: str, kind: str, root_id: int | None) -> int:
+    """Keep a bad file in the catalog with its reason, so users see it and it is not retried blindly."""
+    values: dict[str, Any] = {"kind": kind, "status": "error", "error": message}
+    if root_id is not None:
+        values["root_id"] = root_id
+    try:
+        values["size_bytes"], values["mtime"] = _file_facts(path)
+        values["fingerprint"] = quick_fingerprint(path)
+    except OSError:
+        pass
+    with catalog.session() as session:
+        return upsert_asset(session, str(path), values)
+
+
+def _try_move(catalog: Catalog, path: Path, fingerprint: str, embedder: ClipEmbedder, root_id: int | None) -> IndexResult | None:
+    with catalog.session() as session:
+        for candidate in assets_with_fingerprint(session, fingerprint):
+            if candidate.path != str(path) and not os.path.exists(candidate.path):
+                move_asset(session, candidate.id, str(path), root_id if root_id is not None else candidate.root_id)
+                if candidate.status == "missing":
+                    candidate.status = "indexed"
+                if segment_count(session, candidate.id, embedder.identity) == 0:
+                    return None  # same file, but never embedded with this model: index it
+                return IndexResult(str(path), "moved", candidate.id,
+                                   media_seconds=candidate.duration_s or 0.0,
+                                   message=f"moved from {candidate.path}")
+    return None
+
+
+def index_file(
+    catalog: Catalog,
+    embedder: ClipEmbedder,
+    path: Path,
+    options: IndexOptions = IndexOptions(),
+    on_stage: Callable[[str], None] | None = None,
+) -> IndexResult:
+    """Index one file. Never raises for bad media: the result says what happened."""
+    path = Path(os.path.abspath(path))
+    stage = on_stage or (lambda _: None)
+    try:
+        before = _file_facts(path)
+        fingerprint = quick_fingerprint(path)
+    except OSError as exc:
+        return IndexResult(str(path), "failed", message=f"{path}: cannot read: {exc.strerror}")
+
+    with catalog.session() as session:
+        existing = asset_by_path(session, str(path))
+        if (
+            existing is not None
+            and not options.force
+            and existing.fingerprint == fingerprint
+            and existing.status in ("indexed", "missing")
+            and segment_count(session, existing.id, embedder.identity) > 0
+        ):
+            if existing.status == "missing":
+                existing.status = "indexed"
+            return IndexResult(str(path), "unchanged", existing.id, media_seconds=existing.duration_s or 0.0)
+        existing_kind = existing.kind if existing is not None else None
+
+    if existing_kind is None:
+        moved = _try_move(catalog, path, fingerprint, embedder, options.root_id)
+        if moved is not None:
+            return moved
+
+    kind = existing_kind or options.kind
+    try:
+        stage("probing")
+        info = probe(path)
+        if info.is_footage_rendition and kind == "master":
+            return IndexResult(str(path), "skipped", message=f"{path}: a footage rendition, not a master")
+        stage("sampling")
+        rows = _segments(path, info, embedder, options.sampling)
+        stage("hashing")
+        digest = content_hash(path)
+        if _file_facts(path) != before:
+            raise MediaError(f"{path}: changed while it was being indexed; it will be indexed again")
+    except MediaError as exc:
+        asset_id = record_failure(catalog, path, str(exc), kind, options.root_id)
+        return IndexResult(str(path), "failed", asset_id, message=str(exc))
+
+    size, mtime = before
+    values: dict[str, Any] = {
+        **media_facts(info),
+        "kind": kind,
+        "status": "indexed",
+        "error": None,
+        "fingerprint": fingerprint,
+        "content_hash": digest,
+        "size_bytes": size,
+        "mtime": mtime,
+        "indexed_at": datetime.now(timezone.utc),
+    }
+    if options.root_id is not None:
+        values["root_id"] = options.root_id
+    stage("writing")
+    with catalog.session() as session:
+        asset_id = upsert_asset(session, str(path), values)
+        replace_segments(session, asset_id, embedder.identity, rows)
+    return IndexResult(str(path), "indexed", asset_id, segments=len(rows), media_seconds=info.duration_s or 0.0)
+
+
+def collect_files(paths: list[Path]) -> list[Path]:
+    """Files named directly, plus the candidate footage inside named folders, in order.
+
+    Raises ``NotFoundError`` for a path that does not exist.
+    """
+    from catalog import NotFoundError
+    from indexer.discover import walk
+
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            files.extend(walk(path))
+        elif path.exists():
+            files.append(path)
+        else:
+            raise NotFoundError(f"no such file or folder: {path}")
+    return files
