@@ -1,0 +1,174 @@
+"""index(path) end to end on a real catalog with a tiny real CLIP model."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+import sqlalchemy as sa
+from typer.testing import CliRunner
+
+from catalog import Asset, Catalog, Segment
+from cli.main import app
+from indexer.embed import ClipEmbedder, EmbeddingSettings
+from indexer.index import index_file
+from indexer.probe import RENDITION_TAG
+from media import Clip, truncate, write_clip
+
+
+def _segments(catalog: Catalog, asset_id: int) -> list[tuple[float, float, float, int]]:
+    with catalog.session() as s:
+        return list(
+            s.execute(
+                sa.select(Segment.start_s, Segment.end_s, Segment.frame_s, Segment.view)
+                .where(Segment.asset_id == asset_id)
+                .order_by(Segment.frame_s, Segment.view)
+            ).all()
+        )
+
+
+def _asset(catalog: Catalog, asset_id: int) -> Asset:
+    with catalog.session() as s:
+        asset = s.get(Asset, asset_id)
+        assert asset is not None
+        return asset
+
+
+def test_index_writes_asset_and_segments(catalog: Catalog, embedder: ClipEmbedder, tmp_path: Path) -> None:
+    path = write_clip(tmp_path / "harbour.mov", Clip(shots=(1.0, 1.0), audio=True))
+    result = index_file(catalog, embedder, path)
+    assert result.outcome == "indexed" and result.asset_id is not None
+    asset = _asset(catalog, result.asset_id)
+    assert asset.status == "indexed" and asset.kind == "master"
+    assert (asset.width, asset.height, asset.video_codec) == (160, 90, "h264")
+    assert asset.content_hash is not None and asset.content_hash.startswith("sha256:")
+    assert asset.audio_streams[0]["codec"] == "aac"
+    # Two shots, each seen through two square views (16:9).
+    assert [(s, v) for s, _, _, v in _segments(catalog, result.asset_id)] == [
+        (0.0, 0), (0.0, 1), (1.0, 0), (1.0, 1)
+    ]
+    assert result.segments == 4
+
+
+def test_reindex_of_unchanged_file_does_no_work(catalog: Catalog, embedder: ClipEmbedder, tmp_path: Path) -> None:
+    path = write_clip(tmp_path / "a.mp4", Clip())
+    first = index_file(catalog, embedder, path)
+    with catalog.session() as s:
+        ids_before = list(s.scalars(sa.select(Segment.id).order_by(Segment.id)))
+    second = index_file(catalog, embedder, path)
+    assert second.outcome == "unchanged" and second.asset_id == first.asset_id
+    with catalog.session() as s:
+        assert list(s.scalars(sa.select(Segment.id).order_by(Segment.id))) == ids_before
+
+
+def test_changed_file_is_reindexed_under_the_same_id(catalog: Catalog, embedder: ClipEmbedder, tmp_path: Path) -> None:
+    path = write_clip(tmp_path / "a.mp4", Clip(shots=(1.0,)))
+    first = index_file(catalog, embedder, path)
+    write_clip(path, Clip(shots=(1.0, 1.0, 1.0)))
+    second = index_file(catalog, embedder, path)
+    assert second.outcome == "indexed" and second.asset_id == first.asset_id
+    assert len({s for s, *_ in _segments(catalog, first.asset_id or 0)}) == 3
+
+
+def test_forced_reindex_gives_the_same_rows(catalog: Catalog, embedder: ClipEmbedder, tmp_path: Path) -> None:
+    from indexer.index import IndexOptions
+
+    path = write_clip(tmp_path / "a.mp4", Clip(shots=(1.0, 1.0)))
+    first = index_file(catalog, embedder, path)
+    before = _segments(catalog, first.asset_id or 0)
+    again = index_file(catalog, embedder, path, IndexOptions(force=True))
+    assert again.outcome == "indexed" and _segments(catalog, first.asset_id or 0) == before
+
+
+def test_rename_keeps_identity(catalog: Catalog, embedder: ClipEmbedder, tmp_path: Path) -> None:
+    path = write_clip(tmp_path / "a.mp4", Clip())
+    first = index_file(catalog, embedder, path)
+    moved = tmp_path / "sub" / "renamed.mp4"
+    moved.parent.mkdir()
+    shutil.move(path, moved)
+    second = index_file(catalog, embedder, moved)
+    assert second.outcome == "moved" and second.asset_id == first.asset_id
+    assert _asset(catalog, first.asset_id or 0).path == str(moved)
+    assert len(_segments(catalog, first.asset_id or 0)) == first.segments
+
+
+def test_copy_is_a_new_asset(catalog: Catalog, embedder: ClipEmbedder, tmp_path: Path) -> None:
+    path = write_clip(tmp_path / "a.mp4", Clip())
+    first = index_file(catalog, embedder, path)
+    copy = tmp_path / "copy.mp4"
+    shutil.copy(path, copy)
+    second = index_file(catalog, embedder, copy)
+    assert second.outcome == "indexed" and second.asset_id != first.asset_id
+
+
+def test_bad_files_are_recorded_and_good_ones_indexed(catalog: Catalog, embedder: ClipEmbedder, tmp_path: Path) -> None:
+    empty = tmp_path / "empty.mov"
+    empty.write_bytes(b"")
+    text = tmp_path / "notes.mp4"
+    text.write_text("not video")
+    cut = truncate(write_clip(tmp_path / "cut.mp4", Clip(shots=(2.0,))))
+    good = write_clip(tmp_path / "good.mp4", Clip())
+    results = {Path(r.path).name: r for r in (index_file(catalog, embedder, p) for p in (empty, text, cut, good))}
+    assert results["good.mp4"].outcome == "indexed"
+    for name in ("empty.mov", "notes.mp4", "cut.mp4"):
+        assert results[name].outcome == "failed"
+        asset = _asset(catalog, results[name].asset_id or 0)
+        assert asset.status == "error" and asset.error == results[name].message
+    assert "empty file (0 bytes)" in (results["empty.mov"].message or "")
+
+
+def test_footage_rendition_is_not_taken_as_master(catalog: Catalog, embedder: ClipEmbedder, tmp_path: Path) -> None:
+    path = tmp_path / "a.4k.mov"
+    # QuickTime keeps custom keys only with use_metadata_tags, as renditions are written.
+    with av.open(str(path), "w", options={"movflags": "use_metadata_tags"}) as out:
+        out.metadata[RENDITION_TAG] = "1"
+        stream = out.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 64, 64, "yuv420p"
+        for i in range(5):
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(np.full((64, 64, 3), i * 9, np.uint8), format="rgb24")))
+        out.mux(stream.encode(None))
+    result = index_file(catalog, embedder, path)
+    assert result.outcome == "skipped"
+    with catalog.session() as s:
+        assert s.scalar(sa.select(sa.func.count()).select_from(Asset)) == 0
+
+
+def test_other_model_keeps_its_own_vectors(catalog: Catalog, embedder: ClipEmbedder, tiny_clip: str, tmp_path: Path) -> None:
+    path = write_clip(tmp_path / "a.mp4", Clip())
+    index_file(catalog, embedder, path)
+    other = ClipEmbedder(EmbeddingSettings(model=tiny_clip, pretrained=None, batch_size=4))
+    assert other.identity == embedder.identity  # same model: nothing to redo
+    assert index_file(catalog, other, path).outcome == "unchanged"
+
+
+def test_weights_are_loaded_not_random(tiny_clip: str, embedder: ClipEmbedder) -> None:
+    again = ClipEmbedder(EmbeddingSettings(model=tiny_clip))
+    image = np.random.default_rng(1).integers(0, 255, (64, 64, 3), dtype=np.uint8)
+    np.testing.assert_allclose(again.embed_images([image]), embedder.embed_images([image]), atol=1e-5)
+    vectors = embedder.embed_text(["a harbour at dusk", "a red car"])
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+
+
+def test_cli_index_summary_and_exit_code(catalog: Catalog, tiny_clip: str, tmp_path: Path) -> None:
+    folder = tmp_path / "media"
+    folder.mkdir()
+    write_clip(folder / "one.mp4", Clip())
+    write_clip(folder / ".hidden.mp4", Clip())
+    write_clip(folder / "copying.mp4", Clip()).rename(folder / "copying.mp4.part")
+    (folder / "broken.mov").write_bytes(b"\x00" * 100)
+    env = {"FOOTAGE_DATABASE_URL": catalog.engine.url.render_as_string(hide_password=False),
+           "FOOTAGE_CLIP_MODEL": tiny_clip}
+    runner = CliRunner()
+    result = runner.invoke(app, ["index", str(folder), "--json"], env=env)
+    assert result.exit_code == 1, result.output
+    report = json.loads(result.stdout)
+    assert report["counts"]["indexed"] == 1 and report["counts"]["failed"] == 1
+    assert {Path(f["path"]).name for f in report["files"]} == {"one.mp4", "broken.mov"}
+
+    missing = runner.invoke(app, ["index", str(tmp_path / "nope")], env=env)
+    assert missing.exit_code == 5
+    assert missing.stderr == f"Error: no such file or folder: {tmp_path / 'nope'}\n"
