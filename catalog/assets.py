@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from catalog.models import Asset, Segment
+from catalog.models import Asset, Root, Segment
 
 
 @dataclass(frozen=True)
@@ -103,3 +103,39 @@ def assets_under(session: Session, prefix: str) -> list[Asset]:
     """Assets whose path lies under the folder ``prefix`` (absolute, no trailing slash)."""
     escaped = prefix.rstrip("/").replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return list(session.scalars(sa.select(Asset).where(Asset.path.like(f"{escaped}/%", escape="\\"))))
+
+
+def move_folder(session: Session, old_prefix: str, new_prefix: str) -> int:
+    """Re-point every asset under folder ``old_prefix`` to ``new_prefix``; returns how many."""
+    old = old_prefix.rstrip("/")
+    moved = assets_under(session, old)
+    for asset in moved:
+        asset.path = new_prefix.rstrip("/") + asset.path[len(old) :]
+    session.flush()
+    return len(moved)
+
+
+def upsert_root(session: Session, path: str, polling: bool) -> int:
+    """Register a watched folder (idempotent) and return its id."""
+    statement = insert(Root).values(path=path, polling=polling)
+    statement = statement.on_conflict_do_update(
+        index_elements=[Root.path], set_={"polling": statement.excluded.polling}
+    ).returning(Root.id)
+    return int(session.execute(statement).scalar_one())
+
+
+def touch_root_scan(session: Session, root_id: int) -> None:
+    session.execute(sa.update(Root).where(Root.id == root_id).values(last_scan_at=sa.func.now()))
+
+
+def assets_needing_model(session: Session, embedding_model: str, everything: bool = False) -> list[Asset]:
+    """Present assets without vectors from ``embedding_model`` (all present ones if ``everything``)."""
+    query = sa.select(Asset).where(Asset.status.in_(("indexed", "error"))).order_by(Asset.id)
+    if not everything:
+        has_vectors = (
+            sa.select(Segment.id)
+            .where(Segment.asset_id == Asset.id, Segment.embedding_model == embedding_model)
+            .exists()
+        )
+        query = query.where(Asset.status == "indexed", ~has_vectors)
+    return list(session.scalars(query))

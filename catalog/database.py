@@ -55,6 +55,11 @@ class Catalog:
         with self._sessions.begin() as session:
             yield session
 
+    @property
+    def conninfo(self) -> str:
+        """A libpq connection string (URI) for clients other than SQLAlchemy."""
+        return self.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+
     def close(self) -> None:
         self.engine.dispose()
 

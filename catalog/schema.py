@@ -51,3 +51,8 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
 def downgrade(engine: Engine, revision: str) -> None:
     """Migrate the catalog back to ``revision`` (``base`` removes every footage table)."""
     _run(engine, "downgrade", revision)
+
+
+def include_name(name: str | None, type_: str, parent_names: object) -> bool:
+    """Alembic filter: the job queue's objects belong to procrastinate, not to our models."""
+    return not (type_ == "table" and name is not None and name.startswith("procrastinate_"))

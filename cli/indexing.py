@@ -8,7 +8,8 @@ from typing import Annotated
 
 import typer
 
-from catalog import open_catalog
+from catalog import Catalog, open_catalog
+from catalog.assets import assets_needing_model
 from cli.output import JSON_OPTION, console, print_json, print_table
 from cli.progress import file_progress
 from cli.settings import catalog_settings, embedding_settings
@@ -50,18 +51,51 @@ def index(
     """
     files = collect_files(paths)
     options = IndexOptions(sampling=SamplingOptions(max_gap_s=max_gap, keyframes_only=keyframes))
-    results: list[IndexResult] = []
     with open_catalog(catalog_settings()) as catalog:
-        embedder = ClipEmbedder(embedding_settings())
-        with file_progress() as progress:
-            task = progress.add_task("Indexing", total=len(files))
-            for path in files:
-                progress.update(task, description=f"Indexing {path.name}")
-                results.append(index_file(catalog, embedder, path, options))
-                progress.advance(task)
-            progress.update(task, description="Indexed")
+        results = _index_all(catalog, ClipEmbedder(embedding_settings()), files, options)
+    _finish(results, as_json, "No video files found.")
+
+
+def _finish(results: list[IndexResult], as_json: bool, nothing: str) -> None:
     print_results(results, as_json)
-    if not as_json and not files:
-        console.print("No video files found.")
+    if not as_json and not results:
+        console.print(nothing)
     if any(r.outcome == "failed" for r in results):
         raise typer.Exit(1)
+
+
+def _index_all(catalog: Catalog, embedder: ClipEmbedder, files: list[Path], options: IndexOptions) -> list[IndexResult]:
+    results: list[IndexResult] = []
+    with file_progress() as progress:
+        task = progress.add_task("Indexing", total=len(files))
+        for path in files:
+            progress.update(task, description=f"Indexing {path.name}")
+            results.append(index_file(catalog, embedder, path, options))
+            progress.advance(task)
+        progress.update(task, description="Indexed")
+    return results
+
+
+def reindex(
+    everything: Annotated[bool, typer.Option("--all", help="Re-embed every asset, not only those the current model has not seen.")] = False,
+    keyframes: Annotated[bool, KEYFRAMES_OPTION] = False,
+    max_gap: Annotated[float, MAX_GAP_OPTION] = DEFAULT_MAX_GAP_S,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Embed catalogued assets with the current CLIP model (FOOTAGE_CLIP_MODEL).
+
+    Search only uses vectors of the current model, so after changing models run
+    this once; vectors of other models are kept, never mixed in.
+
+    Example: FOOTAGE_CLIP_MODEL=ViT-L-14 FOOTAGE_CLIP_PRETRAINED=laion2b_s32b_b82k footage reindex
+    """
+    settings = embedding_settings()
+    options = IndexOptions(
+        sampling=SamplingOptions(max_gap_s=max_gap, keyframes_only=keyframes), force=True
+    )
+    with open_catalog(catalog_settings()) as catalog:
+        with catalog.session() as session:
+            files = [Path(a.path) for a in assets_needing_model(session, settings.identity, everything)]
+        embedder = ClipEmbedder(settings)
+        results = _index_all(catalog, embedder, files, options)
+    _finish(results, as_json, f"Every asset already has vectors from {settings.identity}.")

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from cli import db, indexing
+from cli import db, indexing, service
 from cli.errors import FootageGroup
 
 EXIT_CODES = """Exit codes: 0 success, 1 failed, 2 bad usage or setting, 3 database
@@ -23,6 +23,9 @@ app = typer.Typer(
 )
 app.add_typer(db.app, name="db")
 app.command()(indexing.index)
+app.command()(indexing.reindex)
+app.command()(service.watch)
+app.command()(service.worker)
 
 
 def _version() -> str:

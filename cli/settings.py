@@ -34,3 +34,9 @@ def embedding_settings() -> EmbeddingSettings:
         pretrained=os.environ.get("FOOTAGE_CLIP_PRETRAINED") or defaults.pretrained,
         device=os.environ.get("FOOTAGE_DEVICE") or None,
     )
+
+
+def renditions_dir() -> Path:
+    """Where footage writes renditions: ``FOOTAGE_RENDITIONS_DIR``, else ``FOOTAGE_HOME/renditions``."""
+    raw = os.environ.get("FOOTAGE_RENDITIONS_DIR")
+    return (Path(raw).expanduser() if raw else footage_home() / "renditions").absolute()

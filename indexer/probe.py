@@ -124,6 +124,14 @@ def _is_vfr(container: av.container.InputContainer, stream: av.video.stream.Vide
     return max(deltas) - min(deltas) > 1
 
 
+def _encrypted(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> bool:
+    """Common-encryption (CENC) samples carry encryption side data on their packets."""
+    for packet in container.demux(stream):
+        if packet.size:
+            return bool(packet.has_sidedata("encryption_info"))
+    return False
+
+
 def _end_time(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> float | None:
     """Seconds at which the last video frame ends, read from the packets near the end.
 
@@ -179,7 +187,7 @@ def _probe_open(path: Path, container: av.container.InputContainer) -> MediaInfo
         raise MediaError(f"{path}: no video stream (holds {', '.join(kinds)})")
     stream = container.streams.video[0]
     ctx = stream.codec_context
-    if (ctx.codec_tag or "").lower() in ("encv", "enca") or "encryption" in " ".join(stream.metadata).lower():
+    if _encrypted(container, stream):
         raise MediaError(f"{path}: encrypted (DRM-protected) video cannot be indexed")
     if not ctx.width or not ctx.height:
         raise MediaError(f"{path}: video stream has no picture size (truncated or damaged)")

@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from alembic import context
 
 from catalog.models import Base
+from catalog.schema import include_name
 
 target_metadata = Base.metadata
 
@@ -19,7 +20,7 @@ target_metadata = Base.metadata
 def run_migrations_online() -> None:
     connection = context.config.attributes.get("connection")
     if connection is not None:
-        context.configure(connection=connection, target_metadata=target_metadata)
+        context.configure(connection=connection, target_metadata=target_metadata, include_name=include_name)
         with context.begin_transaction():
             context.run_migrations()
         return
@@ -29,7 +30,7 @@ def run_migrations_online() -> None:
         raise SystemExit("pass the database with: alembic -x url=postgresql+psycopg://... <command>")
     engine = sa.create_engine(url)
     with engine.begin() as conn:
-        context.configure(connection=conn, target_metadata=target_metadata)
+        context.configure(connection=conn, target_metadata=target_metadata, include_name=include_name)
         with context.begin_transaction():
             context.run_migrations()
     engine.dispose()

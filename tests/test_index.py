@@ -172,3 +172,26 @@ def test_cli_index_summary_and_exit_code(catalog: Catalog, tiny_clip: str, tmp_p
     missing = runner.invoke(app, ["index", str(tmp_path / "nope")], env=env)
     assert missing.exit_code == 5
     assert missing.stderr == f"Error: no such file or folder: {tmp_path / 'nope'}\n"
+
+
+def test_reindex_with_a_new_model_keeps_spaces_apart(catalog: Catalog, tiny_clip: str, tmp_path: Path) -> None:
+    from models import write_tiny_clip
+
+    path = write_clip(tmp_path / "a.mp4", Clip())
+    broken = tmp_path / "broken.mov"
+    broken.write_bytes(b"\x00" * 64)
+    env = {"FOOTAGE_DATABASE_URL": catalog.engine.url.render_as_string(hide_password=False),
+           "FOOTAGE_CLIP_MODEL": tiny_clip}
+    runner = CliRunner()
+    assert runner.invoke(app, ["index", str(path)], env=env).exit_code == 0
+    assert runner.invoke(app, ["index", str(broken)], env=env).exit_code == 1
+
+    other = write_tiny_clip(tmp_path / "other-clip", seed=1)
+    nothing = runner.invoke(app, ["reindex", "--json"], env=env)
+    assert json.loads(nothing.stdout)["files"] == []
+    result = runner.invoke(app, ["reindex", "--json"], env={**env, "FOOTAGE_CLIP_MODEL": other})
+    assert result.exit_code == 0, result.output
+    assert [Path(f["path"]).name for f in json.loads(result.stdout)["files"]] == ["a.mp4"]
+    with catalog.session() as s:
+        models = s.execute(sa.select(Segment.embedding_model, sa.func.count()).group_by(Segment.embedding_model)).all()
+    assert dict(models) == {tiny_clip: 4, other: 4}

@@ -29,9 +29,18 @@ def test_upgrade_downgrade_round_trip(make_database: Callable[[], str]) -> None:
                 sa.text("SELECT extversion FROM pg_extension WHERE extname = 'vector'")
             ).scalar_one()
 
+        assert "procrastinate_jobs" in sa.inspect(engine).get_table_names()
+
         schema.downgrade(engine, "base")
         assert schema.current_revision(engine) is None
         assert _tables(engine) == set()
+        with engine.connect() as conn:
+            leftovers = conn.execute(sa.text(
+                "SELECT count(*) FROM pg_class WHERE relname LIKE 'procrastinate%' "
+                "UNION ALL SELECT count(*) FROM pg_proc WHERE proname LIKE 'procrastinate%' "
+                "UNION ALL SELECT count(*) FROM pg_type WHERE typname LIKE 'procrastinate%'"
+            )).scalars().all()
+        assert leftovers == [0, 0, 0]
 
         schema.upgrade(engine)
         assert _tables(engine) == FOOTAGE_TABLES
@@ -44,7 +53,8 @@ def test_upgrade_downgrade_round_trip(make_database: Callable[[], str]) -> None:
 def test_models_match_migrated_schema(catalog_engine: sa.Engine) -> None:
     with catalog_engine.connect() as conn:
         context = MigrationContext.configure(
-            conn, opts={"compare_type": True, "compare_server_default": True}
+            conn,
+            opts={"compare_type": True, "compare_server_default": True, "include_name": schema.include_name},
         )
         diff = compare_metadata(context, Base.metadata)
     assert diff == []

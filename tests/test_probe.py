@@ -115,3 +115,20 @@ def test_audio_only(tmp_path: Path) -> None:
 def test_unreadable(tmp_path: Path) -> None:
     with pytest.raises(MediaError, match="cannot read"):
         probe(tmp_path / "gone.mov")
+
+
+def test_encrypted(tmp_path: Path) -> None:
+    path = tmp_path / "drm.mp4"
+    encryption = {
+        "encryption_scheme": "cenc-aes-ctr",
+        "encryption_key": "76a6c65c5ea762046bd749a2e632ccbb",
+        "encryption_kid": "a7e61c373e219033c21091fa607bf3b8",
+    }
+    with av.open(str(path), "w", options=encryption) as out:
+        stream = out.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 64, 64, "yuv420p"
+        for i in range(10):
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(np.full((64, 64, 3), i * 20, np.uint8), format="rgb24")))
+        out.mux(stream.encode(None))
+    with pytest.raises(MediaError, match=r"encrypted \(DRM-protected\) video cannot be indexed"):
+        probe(path)

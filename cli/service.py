@@ -1,0 +1,109 @@
+"""``footage watch`` and ``footage worker``: the long-running side of footage."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from catalog import Catalog, ConfigurationError, open_catalog
+from catalog.jobs import QUEUES, STALLED_WORKER_TIMEOUT_S, defer_index, job_app, register_maintenance
+from cli.indexing import KEYFRAMES_OPTION, MAX_GAP_OPTION
+from cli.logs import setup_logging
+from cli.output import console
+from cli.settings import catalog_settings, embedding_settings, renditions_dir
+from indexer.sampling import DEFAULT_MAX_GAP_S
+from indexer.tasks import LazyEmbedder, register_index_task
+from indexer.watch import FolderWatcher, WatchSettings
+
+CONCURRENCY_OPTION = typer.Option("--concurrency", min=1, help="Jobs this process runs at once.")
+
+
+def _worker_app(catalog: Catalog) -> object:
+    app = job_app(catalog)
+    register_index_task(app, catalog, LazyEmbedder(embedding_settings()))
+    register_maintenance(app)
+    return app
+
+
+def _run_worker(app: object, queues: list[str] | None, concurrency: int, name: str) -> None:
+    app.run_worker(  # type: ignore[attr-defined]
+        queues=queues,
+        concurrency=concurrency,
+        name=name,
+        wait=True,
+        install_signal_handlers=True,
+        stalled_worker_timeout=STALLED_WORKER_TIMEOUT_S,
+        update_heartbeat_interval=STALLED_WORKER_TIMEOUT_S / 6,
+    )
+
+
+def watch(
+    roots: Annotated[list[Path], typer.Argument(help="Folders to watch (recursively).")],
+    poll: Annotated[bool, typer.Option("--poll", help="Poll instead of OS events (network shares).")] = False,
+    settle: Annotated[float, typer.Option("--settle", min=0.0, help="Seconds a file must stay unchanged before it is indexed.")] = 5.0,
+    rescan: Annotated[float, typer.Option("--rescan", min=1.0, help="Seconds between full rescans.")] = 1800.0,
+    keyframes: Annotated[bool, KEYFRAMES_OPTION] = False,
+    max_gap: Annotated[float, MAX_GAP_OPTION] = DEFAULT_MAX_GAP_S,
+    concurrency: Annotated[int, CONCURRENCY_OPTION] = 1,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log library details too.")] = False,
+) -> None:
+    """Watch folders and keep them indexed: the watch-folder service.
+
+    Registers the folders, catches up with what changed since the last run
+    (new, changed, moved, deleted files), then follows filesystem events. A
+    file is indexed once it has stopped changing and decodes; moves keep an
+    asset's identity; deletions mark it missing. An in-process worker runs the
+    jobs, so one command is enough; `footage worker` on other machines helps.
+    Stop with Ctrl-C (or SIGTERM): a restart loses nothing.
+
+    Example: footage watch /media/incoming --settle 10
+    """
+    for root in roots:
+        if not root.is_dir():
+            raise ConfigurationError(f"not a folder: {root}")
+    setup_logging(verbose)
+    settings = WatchSettings(settle_s=settle, rescan_interval_s=rescan, poll=poll, exclude=(renditions_dir(),))
+    with open_catalog(catalog_settings()) as catalog:
+        defer_app = job_app(catalog, asynchronous=False)
+        defer_app.open()
+
+        def enqueue(path: Path, root_id: int) -> None:
+            defer_index(defer_app, str(path), root_id=root_id, keyframes_only=keyframes, max_gap_s=max_gap)
+
+        watcher = FolderWatcher(catalog, roots, settings, enqueue)
+        stop = threading.Event()
+        thread = threading.Thread(target=watcher.run, args=(stop,), name="footage-watch", daemon=True)
+        console.print(f"Watching {', '.join(str(r) for r in roots)} (Ctrl-C to stop)")
+        thread.start()
+        try:
+            _run_worker(_worker_app(catalog), list(QUEUES), concurrency, "watch")
+        finally:
+            stop.set()
+            thread.join(timeout=30)
+            defer_app.close()
+    console.print("Stopped.")
+
+
+def worker(
+    queues: Annotated[list[str] | None, typer.Option("--queue", "-q", help=f"Queue to take jobs from (repeatable; default all: {', '.join(QUEUES)}).")] = None,
+    concurrency: Annotated[int, CONCURRENCY_OPTION] = 1,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log library details too.")] = False,
+) -> None:
+    """Run queued jobs (indexing, rendering) until stopped.
+
+    Start one on any machine that reaches the catalog database and the media
+    storage; workers share the queue without doing a job twice.
+
+    Example: FOOTAGE_DATABASE_URL=postgresql+psycopg://me@db/footage footage worker -q render
+    """
+    unknown = sorted(set(queues or ()) - set(QUEUES))
+    if unknown:
+        raise ConfigurationError(f"unknown queue {unknown[0]!r}; known: {', '.join(QUEUES)}")
+    setup_logging(verbose)
+    with open_catalog(catalog_settings()) as catalog:
+        console.print(f"Worker on queues {', '.join(queues or QUEUES)} (Ctrl-C to stop)")
+        _run_worker(_worker_app(catalog), queues or list(QUEUES), concurrency, "worker")
+    console.print("Stopped.")
