@@ -6,12 +6,19 @@ import math
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 from PIL import Image
 
 from indexer.errors import EmbeddingModelError
+
+if TYPE_CHECKING:
+    import torch
+
+# torch and open_clip are imported when a model is loaded, not when this module
+# is: CLI commands that never embed (db, jobs, --help) start in a fraction of
+# the time.
 
 DEFAULT_MODEL = "ViT-B-32"
 DEFAULT_PRETRAINED = "laion2b_s34b_b79k"
@@ -69,7 +76,8 @@ class ClipEmbedder:
     _load_lock = threading.Lock()
 
     def __init__(self, settings: EmbeddingSettings) -> None:
-        import open_clip  # heavy: only paid by commands that embed
+        import open_clip
+        import torch
 
         self.settings = settings
         self.device = torch.device(settings.device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -86,7 +94,7 @@ class ClipEmbedder:
                 f"cannot load CLIP model {settings.identity!r}: {str(exc).splitlines()[0]}"
             ) from exc
         model.eval()
-        self.model = model
+        self.model: Any = model
         self.preprocess = preprocess
         self.dim = int(self.embed_text(["dimension probe"]).shape[1])
 
@@ -97,19 +105,24 @@ class ClipEmbedder:
     def _dtype(self) -> torch.dtype:
         return next(self.model.parameters()).dtype
 
-    @torch.inference_mode()
     def embed_images(self, images: Sequence[np.ndarray]) -> np.ndarray:
         """L2-normalised embeddings (N, dim) float32 of RGB uint8 (H, W, 3) square pictures."""
+        import torch
+
         out: list[np.ndarray] = []
-        for i in range(0, len(images), self.settings.batch_size):
-            batch = torch.stack([self.preprocess(Image.fromarray(im)) for im in images[i : i + self.settings.batch_size]])
-            features = self.model.encode_image(batch.to(self.device, self._dtype()))
-            out.append(torch.nn.functional.normalize(features.float(), dim=-1).cpu().numpy())
+        with torch.inference_mode():
+            for i in range(0, len(images), self.settings.batch_size):
+                chunk = images[i : i + self.settings.batch_size]
+                batch = torch.stack([self.preprocess(Image.fromarray(im)) for im in chunk])
+                features = self.model.encode_image(batch.to(self.device, self._dtype()))
+                out.append(torch.nn.functional.normalize(features.float(), dim=-1).cpu().numpy())
         return np.concatenate(out) if out else np.zeros((0, self.dim), np.float32)
 
-    @torch.inference_mode()
     def embed_text(self, texts: Sequence[str]) -> np.ndarray:
         """L2-normalised embeddings (N, dim) float32 of text queries."""
-        tokens = self.tokenizer(list(texts)).to(self.device)
-        features = self.model.encode_text(tokens)
-        return torch.nn.functional.normalize(features.float(), dim=-1).cpu().numpy()
+        import torch
+
+        with torch.inference_mode():
+            tokens = self.tokenizer(list(texts)).to(self.device)
+            features = self.model.encode_text(tokens)
+            return torch.nn.functional.normalize(features.float(), dim=-1).cpu().numpy()
