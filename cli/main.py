@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from cli import db, indexing, service
+from cli import db, indexing, search, service
 from cli.errors import FootageGroup
 
 EXIT_CODES = """Exit codes: 0 success, 1 failed, 2 bad usage or setting, 3 database
@@ -26,6 +26,8 @@ app.command()(indexing.index)
 app.command()(indexing.reindex)
 app.command()(service.watch)
 app.command()(service.worker)
+app.command()(search.search)
+app.command()(search.show)
 
 
 def _version() -> str:

@@ -1,0 +1,171 @@
+"""Asset families: a master and every rendition made from it, with provenance."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from fractions import Fraction
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session, aliased
+
+from catalog.errors import NotFoundError
+from catalog.models import Asset, Rendition, Segment
+
+
+@dataclass(frozen=True)
+class RenditionInfo:
+    """How a rendition was (or is being) made."""
+
+    rendition_id: int
+    label: str
+    target_width: int
+    target_height: int
+    model_name: str
+    model_sha256: str
+    parameters: dict[str, Any]
+    status: str
+    progress: float
+    error: str | None
+    requested_at: datetime
+    finished_at: datetime | None
+    provenance: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Version:
+    """One file of a family as users see it. ``asset_id`` is ``None`` for a rendition not yet written."""
+
+    asset_id: int | None
+    kind: str
+    path: str | None
+    status: str
+    width: int | None
+    height: int | None
+    display_aspect_ratio: str | None
+    video_codec: str | None
+    frame_rate: str | None
+    duration_s: float | None
+    size_bytes: int | None
+    rendition: RenditionInfo | None = None
+
+
+@dataclass(frozen=True)
+class Family:
+    master: Version
+    renditions: tuple[Version, ...]
+
+
+def _ratio(num: int | None, den: int | None) -> str | None:
+    if not num or not den:
+        return None
+    r = Fraction(num, den)
+    return f"{r.numerator}:{r.denominator}"
+
+
+def version_of(asset: Asset, rendition: RenditionInfo | None = None) -> Version:
+    return Version(
+        asset_id=asset.id,
+        kind=asset.kind,
+        path=asset.path,
+        status=asset.status,
+        width=asset.width,
+        height=asset.height,
+        display_aspect_ratio=_ratio(asset.dar_num, asset.dar_den),
+        video_codec=asset.video_codec,
+        frame_rate=(
+            str(Fraction(asset.frame_rate_num, asset.frame_rate_den))
+            if asset.frame_rate_num and asset.frame_rate_den
+            else None
+        ),
+        duration_s=asset.duration_s,
+        size_bytes=asset.size_bytes,
+        rendition=rendition,
+    )
+
+
+def rendition_info(r: Rendition) -> RenditionInfo:
+    return RenditionInfo(
+        rendition_id=r.id,
+        label=r.label,
+        target_width=r.target_width,
+        target_height=r.target_height,
+        model_name=r.model_name,
+        model_sha256=r.model_sha256,
+        parameters=r.parameters,
+        status=r.status,
+        progress=r.progress,
+        error=r.error,
+        requested_at=r.requested_at,
+        finished_at=r.finished_at,
+        provenance=r.provenance,
+    )
+
+
+def _pending_version(r: Rendition) -> Version:
+    return Version(None, "rendition", None, r.status, r.target_width, r.target_height,
+                   None, None, None, None, None, rendition_info(r))
+
+
+def families(session: Session, master_ids: Iterable[int]) -> dict[int, Family]:
+    """The families of the given masters, renditions newest first."""
+    ids = sorted(set(master_ids))
+    if not ids:
+        return {}
+    masters = {a.id: a for a in session.scalars(sa.select(Asset).where(Asset.id.in_(ids)))}
+    file = aliased(Asset)
+    rows = session.execute(
+        sa.select(Rendition, file)
+        .outerjoin(file, file.id == Rendition.rendition_asset_id)
+        .where(Rendition.master_id.in_(ids))
+        .order_by(Rendition.requested_at.desc(), Rendition.id.desc())
+    ).all()
+    renditions: dict[int, list[Version]] = {i: [] for i in ids}
+    for rendition, asset in rows:
+        info = rendition_info(rendition)
+        renditions[rendition.master_id].append(version_of(asset, info) if asset else _pending_version(rendition))
+    return {i: Family(version_of(masters[i]), tuple(renditions[i])) for i in ids if i in masters}
+
+
+def family_master_id(session: Session, asset_id: int) -> int:
+    """The master of an asset's family: its own id for a master or an unlinked file."""
+    master = session.scalar(sa.select(Rendition.master_id).where(Rendition.rendition_asset_id == asset_id))
+    return int(master) if master is not None else asset_id
+
+
+def resolve_asset(session: Session, ref: str) -> Asset:
+    """An asset by id (digits) or by path; ``NotFoundError`` names what was asked for."""
+    asset: Asset | None = None
+    if ref.isdigit():
+        asset = session.get(Asset, int(ref))
+    if asset is None:
+        asset = session.scalar(sa.select(Asset).where(Asset.path == os.path.abspath(ref)))
+    if asset is None:
+        raise NotFoundError(f"no asset with id or path {ref!r} in the catalog")
+    return asset
+
+
+@dataclass(frozen=True)
+class AssetDetails:
+    """Everything ``footage show`` tells about one asset."""
+
+    facts: dict[str, Any]
+    segments_by_model: dict[str, int]
+    family: Family
+
+
+def asset_details(session: Session, ref: str) -> AssetDetails:
+    asset = resolve_asset(session, ref)
+    facts = {c.key: getattr(asset, c.key) for c in sa.inspect(Asset).mapper.column_attrs}
+    counts = dict(
+        session.execute(
+            sa.select(Segment.embedding_model, sa.func.count())
+            .where(Segment.asset_id == asset.id)
+            .group_by(Segment.embedding_model)
+        ).all()
+    )
+    master_id = family_master_id(session, asset.id)
+    return AssetDetails(facts=facts, segments_by_model=counts, family=families(session, [master_id])[master_id])

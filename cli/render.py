@@ -1,0 +1,37 @@
+"""How families, versions and moments look in a terminal."""
+
+from __future__ import annotations
+
+from catalog.families import Family, Version
+
+
+def resolution(version: Version) -> str:
+    if not version.width or not version.height:
+        return "-"
+    dar = f" ({version.display_aspect_ratio})" if version.display_aspect_ratio else ""
+    return f"{version.width}x{version.height}{dar}"
+
+
+def status(version: Version) -> str:
+    if version.status == "missing":
+        return "[red]missing[/red]"
+    if version.status == "error":
+        return "[red]error[/red]"
+    return version.status
+
+
+def version_label(version: Version) -> str:
+    if version.rendition is None:
+        return version.path or "-"
+    r = version.rendition
+    where = version.path or f"(not written yet, {r.progress:.0%})"
+    return f"↳ {r.label} by {r.model_name}: {where}"
+
+
+def family_rows(family: Family) -> list[tuple[str, str, str, str]]:
+    """(what, resolution, codec, status) rows: the master, then each rendition."""
+    rows = [(version_label(family.master), resolution(family.master), family.master.video_codec or "-",
+             status(family.master))]
+    for version in family.renditions:
+        rows.append((version_label(version), resolution(version), version.video_codec or "-", status(version)))
+    return rows

@@ -1,0 +1,78 @@
+"""Turning what a user searches with (text, a picture, a moment) into catalog results."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from catalog import Catalog, FootageError, NotFoundError
+from catalog.families import resolve_asset
+from catalog.search import FamilyHit, SearchOptions, moment_vector, search_vector
+from indexer.embed import ClipEmbedder, EmbeddingSettings, square_views
+from indexer.errors import MediaError
+
+_CLOCK = re.compile(r"^(?:(\d+):)?(\d{1,2}):(\d{1,2}(?:\.\d+)?)$")
+
+
+class QueryError(FootageError):
+    """A search that cannot be run as asked (empty text, unreadable picture, bad moment)."""
+
+    exit_code = 2
+
+
+def parse_time(text: str) -> float:
+    """Seconds from ``12.5``, ``1:02.5`` or ``1:02:03``."""
+    text = text.strip()
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    match = _CLOCK.match(text)
+    if not match:
+        raise QueryError(f"cannot read {text!r} as a time; use seconds (75.5) or H:MM:SS (0:01:15.5)")
+    hours, minutes, seconds = match.groups()
+    return int(hours or 0) * 3600 + int(minutes) * 60 + float(seconds)
+
+
+def _normalised(vectors: np.ndarray) -> np.ndarray:
+    mean = vectors.mean(axis=0)
+    return mean / np.linalg.norm(mean)
+
+
+def search_text(catalog: Catalog, embedder: ClipEmbedder, text: str, options: SearchOptions) -> list[FamilyHit]:
+    if not text.strip():
+        raise QueryError("the search text is empty; describe what the shot shows")
+    vector = embedder.embed_text([text])[0]
+    with catalog.session() as session:
+        return search_vector(session, vector, embedder.identity, options)
+
+
+def search_image(catalog: Catalog, embedder: ClipEmbedder, image_path: Path, options: SearchOptions) -> list[FamilyHit]:
+    """Query by example: a still or a frame grab, seen whole like indexed frames are."""
+    try:
+        with Image.open(image_path) as image:
+            picture = np.asarray(image.convert("RGB"))
+    except (OSError, UnidentifiedImageError) as exc:
+        raise MediaError(f"{image_path}: cannot read as an image ({exc.__class__.__name__})") from exc
+    vector = _normalised(embedder.embed_images(square_views(picture)))
+    with catalog.session() as session:
+        return search_vector(session, vector, embedder.identity, options)
+
+
+def search_like(catalog: Catalog, settings: EmbeddingSettings, moment: str, options: SearchOptions) -> list[FamilyHit]:
+    """More like ``ASSET@TIME``: uses the stored vectors, so no model is loaded."""
+    ref, sep, when = moment.rpartition("@")
+    if not sep or not ref:
+        raise QueryError(f"--like takes ASSET@TIME (an id or path, then a time), not {moment!r}")
+    at_s = parse_time(when)
+    with catalog.session() as session:
+        asset = resolve_asset(session, ref)
+        vector = moment_vector(session, asset.id, settings.identity, at_s)
+        if vector is None:
+            raise NotFoundError(
+                f"asset {asset.id} has no moments from model {settings.identity}; run `footage reindex`"
+            )
+        return search_vector(session, vector, settings.identity, options)

@@ -1,0 +1,228 @@
+"""Search: exact against brute force, query by example, families, filters, CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+from typer.testing import CliRunner
+
+from catalog import Asset, Catalog, Rendition, Segment
+from catalog.search import SearchFilters, SearchOptions, search_vector
+from cli.main import app
+from indexer.embed import ClipEmbedder
+from indexer.index import IndexOptions, index_file
+from media import Clip, write_clip
+
+MODEL = "test-model"
+runner = CliRunner()
+
+
+def _unit(rng: np.random.Generator, n: int, dim: int = 512) -> np.ndarray:
+    v = rng.normal(size=(n, dim)).astype(np.float32)
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def _fill(session: Session, vectors: np.ndarray, per_asset: int, **asset_facts: object) -> list[int]:
+    ids = []
+    for a in range(len(vectors) // per_asset):
+        asset = Asset(path=f"/synthetic/{asset_facts.get('height', 0)}/{a}.mov", status="indexed", **asset_facts)
+        session.add(asset)
+        session.flush()
+        ids.append(asset.id)
+        session.execute(sa.insert(Segment), [
+            {"asset_id": asset.id, "start_s": float(i), "end_s": float(i + 1), "frame_s": float(i),
+             "embedding": vectors[a * per_asset + i], "embedding_model": MODEL, "embedding_dim": 512}
+            for i in range(per_asset)
+        ])
+    return ids
+
+
+def _brute_force(vectors: np.ndarray, ids: list[int], per_asset: int, query: np.ndarray, k: int) -> list[int]:
+    scores = (vectors @ query).reshape(len(ids), per_asset).max(axis=1)
+    return [ids[i] for i in np.argsort(-scores)[:k]]
+
+
+def test_hnsw_matches_brute_force(session: Session) -> None:
+    rng = np.random.default_rng(7)
+    vectors = _unit(rng, 1500)
+    ids = _fill(session, vectors, per_asset=5, height=1080)
+    session.execute(sa.text("ANALYZE segments"))
+    session.execute(sa.text("SET LOCAL enable_seqscan = off"))
+    plan = "\n".join(session.execute(sa.text(
+        "EXPLAIN SELECT id FROM segments WHERE embedding_dim = 512 "
+        "ORDER BY (embedding::vector(512)) <=> CAST(:q AS vector(512)) LIMIT 10"
+    ), {"q": vectors[0].tolist()}).scalars())
+    assert "ix_segments_embedding_hnsw_512" in plan
+    for query in _unit(rng, 5):
+        expected = _brute_force(vectors, ids, 5, query, 10)
+        hnsw = [h.family.master.asset_id for h in search_vector(session, query, MODEL, SearchOptions(limit=10))]
+        exact = [h.family.master.asset_id for h in search_vector(session, query, MODEL, SearchOptions(limit=10, exact=True))]
+        assert exact == expected
+        assert hnsw == expected
+
+
+def test_filters_do_not_lose_results(session: Session) -> None:
+    rng = np.random.default_rng(3)
+    query = _unit(rng, 1)[0]
+    # 2000 SD segments crowd the neighbourhood of the query; 4 HD ones lie far away.
+    near = query + 0.3 * _unit(rng, 2000)
+    near /= np.linalg.norm(near, axis=1, keepdims=True)
+    _fill(session, near, per_asset=20, height=480)
+    far_ids = _fill(session, _unit(rng, 4), per_asset=1, height=2160)
+    session.execute(sa.text("ANALYZE segments"))
+    session.execute(sa.text("SET LOCAL enable_seqscan = off"))  # make the planner use HNSW
+    hits = search_vector(session, query, MODEL, SearchOptions(limit=10, filters=SearchFilters(min_height=2000)))
+    assert sorted(h.family.master.asset_id for h in hits) == sorted(far_ids)
+
+
+def test_other_models_are_never_mixed_in(session: Session) -> None:
+    rng = np.random.default_rng(5)
+    vectors = _unit(rng, 10)
+    _fill(session, vectors, per_asset=5, height=720)
+    assert search_vector(session, vectors[0], "another-model", SearchOptions()) == []
+    assert len(search_vector(session, vectors[0], MODEL, SearchOptions())) == 2
+
+
+def _grab(path: Path, at_s: float, out: Path) -> Path:
+    with av.open(str(path)) as container:
+        for frame in container.decode(video=0):
+            if frame.time is not None and frame.time >= at_s - 1e-6:
+                frame.to_image().save(out)
+                return out
+    raise AssertionError("no frame at that time")
+
+
+@pytest.fixture
+def library(catalog: Catalog, embedder: ClipEmbedder, tmp_path: Path) -> dict[str, int]:
+    """Three masters with different shots, and a linked rendition of the first."""
+    folder = tmp_path / "library"
+    folder.mkdir()
+    ids: dict[str, int] = {}
+    for name, shots in (("alpha.mp4", (1.0, 1.0)), ("beta.mov", (1.0, 1.0, 1.0)), ("gamma.mkv", (1.0,))):
+        result = index_file(catalog, embedder, write_clip(folder / name, Clip(shots=shots)))
+        ids[name] = result.asset_id or 0
+    renders = tmp_path / "renders"
+    renders.mkdir()
+    upscaled = write_clip(renders / "alpha.4k.mp4", Clip(width=320, height=180, shots=(1.0, 1.0)))
+    rendition = index_file(catalog, embedder, upscaled, IndexOptions(kind="rendition"))
+    ids["alpha.4k.mp4"] = rendition.asset_id or 0
+    with catalog.session() as s:
+        s.add(Rendition(master_id=ids["alpha.mp4"], rendition_asset_id=ids["alpha.4k.mp4"], label="4k",
+                        target_width=320, target_height=180, model_name="tiny-esrgan", model_sha256="b" * 64,
+                        status="done", progress=1.0, provenance={"model": "tiny-esrgan"}))
+    return ids
+
+
+def _env(catalog: Catalog, tiny_clip: str) -> dict[str, str]:
+    return {"FOOTAGE_DATABASE_URL": catalog.engine.url.render_as_string(hide_password=False),
+            "FOOTAGE_CLIP_MODEL": tiny_clip}
+
+
+def _search(env: dict[str, str], *args: str) -> dict:
+    result = runner.invoke(app, ["search", *args, "--json"], env=env)
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def test_query_by_example_finds_that_moment(library: dict[str, int], catalog: Catalog, tiny_clip: str, tmp_path: Path) -> None:
+    still = _grab(tmp_path / "library" / "beta.mov", 2.0, tmp_path / "still.png")
+    report = _search(_env(catalog, tiny_clip), "--image", str(still))
+    best = report["results"][0]
+    assert best["master"]["asset_id"] == library["beta.mov"]
+    assert best["moments"][0]["start_s"] == pytest.approx(2.0, abs=0.05)
+    assert best["moments"][0]["score"] > 0.95
+
+
+def test_family_appears_once_with_both_versions(library: dict[str, int], catalog: Catalog, tiny_clip: str) -> None:
+    env = _env(catalog, tiny_clip)
+    report = _search(env, "a red field with stripes", "--limit", "10")
+    masters = [r["master"]["asset_id"] for r in report["results"]]
+    assert sorted(masters) == sorted([library["alpha.mp4"], library["beta.mov"], library["gamma.mkv"]])
+    alpha = next(r for r in report["results"] if r["master"]["asset_id"] == library["alpha.mp4"])
+    assert (alpha["master"]["width"], alpha["master"]["height"]) == (160, 90)
+    (rendition,) = alpha["renditions"]
+    assert (rendition["width"], rendition["height"], rendition["kind"]) == (320, 180, "rendition")
+    assert rendition["rendition"]["model_name"] == "tiny-esrgan" and rendition["rendition"]["status"] == "done"
+
+    only_renditions = _search(env, "a red field", "--kind", "rendition")
+    assert [r["master"]["asset_id"] for r in only_renditions["results"]] == [library["alpha.mp4"]]
+    assert only_renditions["results"][0]["moments"][0]["asset_id"] == library["alpha.4k.mp4"]
+
+
+def test_cli_filters(library: dict[str, int], catalog: Catalog, tiny_clip: str, tmp_path: Path) -> None:
+    env = _env(catalog, tiny_clip)
+    ids = lambda report: sorted(r["master"]["asset_id"] for r in report["results"])  # noqa: E731
+    assert ids(_search(env, "shot", "--has-rendition")) == [library["alpha.mp4"]]
+    assert ids(_search(env, "shot", "--no-rendition")) == sorted([library["beta.mov"], library["gamma.mkv"]])
+    assert ids(_search(env, "shot", "--min-height", "100")) == [library["alpha.mp4"]]  # via its 180p rendition
+    assert ids(_search(env, "shot", "--kind", "master", "--max-height", "100")) == sorted(
+        [library["alpha.mp4"], library["beta.mov"], library["gamma.mkv"]])
+    assert ids(_search(env, "shot", "--under", str(tmp_path / "library" / "g"))) == [library["gamma.mkv"]]
+    assert ids(_search(env, "shot", "--since", "2999-01-01")) == []
+
+
+def test_moments_and_like(library: dict[str, int], catalog: Catalog, tiny_clip: str) -> None:
+    env = _env(catalog, tiny_clip)
+    report = _search(env, "--like", f"{library['beta.mov']}@2.5", "--moments", "3", "--limit", "1")
+    (best,) = report["results"]
+    assert best["master"]["asset_id"] == library["beta.mov"]
+    assert best["moments"][0]["start_s"] == pytest.approx(2.0, abs=0.05)
+    assert len(best["moments"]) == 3
+    assert best["moments"][0]["timecode"] == "00:00:02:00"
+    assert set(best) == {"rank", "score", "master", "renditions", "moments"}
+    assert set(report["query"]) == {"text", "image", "like", "model"}
+
+
+def test_missing_master_is_shown_with_its_renditions(library: dict[str, int], catalog: Catalog, tiny_clip: str) -> None:
+    with catalog.session() as s:
+        s.execute(sa.update(Asset).where(Asset.id == library["alpha.mp4"]).values(status="missing"))
+    report = _search(_env(catalog, tiny_clip), "shot", "--has-rendition")
+    (alpha,) = report["results"]
+    assert alpha["master"]["status"] == "missing"
+    assert alpha["renditions"][0]["status"] == "indexed"
+    table = runner.invoke(app, ["search", "shot", "--has-rendition"], env=_env(catalog, tiny_clip))
+    assert "missing" in table.stdout and "4k by tiny-esrgan" in table.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["search", "   "], 2, "Error: the search text is empty; describe what the shot shows\n"),
+        (["search"], 2, "Error: give exactly one of: search text, --image FILE or --like ASSET@TIME\n"),
+        (["search", "x", "--kind", "proxy"], 2, "Error: unknown --kind 'proxy'; known: any, master, rendition\n"),
+        (["search", "--like", "999@1"], 5, "Error: no asset with id or path '999' in the catalog\n"),
+        (["search", "--like", "1@soon"], 2,
+         "Error: cannot read 'soon' as a time; use seconds (75.5) or H:MM:SS (0:01:15.5)\n"),
+        (["show", "/no/such/file.mov"], 5, "Error: no asset with id or path '/no/such/file.mov' in the catalog\n"),
+    ],
+)
+def test_bad_input(catalog: Catalog, tiny_clip: str, args: list[str], code: int, message: str) -> None:
+    result = runner.invoke(app, args, env=_env(catalog, tiny_clip))
+    assert (result.exit_code, result.stderr) == (code, message)
+
+
+def test_unreadable_image(catalog: Catalog, tiny_clip: str, tmp_path: Path) -> None:
+    fake = tmp_path / "still.png"
+    fake.write_text("not a picture")
+    result = runner.invoke(app, ["search", "--image", str(fake)], env=_env(catalog, tiny_clip))
+    assert result.exit_code == 1
+    assert result.stderr == f"Error: {fake}: cannot read as an image (UnidentifiedImageError)\n"
+
+
+def test_show(library: dict[str, int], catalog: Catalog, tiny_clip: str) -> None:
+    env = _env(catalog, tiny_clip)
+    result = runner.invoke(app, ["show", str(library["alpha.4k.mp4"]), "--json"], env=env)
+    assert result.exit_code == 0, result.output
+    details = json.loads(result.stdout)
+    assert details["asset"]["kind"] == "rendition"
+    assert details["master"]["asset_id"] == library["alpha.mp4"]
+    assert details["renditions"][0]["asset_id"] == library["alpha.4k.mp4"]
+    assert details["segments_by_model"] == {tiny_clip: 4}
+    table = runner.invoke(app, ["show", str(library["alpha.mp4"])], env=env)
+    assert "Provenance of rendition" in table.stdout
