@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from cli import db, indexing, search, service
+from cli import db, indexing, search, service, upscaling
 from cli.errors import FootageGroup
 
 EXIT_CODES = """Exit codes: 0 success, 1 failed, 2 bad usage or setting, 3 database
@@ -28,6 +28,9 @@ app.command()(service.watch)
 app.command()(service.worker)
 app.command()(search.search)
 app.command()(search.show)
+app.command()(upscaling.render)
+app.command()(upscaling.preview)
+app.command()(upscaling.models)
 
 
 def _version() -> str:

@@ -13,7 +13,7 @@ from catalog import open_catalog
 from catalog.families import asset_details
 from catalog.search import KINDS, FamilyHit, SearchFilters, SearchOptions
 from cli.output import JSON_OPTION, console, print_fields, print_json, print_table
-from cli.render import family_rows
+from cli.views import family_rows
 from cli.settings import catalog_settings, embedding_settings
 from indexer.query import QueryError, search_image, search_like, search_text
 

@@ -32,7 +32,7 @@ def embedding_settings() -> EmbeddingSettings:
     return EmbeddingSettings(
         model=os.environ.get("FOOTAGE_CLIP_MODEL") or defaults.model,
         pretrained=os.environ.get("FOOTAGE_CLIP_PRETRAINED") or defaults.pretrained,
-        device=os.environ.get("FOOTAGE_DEVICE") or None,
+        device=device(),
     )
 
 
@@ -40,3 +40,14 @@ def renditions_dir() -> Path:
     """Where footage writes renditions: ``FOOTAGE_RENDITIONS_DIR``, else ``FOOTAGE_HOME/renditions``."""
     raw = os.environ.get("FOOTAGE_RENDITIONS_DIR")
     return (Path(raw).expanduser() if raw else footage_home() / "renditions").absolute()
+
+
+def models_dir() -> Path:
+    """Where super-resolution weights are cached: ``FOOTAGE_MODELS_DIR``, else ``FOOTAGE_HOME/models``."""
+    raw = os.environ.get("FOOTAGE_MODELS_DIR")
+    return (Path(raw).expanduser() if raw else footage_home() / "models").absolute()
+
+
+def device() -> str | None:
+    """``FOOTAGE_DEVICE`` (``cpu``, ``cuda``, ``cuda:1``); unset picks CUDA when present."""
+    return os.environ.get("FOOTAGE_DEVICE") or None

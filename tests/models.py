@@ -31,3 +31,36 @@ def write_tiny_clip(directory: Path, seed: int = 0) -> str:
     model = open_clip.create_model(f"local-dir:{directory}", load_weights=False)
     torch.save(model.state_dict(), directory / "open_clip_pytorch_model.bin")
     return f"local-dir:{directory}"
+
+
+def write_tiny_compact(path: Path, scale: int = 4, seed: int = 0) -> Path:
+    """A random-weight SRVGGNetCompact (realesr-general-x4v3's architecture), saved as Real-ESRGAN does."""
+    from spandrel.architectures.Compact import Compact
+
+    torch.manual_seed(seed)
+    model = Compact(num_in_ch=3, num_out_ch=3, num_feat=8, num_conv=2, upscale=scale, act_type="prelu")
+    _nudge_towards_identity(model)
+    torch.save({"params": model.state_dict()}, path)
+    return path
+
+
+def write_tiny_rrdb(path: Path, scale: int = 4, seed: int = 0) -> Path:
+    """A random-weight RRDBNet (RealESRGAN_x4plus's architecture) with one block, saved with ``params_ema``."""
+    from spandrel.architectures.ESRGAN import ESRGAN
+
+    torch.manual_seed(seed)
+    model = ESRGAN(in_nc=3, out_nc=3, num_filters=8, num_blocks=1, scale=scale)
+    torch.save({"params_ema": _new_arch_names(model.state_dict())}, path)
+    return path
+
+
+def _nudge_towards_identity(model: torch.nn.Module) -> None:
+    # Random weights produce near-black output; scaling the last conv keeps
+    # values spread so colour and NaN checks see real pictures.
+    with torch.no_grad():
+        last = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)][-1]
+        last.weight.mul_(4.0)
+
+
+def _new_arch_names(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return state  # spandrel reads both the old and the new RRDBNet key layouts

@@ -1,0 +1,108 @@
+"""A loaded model applied to one RGB frame: precision, tiling, exact resize.
+
+Tensors are NCHW, RGB, float in [0, 1]; pixels outside are (H, W, 3) uint8 or
+uint16 arrays. Rounding (never truncation) takes floats back to integers.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from spandrel import ImageModelDescriptor
+
+from upscaler.tiling import upscale_tiled
+
+logger = logging.getLogger(__name__)
+_MIN_TILE = 128
+
+
+def best_device(requested: str | None = None) -> torch.device:
+    return torch.device(requested or ("cuda" if torch.cuda.is_available() else "cpu"))
+
+
+def _precision_for(descriptor: ImageModelDescriptor[Any], device: torch.device) -> torch.dtype:
+    if device.type != "cuda":
+        return torch.float32  # half precision on a CPU is slower, not faster
+    if descriptor.supports_half:
+        return torch.float16
+    if descriptor.supports_bfloat16:
+        return torch.bfloat16
+    return torch.float32
+
+
+@dataclass
+class FrameUpscaler:
+    """Upscales frames to exactly ``width`` x ``height``, rotating them upright first."""
+
+    descriptor: ImageModelDescriptor[Any]
+    device: torch.device
+    width: int
+    height: int
+    rotation: int = 0
+    tile: int | None = None
+    tile_overlap: int = 32
+    dtype: torch.dtype = field(init=False)
+    fallbacks: list[str] = field(default_factory=list)
+    _checked: bool = False
+
+    def __post_init__(self) -> None:
+        self.dtype = _precision_for(self.descriptor, self.device)
+        self.descriptor.model.to(self.device, self.dtype)
+
+    @property
+    def precision(self) -> str:
+        return str(self.dtype).removeprefix("torch.")
+
+    def _model(self, image: torch.Tensor) -> torch.Tensor:
+        return self.descriptor(image.to(self.dtype))
+
+    def model_only(self, image: torch.Tensor) -> torch.Tensor:
+        """The model at its own scale on an NCHW float tensor (tiles when set or needed)."""
+        while True:
+            try:
+                if self.tile:
+                    return upscale_tiled(self._model, image, self.descriptor.scale, self.tile, self.tile_overlap)
+                return self._model(image).float()
+            except torch.OutOfMemoryError:
+                if self.device.type != "cuda":
+                    raise
+                torch.cuda.empty_cache()
+                self.tile = max(_MIN_TILE, (self.tile or max(image.shape[-2:])) // 2)
+                if self.tile <= 2 * self.tile_overlap:
+                    raise
+                self.fallbacks.append(f"tiles of {self.tile} px after running out of GPU memory")
+                logger.warning("out of GPU memory: continuing in tiles of %d px", self.tile)
+
+    def _checked_model(self, image: torch.Tensor) -> torch.Tensor:
+        out = self.model_only(image)
+        if not self._checked:
+            # Reduced precision can overflow to NaN or collapse to black on some
+            # models; check the first frame and fall back to fp32 for good.
+            broken = not torch.isfinite(out).all() or (out.amax() < 1e-3 and image.amax() > 0.05)
+            if broken and self.dtype != torch.float32:
+                self.fallbacks.append(f"{self.precision} gave NaN or black output: fp32 used")
+                logger.warning("%s output broken: falling back to fp32", self.precision)
+                self.dtype = torch.float32
+                self.descriptor.model.to(self.device, self.dtype)
+                out = self.model_only(image)
+            self._checked = True
+        return out
+
+    def __call__(self, pixels: np.ndarray) -> np.ndarray:
+        peak = 65535.0 if pixels.dtype == np.uint16 else 255.0
+        with torch.inference_mode():
+            tensor = torch.from_numpy(pixels.astype(np.float32) if pixels.dtype == np.uint16 else pixels)
+            image = tensor.to(self.device, non_blocking=True).permute(2, 0, 1).unsqueeze(0).float() / peak
+            if self.rotation:
+                image = torch.rot90(image, k=self.rotation // 90, dims=(2, 3))
+            out = self._checked_model(image)
+            if out.shape[-2:] != (self.height, self.width):
+                out = F.interpolate(out, size=(self.height, self.width), mode="bicubic", antialias=True, align_corners=False)
+            out = (out.clamp(0, 1) * peak).round()
+            result = out[0].permute(1, 2, 0).to(torch.int32 if peak > 255 else torch.uint8).cpu().numpy()
+        return result.astype(np.uint16) if peak > 255 else result

@@ -1,0 +1,88 @@
+"""A contact sheet to choose a model by eye: one frame through several models."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+import numpy as np
+from av.video.reformatter import VideoReformatter
+from PIL import Image, ImageDraw
+
+from upscaler.colour import rgb_format, source_tags, to_rgb
+from upscaler.errors import PlanError, RenderError
+from upscaler.inference import FrameUpscaler, best_device
+from upscaler.models import ModelChoice, load_model
+
+_PANEL_WIDTH = 960  # each full-frame panel is scaled to this width
+_LABEL_HEIGHT = 28
+
+
+@dataclass(frozen=True)
+class PreviewResult:
+    path: Path
+    frame_s: float
+    panels: tuple[str, ...]
+
+
+def _frame_at(path: Path, at_s: float) -> tuple[np.ndarray, float]:
+    try:
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            start = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
+            container.seek(int((start + at_s) / stream.time_base), stream=stream, backward=True)
+            chosen = None
+            for frame in container.decode(stream):
+                chosen = frame
+                if frame.time is not None and frame.time >= start + at_s - 1e-6:
+                    break
+            if chosen is None:
+                raise PlanError(f"{path} has no frame at {at_s} s")
+            # 8 bits per channel: this picture is for eyes, not for encoding.
+            pixels = to_rgb(chosen, source_tags(stream.codec_context, chosen), rgb_format(8), VideoReformatter())
+            return pixels, float(chosen.time or 0.0) - start
+    except av.error.FFmpegError as exc:
+        raise RenderError(f"{path}: cannot read a frame: {exc}") from exc
+
+
+def _labelled(image: Image.Image, label: str) -> Image.Image:
+    panel = Image.new("RGB", (image.width, image.height + _LABEL_HEIGHT), "black")
+    panel.paste(image, (0, _LABEL_HEIGHT))
+    ImageDraw.Draw(panel).text((8, 6), label, fill="white")
+    return panel
+
+
+def preview(master: Path, at_s: float, models: list[str], out: Path, cache_dir: Path, device: str | None = None) -> PreviewResult:
+    """Write a PNG: rows of (whole frame, 4x zoom of its centre) for bicubic and each model."""
+    pixels, frame_s = _frame_at(master, at_s)
+    height, width = pixels.shape[:2]
+    torch_device = best_device(device)
+    results: list[tuple[str, Image.Image]] = []
+    source = Image.fromarray(pixels)
+    scale = 4
+    results.append(("source, bicubic x4", source.resize((width * scale, height * scale), Image.Resampling.BICUBIC)))
+    for name in models:
+        descriptor, identity = load_model(ModelChoice(name), cache_dir, torch_device)
+        upscaler = FrameUpscaler(descriptor, torch_device, width * scale, height * scale)
+        results.append((f"{identity.name} ({identity.architecture}, x{identity.scale})", Image.fromarray(upscaler(pixels))))
+    # The zoom: the centre quarter of the frame, shown at the panel's width.
+    rows = []
+    for label, image in results:
+        whole = image.resize((_PANEL_WIDTH, round(_PANEL_WIDTH * image.height / image.width)), Image.Resampling.LANCZOS)
+        cw, ch = image.width // 4, image.height // 4
+        crop = image.crop((image.width // 2 - cw // 2, image.height // 2 - ch // 2,
+                           image.width // 2 + cw // 2, image.height // 2 + ch // 2))
+        zoom = crop.resize((_PANEL_WIDTH, round(_PANEL_WIDTH * crop.height / crop.width)), Image.Resampling.NEAREST)
+        row = Image.new("RGB", (2 * _PANEL_WIDTH, max(whole.height, zoom.height)), "black")
+        row.paste(whole, (0, 0))
+        row.paste(zoom, (_PANEL_WIDTH, 0))
+        rows.append(_labelled(row, f"{label}   |   centre, zoomed"))
+    sheet = Image.new("RGB", (2 * _PANEL_WIDTH, sum(r.height for r in rows)), "black")
+    y = 0
+    for row in rows:
+        sheet.paste(row, (0, y))
+        y += row.height
+    out.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(out)
+    return PreviewResult(out, frame_s, tuple(label for label, _ in results))

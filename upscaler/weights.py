@@ -1,0 +1,72 @@
+"""Model weights: downloaded once into a cache, verified by sha256 before any use."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+from upscaler.errors import ChecksumError, DownloadError
+from upscaler.registry import KnownModel
+
+_CHUNK = 1 << 20
+
+
+def file_sha256(path: Path) -> str:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def cached_path(model: KnownModel, cache_dir: Path) -> Path:
+    return cache_dir / model.filename
+
+
+def fetch(
+    model: KnownModel,
+    cache_dir: Path,
+    *,
+    expected_sha256: str | None = None,
+    progress: Callable[[int, int | None], None] | None = None,
+) -> Path:
+    """The verified local file of ``model``, downloading it on first use.
+
+    The download goes to a temporary file that is renamed into the cache only
+    once its hash matches, so a cut connection never leaves a usable bad file.
+    A cached file is re-verified on every call: weights are small next to video.
+    """
+    expected = (expected_sha256 or model.sha256).lower()
+    target = cached_path(model, cache_dir)
+    if target.exists():
+        actual = file_sha256(target)
+        if actual != expected:
+            raise ChecksumError(
+                f"cached {target} has sha256 {actual}, expected {expected}; delete it to download again"
+            )
+        return target
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{model.filename}.", suffix=".part", dir=cache_dir)
+    tmp = Path(tmp_name)
+    try:
+        digest = hashlib.sha256()
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(model.url, timeout=60) as response:
+            total = int(response.headers.get("Content-Length") or 0) or None
+            done = 0
+            while chunk := response.read(_CHUNK):
+                out.write(chunk)
+                digest.update(chunk)
+                done += len(chunk)
+                if progress:
+                    progress(done, total)
+        actual = digest.hexdigest()
+        if actual != expected:
+            raise ChecksumError(f"{model.url} downloaded with sha256 {actual}, expected {expected}; not used")
+        os.replace(tmp, target)
+        return target
+    except (urllib.error.URLError, OSError, TimeoutError) as exc:
+        raise DownloadError(f"cannot download {model.name} from {model.url}: {exc}") from exc
+    finally:
+        tmp.unlink(missing_ok=True)
