@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    TaskProgressColumn,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
@@ -24,3 +27,32 @@ def file_progress() -> Progress:
         console=error_console,
         transient=False,
     )
+
+
+class FrameProgress:
+    """A frames / fps / ETA bar that appears only once work has started.
+
+    Started lazily, so a request refused up front prints its one error line
+    and no empty bar.
+    """
+
+    def __init__(self, description: str) -> None:
+        self.description = description
+        self._progress: Progress | None = None
+        self._task: Any = None
+
+    def update(self, p: Any) -> None:
+        """Takes anything with ``frames_done``, ``frames_total`` and ``fps``."""
+        if self._progress is None:
+            self._progress = Progress(
+                TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
+                TextColumn("{task.completed}/{task.total} frames"), TextColumn("{task.fields[fps]:.1f} fps"),
+                TimeRemainingColumn(), console=error_console,
+            )
+            self._progress.start()
+            self._task = self._progress.add_task(self.description, total=p.frames_total, fps=0.0)
+        self._progress.update(self._task, completed=p.frames_done, total=p.frames_total, fps=p.fps)
+
+    def close(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()

@@ -6,9 +6,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
-
-from cli.output import JSON_OPTION, console, error_console, print_json, print_table
+from cli.output import JSON_OPTION, console, print_json, print_table
+from cli.progress import FrameProgress
 from cli.settings import device, models_dir
 from upscaler.encode import CODECS, DEFAULT_CODEC
 from upscaler.models import ModelChoice
@@ -47,7 +46,7 @@ def render(
     Example: footage render A001_C002.mov --to 4k -m live-action-quality --codec prores
     """
     from upscaler.registry import known_model
-    from upscaler.render import RenderProgress, RenderRequest
+    from upscaler.render import RenderRequest
     from upscaler.render import render as run_render
 
     choice = ModelChoice(name=model, sha256=sha256, denoise=denoise)
@@ -56,15 +55,11 @@ def render(
         out = Path.cwd() / f"{master.stem}.{to}.{model_label}{CODECS[codec].suffix if codec in CODECS else '.mov'}"
     request = RenderRequest(master=master, output=out, target=to, model=choice, codec=codec, force=force,
                             tile=tile, device=device(), cache_dir=models_dir(), overwrite=overwrite)
-    with Progress(TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
-                  TextColumn("{task.completed}/{task.total} frames"), TextColumn("{task.fields[fps]:.1f} fps"),
-                  TimeRemainingColumn(), console=error_console) as progress:
-        task = progress.add_task(f"Rendering {master.name}", total=None, fps=0.0)
-
-        def update(p: RenderProgress) -> None:
-            progress.update(task, completed=p.frames_done, total=p.frames_total, fps=p.fps)
-
-        result = run_render(request, progress=update)
+    bar = FrameProgress(f"Rendering {master.name}")
+    try:
+        result = run_render(request, progress=bar.update)
+    finally:
+        bar.close()
     if as_json:
         print_json({"output": str(result.output), "sidecar": str(result.sidecar), "frames": result.frames,
                     "duration_s": result.duration_s, "provenance": result.provenance})

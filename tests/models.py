@@ -64,3 +64,17 @@ def _nudge_towards_identity(model: torch.nn.Module) -> None:
 
 def _new_arch_names(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return state  # spandrel reads both the old and the new RRDBNet key layouts
+
+
+def write_identity_compact(path: Path, scale: int = 4) -> Path:
+    """An SRVGGNetCompact whose learned residual is zero: it outputs the nearest-neighbour
+    upscale of its input exactly, so colour and bit depth can be checked end to end."""
+    from spandrel.architectures.Compact import Compact
+
+    model = Compact(num_in_ch=3, num_out_ch=3, num_feat=8, num_conv=2, upscale=scale, act_type="prelu")
+    with torch.no_grad():
+        last = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)][-1]
+        last.weight.zero_()
+        last.bias.zero_()
+    torch.save({"params": model.state_dict()}, path)
+    return path

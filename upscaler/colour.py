@@ -21,7 +21,8 @@ _UNSPECIFIED = 2
 # FFmpeg enums: primaries/transfer BT.709 = 1, SMPTE 170M = 6; matrix BT.709 = 1, SMPTE 170M = 6.
 _SD = (6, 6, 6)
 _HD = (1, 1, 1)
-_ROUND = Interpolation.BICUBIC | Interpolation.ACCURATE_RND
+# (ACCURATE_RND is left out: with it this swscale ignores the limited-range scaling.)
+_ROUND = Interpolation.BICUBIC
 
 
 @dataclass(frozen=True)

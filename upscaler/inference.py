@@ -72,9 +72,9 @@ class FrameUpscaler:
                 if self.device.type != "cuda":
                     raise
                 torch.cuda.empty_cache()
-                self.tile = max(_MIN_TILE, (self.tile or max(image.shape[-2:])) // 2)
-                if self.tile <= 2 * self.tile_overlap:
+                if self.tile == _MIN_TILE:
                     raise
+                self.tile = max(_MIN_TILE, (self.tile or max(image.shape[-2:])) // 2)
                 self.fallbacks.append(f"tiles of {self.tile} px after running out of GPU memory")
                 logger.warning("out of GPU memory: continuing in tiles of %d px", self.tile)
 

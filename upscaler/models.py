@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import pickle
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -76,7 +77,7 @@ def load_model(choice: ModelChoice, cache_dir: Path, device: torch.device) -> tu
         descriptor = loader.load_from_state_dict(state)
     except SpandrelUnsupported as exc:
         raise UnsupportedModelError(f"{path.name}: not a model architecture footage can load ({exc})") from exc
-    except (ValueError, RuntimeError, KeyError, OSError) as exc:
+    except (ValueError, RuntimeError, KeyError, OSError, pickle.UnpicklingError, EOFError) as exc:
         raise UnsupportedModelError(f"{path.name}: cannot load as a model: {str(exc).splitlines()[0]}") from exc
     if not isinstance(descriptor, ImageModelDescriptor) or descriptor.purpose != "SR" or descriptor.scale < 2:
         raise UnsupportedModelError(

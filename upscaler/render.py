@@ -163,7 +163,11 @@ def _decode(job: _Job, container: av.container.InputContainer, out_q: queue.Queu
 
         def emit(frames: list[av.VideoFrame]) -> None:
             for frame in frames:
-                shared.put(out_q, ("frame", frame.pts, to_rgb(frame, job.tags, job.rgb_fmt, reformatter)))
+                pts = frame.pts
+                # bwdif doubles the time base's resolution (it could emit fields); map back.
+                if frame.time_base is not None and frame.time_base != job.time_base and pts is not None:
+                    pts = round(pts * frame.time_base / job.time_base)
+                shared.put(out_q, ("frame", pts, to_rgb(frame, job.tags, job.rgb_fmt, reformatter)))
 
         def through(frames: list[av.VideoFrame]) -> list[av.VideoFrame]:
             if graph is None:
@@ -241,7 +245,6 @@ def _encode(job: _Job, out: av.container.OutputContainer, vs: Any, streams: dict
                 if index in job.transcoded:
                     target = streams[index]
                     for decoded in master.streams[index].codec_context.decode(packet):
-                        decoded.pts = None  # let the encoder count samples
                         out.mux(target.encode(decoded))
                 else:
                     packet.stream = streams[index]

@@ -1,0 +1,214 @@
+"""The frame pipeline on real files: timing, audio, colour, bit depth, provenance, atomicity."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import threading
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from cli.main import app
+from indexer.probe import probe
+from models import write_identity_compact, write_tiny_compact
+from media import Clip, write_clip
+from upscaler.errors import PlanError, RenderError
+from upscaler.models import ModelChoice
+from upscaler.provenance import NOTICE
+from upscaler.render import RenderProgress, RenderRequest, render, sha256_of
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("sr-models")
+    return {"tiny": write_tiny_compact(folder / "tiny.pth"), "identity": write_identity_compact(folder / "identity.pth")}
+
+
+def _render(master: Path, out: Path, model: Path, **kw: object) -> object:
+    return render(RenderRequest(master=master, output=out, model=ModelChoice(str(model)), cache_dir=out.parent, **kw))  # type: ignore[arg-type]
+
+
+def _frame_times(path: Path) -> list[float]:
+    with av.open(str(path)) as c:
+        return [float(f.time) for f in c.decode(video=0)]
+
+
+def test_vfr_timestamps_and_frame_count_kept(tmp_path: Path, weights: dict[str, Path]) -> None:
+    master = write_clip(tmp_path / "vfr.mkv", Clip(vfr=True, width=64, height=36))
+    result = _render(master, tmp_path / "out.mov", weights["tiny"], target="2x")
+    source_times = _frame_times(master)
+    assert result.frames == len(source_times)  # type: ignore[attr-defined]
+    assert _frame_times(tmp_path / "out.mov") == pytest.approx(source_times, abs=1e-3)
+    assert probe(tmp_path / "out.mov").variable_frame_rate
+
+
+def test_audio_copied_with_equal_duration(tmp_path: Path, weights: dict[str, Path]) -> None:
+    master = write_clip(tmp_path / "a.mp4", Clip(width=64, height=36, audio=True, shots=(1.0, 1.0)))
+    out = tmp_path / "a.4k.mov"
+    _render(master, out, weights["tiny"], target="256x144")
+    src, dst = probe(master), probe(out)
+    assert [a.codec for a in dst.audio_streams] == ["aac"]
+    with av.open(str(master)) as a, av.open(str(out)) as b:
+        da = float(a.streams.audio[0].duration * a.streams.audio[0].time_base)
+        db = float(b.streams.audio[0].duration * b.streams.audio[0].time_base)
+    assert db == pytest.approx(da, abs=0.03)
+    assert dst.duration_s == pytest.approx(src.duration_s, abs=0.05)
+    assert (dst.width, dst.height) == (256, 144)
+
+
+def test_pcm_audio_is_transcoded_losslessly_for_mp4(tmp_path: Path, weights: dict[str, Path]) -> None:
+    master = tmp_path / "pcm.mov"
+    with av.open(str(master), "w") as out:
+        video = out.add_stream("libx264", rate=25)
+        video.width, video.height, video.pix_fmt = 64, 36, "yuv420p"
+        audio = out.add_stream("pcm_s16le", rate=48000, layout="mono")
+        for i in range(10):
+            picture = av.VideoFrame.from_ndarray(np.full((36, 64, 3), i * 20, np.uint8), format="rgb24")
+            picture.pts = i
+            out.mux(video.encode(picture))
+        out.mux(video.encode(None))
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, 19200), np.int16), format="s16", layout="mono")
+        frame.sample_rate, frame.pts = 48000, 0
+        out.mux(audio.encode(frame))
+        out.mux(audio.encode(None))
+    result = _render(master, tmp_path / "pcm.av1.mp4", weights["tiny"], target="2x", codec="av1")
+    assert [a.codec for a in probe(tmp_path / "pcm.av1.mp4").audio_streams] == ["flac"]
+    assert result.provenance["streams"]["transcoded"] == {1: "flac"}  # type: ignore[attr-defined]
+
+
+def test_interlaced_is_deinterlaced(tmp_path: Path, weights: dict[str, Path]) -> None:
+    master = write_clip(tmp_path / "i.mkv", Clip(interlaced=True, width=64, height=48))
+    result = _render(master, tmp_path / "i.mov", weights["tiny"], target="2x")
+    assert result.provenance["processing"]["deinterlaced"] == "bwdif (send_frame)"  # type: ignore[attr-defined]
+    assert result.frames == len(_frame_times(master))  # type: ignore[attr-defined]
+    assert not probe(tmp_path / "i.mov").interlaced
+
+
+def test_ten_bit_stays_ten_bit(tmp_path: Path, weights: dict[str, Path]) -> None:
+    master = tmp_path / "ramp.mkv"
+    with av.open(str(master), "w") as out:
+        stream = out.add_stream("libx265", rate=25, options={"x265-params": "log-level=error:lossless=1"})
+        stream.width, stream.height, stream.pix_fmt = 256, 64, "yuv420p10le"
+        ramp = np.tile(np.linspace(0, 65535, 256, dtype=np.float64), (64, 1))
+        rgb = np.stack([ramp, ramp, ramp], axis=-1).round().astype(np.uint16)
+        for _ in range(3):
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb48le").reformat(format="yuv420p10le")))
+        out.mux(stream.encode(None))
+    out_path = tmp_path / "ramp.2x.mov"
+    _render(master, out_path, weights["identity"], target="2x")
+    info = probe(out_path)
+    assert (info.bit_depth, info.pixel_format) == (10, "yuv420p10le")
+    with av.open(str(out_path)) as c:
+        luma = next(c.decode(video=0)).planes[0]
+        values = np.frombuffer(bytes(luma), dtype=np.uint16)
+    assert len(np.unique(values)) > 256  # more levels than 8 bits could carry
+
+
+def test_colour_survives_the_round_trip(tmp_path: Path, weights: dict[str, Path]) -> None:
+    """An SD master (BT.601, untagged) through an identity model keeps its colours and is tagged."""
+    master = write_clip(tmp_path / "sd.mov", Clip(width=128, height=96, shots=(0.2,)))
+    out = tmp_path / "sd.2x.mov"
+    _render(master, out, weights["identity"], target="2x", codec="prores")
+    with av.open(str(master)) as a, av.open(str(out)) as b:
+        src = next(a.decode(video=0)).reformat(format="rgb24", src_colorspace="ITU601").to_ndarray().astype(int)
+        frame = next(b.decode(video=0))
+        assert (frame.colorspace, frame.color_range) == (6, 1)  # smpte170m, limited: said explicitly
+        dst = frame.reformat(format="rgb24", src_colorspace="ITU601", width=128, height=96, interpolation="AREA").to_ndarray().astype(int)
+    # Compare flat regions away from edges (the moving bar and stripes blur under resampling).
+    assert np.median(np.abs(src - dst)) <= 2
+
+
+def test_provenance_tags_and_sidecar(tmp_path: Path, weights: dict[str, Path]) -> None:
+    master = write_clip(tmp_path / "m.mov", Clip(width=64, height=36))
+    out = tmp_path / "m.4k.mov"
+    result = _render(master, out, weights["tiny"], target="4k")
+    with av.open(str(out)) as c:
+        tags = dict(c.metadata)
+    assert tags["footage_rendition"] == "1"
+    assert NOTICE in tags["comment"] and "AI-upscaled" in tags["title"]
+    assert tags["footage_model_sha256"] == result.model.sha256  # type: ignore[attr-defined]
+    assert tags["footage_master_sha256"] == sha256_of(master)
+    sidecar = json.loads((tmp_path / "m.4k.mov.json").read_text())
+    assert sidecar["model"]["name"] == "tiny" and sidecar["master"]["content_hash"] == sha256_of(master)
+    assert sidecar["output"]["width"] == 3840 and sidecar["notice"] == NOTICE
+    assert probe(out).is_footage_rendition
+
+
+def test_master_is_read_only_and_unchanged(tmp_path: Path, weights: dict[str, Path]) -> None:
+    master = write_clip(tmp_path / "m.mov", Clip(width=64, height=36, audio=True))
+    before = (sha256_of(master), master.stat().st_mtime_ns)
+    master.chmod(stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
+    try:
+        _render(master, tmp_path / "out.mov", weights["tiny"], target="2x")
+    finally:
+        master.chmod(0o644)
+    assert (sha256_of(master), master.stat().st_mtime_ns) == before
+
+
+def test_failure_leaves_nothing_under_the_final_name(tmp_path: Path, weights: dict[str, Path]) -> None:
+    master = write_clip(tmp_path / "m.mov", Clip(width=64, height=36, shots=(1.0, 1.0)))
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    cancel = threading.Event()
+
+    def stop_early(p: RenderProgress) -> None:
+        if p.frames_done >= 5:
+            cancel.set()
+
+    with pytest.raises(RenderError, match="render cancelled"):
+        render(RenderRequest(master=master, output=out_dir / "m.2x.mov", target="2x",
+                             model=ModelChoice(str(weights["tiny"])), cache_dir=tmp_path), stop_early, cancel)
+    assert list(out_dir.iterdir()) == []
+
+
+def test_refusals(tmp_path: Path, weights: dict[str, Path]) -> None:
+    master = write_clip(tmp_path / "m.mov", Clip(width=64, height=36))
+    with pytest.raises(PlanError, match="would overwrite the master"):
+        _render(master, master, weights["tiny"], target="2x")
+    with pytest.raises(PlanError, match="is not larger than the master"):
+        _render(master, tmp_path / "small.mov", weights["tiny"], target="32x18")
+    (tmp_path / "taken.mov").write_bytes(b"x")
+    with pytest.raises(PlanError, match="already exists; choose another --out or add --overwrite"):
+        _render(master, tmp_path / "taken.mov", weights["tiny"], target="2x")
+
+
+def test_anamorphic_and_rotated_geometry(tmp_path: Path, weights: dict[str, Path]) -> None:
+    sd = write_clip(tmp_path / "sd.mov", Clip(width=96, height=64, sar=Fraction(32, 27), shots=(0.2,)))
+    _render(sd, tmp_path / "sd.out.mov", weights["tiny"], target="384x216")
+    info = probe(tmp_path / "sd.out.mov")
+    assert (info.width, info.height, info.sample_aspect_ratio) == (384, 216, Fraction(1))
+    rotated = write_clip(tmp_path / "r.mp4", Clip(width=64, height=36, rotation=90, shots=(0.2,)))
+    _render(rotated, tmp_path / "r.out.mov", weights["tiny"], target="2x")
+    info = probe(tmp_path / "r.out.mov")
+    assert (info.width, info.height, info.rotation) == (72, 128, 0)
+
+
+def test_cli_render_preview_and_models(tmp_path: Path, weights: dict[str, Path]) -> None:
+    runner = CliRunner()
+    master = write_clip(tmp_path / "m.mov", Clip(width=64, height=36))
+    env = {"FOOTAGE_MODELS_DIR": str(tmp_path / "cache")}
+    out = tmp_path / "m.2x.mov"
+    done = runner.invoke(app, ["render", str(master), "--to", "2x", "-m", str(weights["tiny"]), "-o", str(out), "--json"], env=env)
+    assert done.exit_code == 0, done.output
+    assert json.loads(done.stdout)["frames"] == 50 and out.exists()
+    again = runner.invoke(app, ["render", str(master), "--to", "2x", "-m", str(weights["tiny"]), "-o", str(out)], env=env)
+    assert again.exit_code == 2
+    assert again.stderr == f"Error: {out} already exists; choose another --out or add --overwrite\n"
+
+    png = tmp_path / "p.png"
+    shown = runner.invoke(app, ["preview", str(master), "--at", "0.5", "--models", f"{weights['tiny']},{weights['identity']}", "-o", str(png)], env=env)
+    assert shown.exit_code == 0, shown.output
+    with av.open(str(png)) as c:
+        assert c.streams.video[0].height > 3 * 28  # three labelled rows
+
+    listed = runner.invoke(app, ["models", "--json"], env=env)
+    names = {m["name"]: m for m in json.loads(listed.stdout)["models"]}
+    assert names["RealESRGAN_x4plus"]["preset"] == "live-action-quality"
+    assert names["realesr-general-x4v3"]["cached"] is False
+    assert not os.path.exists(tmp_path / "cache")
