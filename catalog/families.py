@@ -25,7 +25,7 @@ class RenditionInfo:
     target_width: int
     target_height: int
     model_name: str
-    model_sha256: str
+    model_sha256: str | None
     parameters: dict[str, Any]
     status: str
     progress: float

@@ -7,6 +7,8 @@ for a finished rendition to be indexed this way).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from typing import Any
 
@@ -21,7 +23,6 @@ QUEUES = (INDEX_QUEUE, RENDER_QUEUE)
 
 INDEX_TASK = "footage.index_file"
 RENDER_TASK = "footage.render"
-RETRY_STALLED_TASK = "footage.retry_stalled_jobs"
 
 # A worker that has not sent a heartbeat for this long is taken as dead and
 # its jobs are handed to others.
@@ -53,13 +54,69 @@ def defer_index(app: procrastinate.App, path: str, *, root_id: int | None = None
         return None
 
 
-def register_maintenance(app: procrastinate.App) -> None:
-    """Periodic upkeep every worker runs: jobs of dead workers go back in the queue."""
+def defer_render(app: procrastinate.App, rendition_id: int) -> int:
+    """Queue the render of a recorded rendition; its id is the job's only argument."""
+    key = f"render:{rendition_id}"
+    try:
+        return app.configure_task(RENDER_TASK, queue=RENDER_QUEUE, queueing_lock=key, lock=key).defer(
+            rendition_id=rendition_id
+        )
+    except procrastinate_errors.AlreadyEnqueued:
+        return -1
 
-    @app.periodic(cron="* * * * *", periodic_id="retry-stalled")
-    @app.task(name=RETRY_STALLED_TASK, queueing_lock=RETRY_STALLED_TASK, pass_context=True)
-    async def retry_stalled_jobs(context: procrastinate.JobContext, timestamp: int) -> None:
-        manager = context.app.job_manager
-        for job in await manager.get_stalled_jobs(seconds_since_heartbeat=STALLED_WORKER_TIMEOUT_S):
-            logger.warning("retrying job %s of a worker that stopped responding", job.id)
-            await manager.retry_job(job)
+
+def cancel_job(app: procrastinate.App, job_id: int) -> bool:
+    """Cancel a queued job, or ask a running one to abort; False if it had already ended."""
+    return bool(app.job_manager.cancel_job_by_id(job_id, abort=True))
+
+
+def live_workers(catalog: Catalog, within_s: float = STALLED_WORKER_TIMEOUT_S) -> int:
+    """Workers that sent a heartbeat in the last ``within_s`` seconds."""
+    import sqlalchemy as sa
+
+    with catalog.engine.connect() as conn:
+        return int(conn.execute(sa.text(
+            "SELECT count(*) FROM procrastinate_workers WHERE last_heartbeat > now() - make_interval(secs => :s)"
+        ), {"s": within_s}).scalar_one())
+
+
+async def _retry_stalled(app: procrastinate.App, stall_timeout_s: float) -> None:
+    """Hand the jobs of workers that stopped sending heartbeats back to the queue."""
+    while True:
+        for job in await app.job_manager.get_stalled_jobs(seconds_since_heartbeat=stall_timeout_s):
+            logger.warning("job %s belonged to a worker that stopped responding: queued again", job.id)
+            await app.job_manager.retry_job(job)
+        await asyncio.sleep(max(0.5, stall_timeout_s / 2))
+
+
+def run_worker(
+    app: procrastinate.App,
+    *,
+    queues: list[str] | None,
+    concurrency: int = 1,
+    name: str = "worker",
+    wait: bool = True,
+    stall_timeout_s: float = STALLED_WORKER_TIMEOUT_S,
+) -> None:
+    """Run jobs until stopped (SIGINT/SIGTERM), or until the queues are empty when not ``wait``.
+
+    Alongside the worker runs the recovery of stalled jobs, so a worker killed
+    mid-job (power, OOM killer, SIGKILL) costs a retry, not the job.
+    """
+
+    async def main() -> None:
+        async with app.open_async():
+            worker = asyncio.create_task(app.run_worker_async(
+                queues=queues, concurrency=concurrency, name=name, wait=wait,
+                install_signal_handlers=True, stalled_worker_timeout=stall_timeout_s,
+                update_heartbeat_interval=max(0.5, stall_timeout_s / 6),
+            ))
+            recovery = asyncio.create_task(_retry_stalled(app, stall_timeout_s))
+            try:
+                await worker
+            finally:
+                recovery.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await recovery
+
+    asyncio.run(main())

@@ -208,7 +208,9 @@ class Rendition(Base):
             name="done_has_file",
         ),
         CheckConstraint("status <> 'failed' OR error IS NOT NULL", name="failed_has_error"),
+        CheckConstraint("output_path LIKE '/%'", name="output_path_absolute"),
         Index(None, "status"),
+        Index(None, "job_id"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
@@ -221,7 +223,7 @@ class Rendition(Base):
     target_width: Mapped[int] = mapped_column(Integer)
     target_height: Mapped[int] = mapped_column(Integer)
     model_name: Mapped[str] = mapped_column(Text)
-    model_sha256: Mapped[str] = mapped_column(Text)
+    model_sha256: Mapped[str | None] = mapped_column(Text)  # None: linked by hand, model unknown
     parameters: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
 
     status: Mapped[str] = mapped_column(Text, server_default="queued")
@@ -232,6 +234,8 @@ class Rendition(Base):
     error: Mapped[str | None] = mapped_column(Text)
     job_id: Mapped[int | None] = mapped_column(BigInteger)
     worker: Mapped[str | None] = mapped_column(Text)
+    output_path: Mapped[str | None] = mapped_column(Text)
+    fps: Mapped[float | None] = mapped_column(Double)
 
     requested_at: Mapped[datetime] = mapped_column(server_default=func.now())
     started_at: Mapped[datetime | None]

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from cli import db, indexing, search, service, upscaling
+from cli import db, indexing, renditions, search, service, upscaling
 from cli.errors import FootageGroup
 
 EXIT_CODES = """Exit codes: 0 success, 1 failed, 2 bad usage or setting, 3 database
@@ -31,6 +31,10 @@ app.command()(search.show)
 app.command()(upscaling.render)
 app.command()(upscaling.preview)
 app.command()(upscaling.models)
+app.command()(renditions.upscale)
+app.command()(renditions.pairs)
+app.command()(renditions.link)
+app.add_typer(renditions.jobs, name="jobs")
 
 
 def _version() -> str:

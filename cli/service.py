@@ -2,42 +2,49 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
+import procrastinate
 import typer
 
 from catalog import Catalog, ConfigurationError, open_catalog
-from catalog.jobs import QUEUES, STALLED_WORKER_TIMEOUT_S, defer_index, job_app, register_maintenance
+from catalog.jobs import QUEUES, STALLED_WORKER_TIMEOUT_S, defer_index, job_app, run_worker
 from cli.indexing import KEYFRAMES_OPTION, MAX_GAP_OPTION
 from cli.logs import setup_logging
 from cli.output import console
-from cli.settings import catalog_settings, embedding_settings, renditions_dir
+from cli.settings import catalog_settings, device, embedding_settings, models_dir, renditions_dir
 from indexer.sampling import DEFAULT_MAX_GAP_S
 from indexer.tasks import LazyEmbedder, register_index_task
 from indexer.watch import FolderWatcher, WatchSettings
 
+if TYPE_CHECKING:
+    from upscaler.jobs import UpscaleSettings
+
 CONCURRENCY_OPTION = typer.Option("--concurrency", min=1, help="Jobs this process runs at once.")
 
 
-def _worker_app(catalog: Catalog) -> object:
+STALL_OPTION = typer.Option(
+    "--stall-timeout", min=1.0, help="Seconds without a heartbeat after which a worker's jobs go to others."
+)
+
+
+def worker_app(catalog: Catalog) -> procrastinate.App:
+    """The job app with every footage task: the one place indexer and upscaler meet."""
+    from upscaler.jobs import UpscaleSettings, register_render_task
+
     app = job_app(catalog)
     register_index_task(app, catalog, LazyEmbedder(embedding_settings()))
-    register_maintenance(app)
+    register_render_task(app, catalog, upscale_settings())
     return app
 
 
-def _run_worker(app: object, queues: list[str] | None, concurrency: int, name: str) -> None:
-    app.run_worker(  # type: ignore[attr-defined]
-        queues=queues,
-        concurrency=concurrency,
-        name=name,
-        wait=True,
-        install_signal_handlers=True,
-        stalled_worker_timeout=STALLED_WORKER_TIMEOUT_S,
-        update_heartbeat_interval=STALLED_WORKER_TIMEOUT_S / 6,
-    )
+def upscale_settings() -> UpscaleSettings:
+    from upscaler.jobs import UpscaleSettings
+
+    return UpscaleSettings(renditions_dir=renditions_dir(), models_dir=models_dir(), device=device())
 
 
 def watch(
@@ -79,7 +86,7 @@ def watch(
         console.print(f"Watching {', '.join(str(r) for r in roots)} (Ctrl-C to stop)")
         thread.start()
         try:
-            _run_worker(_worker_app(catalog), list(QUEUES), concurrency, "watch")
+            run_worker(worker_app(catalog), queues=list(QUEUES), concurrency=concurrency, name="watch")
         finally:
             stop.set()
             thread.join(timeout=30)
@@ -90,6 +97,7 @@ def watch(
 def worker(
     queues: Annotated[list[str] | None, typer.Option("--queue", "-q", help=f"Queue to take jobs from (repeatable; default all: {', '.join(QUEUES)}).")] = None,
     concurrency: Annotated[int, CONCURRENCY_OPTION] = 1,
+    stall_timeout: Annotated[float, STALL_OPTION] = STALLED_WORKER_TIMEOUT_S,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log library details too.")] = False,
 ) -> None:
     """Run queued jobs (indexing, rendering) until stopped.
@@ -105,5 +113,6 @@ def worker(
     setup_logging(verbose)
     with open_catalog(catalog_settings()) as catalog:
         console.print(f"Worker on queues {', '.join(queues or QUEUES)} (Ctrl-C to stop)")
-        _run_worker(_worker_app(catalog), queues or list(QUEUES), concurrency, "worker")
+        run_worker(worker_app(catalog), queues=queues or list(QUEUES), concurrency=concurrency,
+                   name=socket.gethostname(), stall_timeout_s=stall_timeout)
     console.print("Stopped.")

@@ -44,7 +44,7 @@ def test_configured_database_is_used_and_not_migrated_behind_the_users_back(
 
     upgraded = runner.invoke(app, ["db", "upgrade"], env=env)
     assert upgraded.exit_code == 0, upgraded.output
-    assert "upgraded from empty to 0002" in upgraded.stdout
+    assert "upgraded from empty to 0003" in upgraded.stdout
 
     after = _status(env)
     assert after["up_to_date"] is True
@@ -52,7 +52,7 @@ def test_configured_database_is_used_and_not_migrated_behind_the_users_back(
     assert after["row_counts"] == {"roots": 0, "assets": 0, "segments": 0, "renditions": 0}
 
     again = runner.invoke(app, ["db", "upgrade"], env=env)
-    assert "already at 0002" in again.stdout
+    assert "already at 0003" in again.stdout
 
 
 def test_status_table_for_people(catalog_url: str) -> None:

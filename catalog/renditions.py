@@ -1,0 +1,195 @@
+"""Rendition records: requests, progress, completion, links and pairs."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from catalog.errors import FootageError, NotFoundError
+from catalog.families import Family, families, resolve_asset
+from catalog.models import Asset, Rendition
+
+ACTIVE = ("queued", "running", "done")
+
+
+class UnsafePathError(FootageError):
+    """A rendition path that would leave the renditions folder or touch a master."""
+
+    exit_code = 2
+
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def _component(text: str) -> str:
+    cleaned = _UNSAFE.sub("_", text).strip("._") or "x"
+    return cleaned[:80]
+
+
+def rendition_path(folder: Path, master_stem: str, label: str, model: str, suffix: str) -> Path:
+    """``<folder>/<master stem>.<label>.<model><suffix>``, each part reduced to safe characters.
+
+    Names come from catalog data, which is not trusted: the result is checked
+    to lie directly in ``folder`` whatever the parts contain.
+    """
+    base = folder.resolve()
+    name = f"{_component(master_stem)}.{_component(label)}.{_component(model)}{suffix}"
+    return ensure_inside(base, base / name)
+
+
+def ensure_inside(folder: Path, path: Path) -> Path:
+    """``path`` if it resolves to a file directly inside ``folder``; ``UnsafePathError`` otherwise."""
+    resolved = path.resolve()
+    if resolved.parent != folder.resolve() or resolved.name.startswith("."):
+        raise UnsafePathError(f"refusing rendition path {path}: it must lie directly in {folder}")
+    return resolved
+
+
+@dataclass(frozen=True)
+class RenditionSpec:
+    """What makes two requests the same rendition."""
+
+    master_id: int
+    label: str
+    width: int
+    height: int
+    model_name: str
+    model_sha256: str | None
+    parameters: dict[str, Any]
+
+
+def find_same(session: Session, spec: RenditionSpec) -> Rendition | None:
+    """An existing queued, running or finished rendition of ``spec`` (newest first)."""
+    return session.scalar(
+        sa.select(Rendition)
+        .where(
+            Rendition.master_id == spec.master_id,
+            Rendition.target_width == spec.width,
+            Rendition.target_height == spec.height,
+            Rendition.model_name == spec.model_name,
+            Rendition.model_sha256 == spec.model_sha256,
+            Rendition.parameters == sa.cast(spec.parameters, Rendition.parameters.type),
+            Rendition.status.in_(ACTIVE),
+        )
+        .order_by(Rendition.id.desc())
+        .limit(1)
+    )
+
+
+def create(session: Session, spec: RenditionSpec, output_path: Path) -> Rendition:
+    rendition = Rendition(
+        master_id=spec.master_id, label=spec.label, target_width=spec.width, target_height=spec.height,
+        model_name=spec.model_name, model_sha256=spec.model_sha256, parameters=spec.parameters,
+        status="queued", output_path=str(output_path),
+    )
+    session.add(rendition)
+    session.flush()
+    return rendition
+
+
+def get(session: Session, rendition_id: int, *, lock: bool = False) -> Rendition:
+    query = sa.select(Rendition).where(Rendition.id == rendition_id)
+    rendition = session.scalar(query.with_for_update() if lock else query)
+    if rendition is None:
+        raise NotFoundError(f"no rendition {rendition_id}")
+    return rendition
+
+
+def by_job(session: Session, job_id: int) -> Rendition | None:
+    return session.scalar(sa.select(Rendition).where(Rendition.job_id == job_id))
+
+
+def record_progress(session: Session, rendition_id: int, frames_done: int, frames_total: int | None, fps: float) -> None:
+    total = frames_total if frames_total and frames_total >= frames_done else None
+    progress = min(0.999, frames_done / total) if total else 0.0
+    session.execute(
+        sa.update(Rendition)
+        .where(Rendition.id == rendition_id, Rendition.status == "running")
+        .values(frames_done=frames_done, frames_total=total, fps=fps, progress=progress)
+    )
+
+
+def register_file(session: Session, path: Path, values: dict[str, Any]) -> int:
+    """The rendition file as an asset of kind rendition (facts filled in by indexing)."""
+    from catalog.assets import upsert_asset
+
+    return upsert_asset(session, str(path), {**values, "kind": "rendition", "status": "pending"})
+
+
+def pairs(session: Session, ref: str | None = None) -> list[Family]:
+    """Families with at least one rendition (or the family of ``ref``), masters by path."""
+    if ref is not None:
+        from catalog.families import family_master_id
+
+        master_id = family_master_id(session, resolve_asset(session, ref).id)
+        return [families(session, [master_id])[master_id]]
+    ids = session.scalars(sa.select(Rendition.master_id).distinct()).all()
+    found = families(session, ids)
+    return sorted(found.values(), key=lambda f: f.master.path or "")
+
+
+def link(session: Session, rendition_ref: str, master_ref: str) -> Rendition:
+    """Declare an indexed file a rendition of a master (made by another tool)."""
+    file = resolve_asset(session, rendition_ref)
+    master = resolve_asset(session, master_ref)
+    if file.id == master.id:
+        raise FootageError("a file cannot be a rendition of itself")
+    if master.kind != "master":
+        raise FootageError(f"{master.path} is itself a rendition; link to its master")
+    if session.scalar(sa.select(Rendition.id).where(Rendition.rendition_asset_id == file.id)):
+        raise FootageError(f"{file.path} is already linked as a rendition")
+    if session.scalar(sa.select(Rendition.id).where(Rendition.master_id == file.id)):
+        raise FootageError(f"{file.path} has renditions of its own; it stays a master")
+    file.kind = "rendition"
+    session.flush()
+    now = datetime.now(timezone.utc)
+    rendition = Rendition(
+        master_id=master.id, rendition_asset_id=file.id, label=f"{file.width}x{file.height}",
+        target_width=file.width or 1, target_height=file.height or 1, model_name="external",
+        model_sha256=None, parameters={}, status="done", progress=1.0, finished_at=now,
+        output_path=file.path, provenance={"linked_by": "footage link", "linked_at": now.isoformat(),
+                                           "note": "made outside footage; how it was made is unknown"},
+    )
+    session.add(rendition)
+    session.flush()
+    return rendition
+
+
+def job_rows(session: Session, limit: int = 100) -> list[dict[str, Any]]:
+    """The queue as ``footage jobs`` shows it, newest first, with rendition progress."""
+    rows = session.execute(
+        sa.text(
+            """
+            SELECT j.id, j.task_name, j.status::text AS status, j.queue_name, j.attempts,
+                   j.args, j.scheduled_at, r.id AS rendition_id, r.status AS rendition_status,
+                   r.progress, r.frames_done, r.frames_total, r.fps, r.worker, r.error,
+                   (SELECT max(e.at) FROM procrastinate_events e WHERE e.job_id = j.id) AS updated_at
+            FROM procrastinate_jobs j
+            LEFT JOIN renditions r ON r.job_id = j.id
+            WHERE j.task_name LIKE 'footage.%'
+            ORDER BY j.id DESC
+            LIMIT :limit
+            """
+        ),
+        {"limit": limit},
+    ).mappings().all()
+    result = []
+    for row in rows:
+        eta = None
+        if row["fps"] and row["frames_total"]:
+            eta = max(0.0, (row["frames_total"] - row["frames_done"]) / row["fps"])
+        what = row["args"].get("path") or (f"rendition {row['rendition_id']}" if row["rendition_id"] else "")
+        result.append({
+            "job_id": row["id"], "task": row["task_name"], "status": row["status"], "queue": row["queue_name"],
+            "attempts": row["attempts"], "what": what, "rendition_id": row["rendition_id"],
+            "progress": row["progress"], "frames_done": row["frames_done"], "frames_total": row["frames_total"],
+            "fps": row["fps"], "eta_s": eta, "worker": row["worker"], "error": row["error"],
+            "updated_at": row["updated_at"],
+        })
+    return result

@@ -1,0 +1,199 @@
+"""``footage upscale``, ``pairs``, ``link`` and ``jobs``: renditions through the queue."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from catalog import FootageError, open_catalog
+from catalog import renditions as records
+from catalog.jobs import QUEUES, cancel_job, job_app, live_workers, run_worker
+from cli.errors import FootageGroup
+from cli.output import JSON_OPTION, console, error_console, print_json, print_table
+from cli.progress import FrameProgress
+from cli.service import upscale_settings, worker_app
+from cli.settings import catalog_settings
+from cli.upscaling import CODEC_OPTION, DENOISE_OPTION, MODEL_OPTION, SHA_OPTION, TARGET_OPTION
+from cli.views import family_rows
+from upscaler.encode import DEFAULT_CODEC
+from upscaler.models import ModelChoice
+from upscaler.registry import DEFAULT_MODEL
+
+
+class _Progress:
+    def __init__(self, row: Any) -> None:
+        self.frames_done, self.frames_total, self.fps = row.frames_done, row.frames_total, row.fps or 0.0
+
+
+def upscale(
+    asset: Annotated[str, typer.Argument(help="Id or path of an indexed master.")],
+    to: Annotated[str, TARGET_OPTION] = "4k",
+    model: Annotated[str, MODEL_OPTION] = DEFAULT_MODEL,
+    codec: Annotated[str, CODEC_OPTION] = DEFAULT_CODEC,
+    denoise: Annotated[float | None, DENOISE_OPTION] = None,
+    sha256: Annotated[str | None, SHA_OPTION] = None,
+    force: Annotated[bool, typer.Option("--force", help="Allow a target that is not larger than the master.")] = False,
+    again: Annotated[bool, typer.Option("--again", help="Render anew even if the same rendition exists.")] = False,
+    wait: Annotated[bool, typer.Option("--wait", help="Follow the render until done (renders here if no worker runs).")] = False,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Request an upscaled rendition of a master: recorded, queued, rendered by a worker.
+
+    Asking again for the same master, target, model and parameters returns the
+    existing rendition. With --wait and no worker running, this command
+    renders it itself, so one command is enough on one machine.
+
+    Example: footage upscale /media/rushes/A001_C002.mov --to 4k --wait
+    """
+    from upscaler.jobs import UpscaleRequest, request_upscale
+
+    settings = upscale_settings()
+    request = UpscaleRequest(asset=asset, target=to, model=ModelChoice(name=model, sha256=sha256, denoise=denoise),
+                             codec=codec, force=force, again=again)
+    with open_catalog(catalog_settings()) as catalog:
+        defer_app = job_app(catalog, asynchronous=False)
+        with defer_app.open():
+            result = request_upscale(catalog, defer_app, request, settings)
+        summary = {"rendition_id": result.rendition_id, "job_id": result.job_id, "status": result.status,
+                   "existing": result.existing, "width": result.plan.width, "height": result.plan.height,
+                   "output": str(result.output_path)}
+        if not as_json:
+            verb = "Already requested" if result.existing else "Queued"
+            console.print(f"{verb}: rendition {result.rendition_id} -> {result.plan.size} "
+                          f"({result.plan.display_aspect_ratio.numerator}:{result.plan.display_aspect_ratio.denominator}) "
+                          f"at {result.output_path} ({result.status})")
+        if wait and result.status in ("queued", "running"):
+            summary["status"] = _follow(catalog, result.rendition_id)
+    if as_json:
+        print_json(summary)
+    if summary["status"] == "failed":
+        raise typer.Exit(1)
+
+
+def _follow(catalog: Any, rendition_id: int) -> str:
+    """Show progress until the rendition ends; render here when no worker is alive."""
+    if live_workers(catalog) == 0:
+        error_console.print("No worker is running: rendering here.")
+        run_worker(worker_app(catalog), queues=list(QUEUES), name="upscale --wait", wait=False)
+    bar = FrameProgress(f"Rendition {rendition_id}")
+    try:
+        while True:
+            with catalog.session() as session:
+                row = records.get(session, rendition_id)
+                status, error = row.status, row.error
+                if row.frames_done:
+                    bar.update(_Progress(row))
+            if status in ("done", "failed", "cancelled"):
+                break
+            time.sleep(0.5)
+    finally:
+        bar.close()
+    if status == "failed":
+        raise FootageError(f"rendition {rendition_id} failed: {error}")
+    error_console.print(f"Rendition {rendition_id}: {status}")
+    return status
+
+
+def pairs(
+    asset: Annotated[str | None, typer.Argument(help="Only this asset's family (id or path).")] = None,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Masters and their renditions side by side: resolution, codec, size, model, status.
+
+    Example: footage pairs --json
+    """
+    with open_catalog(catalog_settings()) as catalog:
+        with catalog.session() as session:
+            found = records.pairs(session, asset)
+    if as_json:
+        print_json({"pairs": [{"master": f.master, "renditions": list(f.renditions)} for f in found]})
+        return
+    if not found:
+        console.print("No renditions yet. Request one with `footage upscale ASSET --to 4k`.")
+        return
+    rows: list[tuple[str, ...]] = []
+    for family in found:
+        duration = f"{family.master.duration_s:.1f}s" if family.master.duration_s else "-"
+        for i, (what, res, codec, status) in enumerate(family_rows(family)):
+            version = family.master if i == 0 else family.renditions[i - 1]
+            size = _size(version.size_bytes)
+            when = version.rendition.finished_at or version.rendition.requested_at if version.rendition else None
+            rows.append((what, res, codec, duration if i == 0 else size, status,
+                         when.strftime("%Y-%m-%d %H:%M") if when else "-"))
+    print_table("Pairs", ("master / rendition", "resolution", "codec", "duration / size", "status", "date"), rows)
+
+
+def _size(size_bytes: int | None) -> str:
+    if not size_bytes:
+        return "-"
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
+        if size_bytes >= scale:
+            return f"{size_bytes / scale:.1f} {unit}"
+    return f"{size_bytes} B"
+
+
+def link(
+    rendition: Annotated[str, typer.Argument(help="The rendition file (id or path, already indexed).")],
+    to: Annotated[str, typer.Option("--to", help="Its master (id or path).")],
+) -> None:
+    """Declare a file made by another tool a rendition of a master.
+
+    Example: footage link /media/A001_4k_topaz.mov --to /media/A001.mov
+    """
+    with open_catalog(catalog_settings()) as catalog:
+        with catalog.session() as session:
+            made = records.link(session, rendition, to)
+            made_id = made.id
+    console.print(f"Linked as rendition {made_id}.")
+
+
+jobs = typer.Typer(cls=FootageGroup, help="The job queue: list and cancel jobs.", invoke_without_command=True)
+
+
+@jobs.callback()
+def jobs_list(
+    ctx: typer.Context,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="How many jobs, newest first.")] = 50,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """List queued, running and recent jobs with progress, worker and ETA.
+
+    Example: footage jobs --json; footage jobs cancel 12
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    with open_catalog(catalog_settings()) as catalog:
+        with catalog.session() as session:
+            rows = records.job_rows(session, limit)
+    if as_json:
+        print_json({"jobs": rows})
+        return
+    print_table("Jobs", ("id", "task", "status", "what", "progress", "fps", "ETA", "worker", "attempts"), [
+        (r["job_id"], r["task"].removeprefix("footage."), r["status"], Path(r["what"]).name if r["what"] else "-",
+         f"{r['progress']:.0%}" if r["progress"] is not None else "-",
+         f"{r['fps']:.1f}" if r["fps"] else "-", f"{r['eta_s']:.0f}s" if r["eta_s"] is not None else "-",
+         r["worker"], r["attempts"])
+        for r in rows
+    ])
+
+
+@jobs.command("cancel")
+def jobs_cancel(job_id: Annotated[int, typer.Argument(help="The job id (see `footage jobs`).")]) -> None:
+    """Cancel a queued job, or abort a running one (its partial file is discarded).
+
+    Example: footage jobs cancel 12
+    """
+    with open_catalog(catalog_settings()) as catalog:
+        app = job_app(catalog, asynchronous=False)
+        with app.open():
+            cancelled = cancel_job(app, job_id)
+        with catalog.session() as session:
+            row = records.by_job(session, job_id)
+            if row is not None and row.status == "queued":
+                row.status, row.error = "cancelled", "cancelled by a user"
+    if not cancelled:
+        raise FootageError(f"job {job_id} is not queued or running")
+    console.print(f"Job {job_id}: cancel requested.")

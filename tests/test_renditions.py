@@ -1,0 +1,251 @@
+"""Renditions on demand: request -> queue -> worker -> file -> link -> index, and the failure modes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from typer.testing import CliRunner
+
+from catalog import Asset, Catalog, Rendition, Segment
+from catalog.renditions import UnsafePathError, ensure_inside, rendition_path
+from cli.main import app
+from indexer.embed import ClipEmbedder
+from indexer.index import index_file
+from media import Clip, write_clip
+from models import write_tiny_compact
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def setup(catalog: Catalog, embedder: ClipEmbedder, tiny_clip: str, tmp_path: Path) -> dict[str, object]:
+    media = tmp_path / "media"
+    media.mkdir()
+    master = write_clip(media / "harbour.mov", Clip(width=64, height=36, audio=True, shots=(0.5, 0.5)))
+    master_id = index_file(catalog, embedder, master).asset_id
+    env = {
+        "FOOTAGE_DATABASE_URL": catalog.engine.url.render_as_string(hide_password=False),
+        "FOOTAGE_CLIP_MODEL": tiny_clip,
+        "FOOTAGE_HOME": str(tmp_path / "home"),
+        "FOOTAGE_RENDITIONS_DIR": str(tmp_path / "renditions"),
+        "FOOTAGE_MODELS_DIR": str(tmp_path / "models"),
+    }
+    model = write_tiny_compact(tmp_path / "tiny-sr.pth")
+    return {"env": env, "master": master, "master_id": master_id, "model": model, "tmp": tmp_path}
+
+
+def _invoke(env: dict[str, str], *args: str) -> dict:
+    result = runner.invoke(app, [*args, "--json"], env=env)
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def _rendition(catalog: Catalog, rendition_id: int) -> Rendition:
+    with catalog.session() as s:
+        row = s.get(Rendition, rendition_id)
+        assert row is not None
+        return row
+
+
+def test_request_to_linked_indexed_rendition(setup: dict, catalog: Catalog) -> None:
+    env, master, model = setup["env"], setup["master"], setup["model"]
+    done = _invoke(env, "upscale", str(master), "--to", "2x", "-m", str(model), "--wait")
+    assert done["status"] == "done" and (done["width"], done["height"]) == (128, 72)
+    output = Path(done["output"])
+    assert output.parent == setup["tmp"] / "renditions" and output.name == "harbour.2x.tiny-sr.mov"
+    assert output.exists() and Path(str(output) + ".json").exists()
+
+    row = _rendition(catalog, done["rendition_id"])
+    assert row.status == "done" and row.progress == 1.0 and row.rendition_asset_id is not None
+    assert row.provenance["model"]["sha256"] == row.model_sha256
+    assert row.provenance["master"]["content_hash"].startswith("sha256:")
+    assert row.provenance["software"]["torch"] and row.timings["fps"] > 0
+    with catalog.session() as s:
+        file = s.get(Asset, row.rendition_asset_id)
+        assert file is not None and (file.kind, file.status, file.width) == ("rendition", "indexed", 128)
+        assert s.scalar(sa.select(sa.func.count()).select_from(Segment).where(Segment.asset_id == file.id)) > 0
+
+    pairs = _invoke(env, "pairs")["pairs"]
+    assert len(pairs) == 1 and pairs[0]["master"]["path"] == str(master)
+    assert pairs[0]["renditions"][0]["path"] == str(output)
+    assert pairs[0]["renditions"][0]["rendition"]["model_name"] == "tiny-sr"
+
+    found = _invoke(env, "search", "a harbour", "--kind", "rendition")["results"]
+    assert found[0]["master"]["asset_id"] == setup["master_id"]
+    assert found[0]["moments"][0]["path"] == str(output)
+
+    again = _invoke(env, "upscale", str(master), "--to", "2x", "-m", str(model))
+    assert again["existing"] is True and again["rendition_id"] == done["rendition_id"]
+    fresh = _invoke(env, "upscale", str(master), "--to", "2x", "-m", str(model), "--again")
+    assert fresh["existing"] is False and fresh["output"] != done["output"]
+
+    jobs = _invoke(env, "jobs")["jobs"]
+    assert {j["task"] for j in jobs} == {"footage.render", "footage.index_file"}
+
+
+def test_refusals_and_clear_errors(setup: dict, catalog: Catalog) -> None:
+    env, master, model = setup["env"], setup["master"], setup["model"]
+    small = runner.invoke(app, ["upscale", str(master), "--to", "32x18", "-m", str(model)], env=env)
+    assert small.exit_code == 2 and "is not larger than the master (64x36); add --force" in small.stderr
+    unknown = runner.invoke(app, ["upscale", "/no/such.mov", "-m", str(model)], env=env)
+    assert (unknown.exit_code, unknown.stderr) == (5, "Error: no asset with id or path '/no/such.mov' in the catalog\n")
+    with catalog.session() as s:
+        s.execute(sa.update(Asset).where(Asset.id == setup["master_id"]).values(status="missing"))
+    gone = runner.invoke(app, ["upscale", str(master), "-m", str(model)], env=env)
+    assert gone.exit_code == 1 and "only present, indexed masters can be upscaled" in gone.stderr
+
+
+def test_cancel_a_queued_job(setup: dict, catalog: Catalog) -> None:
+    env = setup["env"]
+    queued = _invoke(env, "upscale", str(setup["master"]), "--to", "2x", "-m", str(setup["model"]))
+    result = runner.invoke(app, ["jobs", "cancel", str(queued["job_id"])], env=env)
+    assert result.exit_code == 0, result.output
+    assert _rendition(catalog, queued["rendition_id"]).status == "cancelled"
+    (job,) = [j for j in _invoke(env, "jobs")["jobs"] if j["job_id"] == queued["job_id"]]
+    assert job["status"] == "cancelled"
+    twice = runner.invoke(app, ["jobs", "cancel", str(queued["job_id"])], env=env)
+    assert (twice.exit_code, twice.stderr) == (1, f"Error: job {queued['job_id']} is not queued or running\n")
+
+
+def test_path_escapes_are_rejected(tmp_path: Path, setup: dict, catalog: Catalog) -> None:
+    folder = tmp_path / "renditions"
+    folder.mkdir()
+    made = rendition_path(folder, "../../etc/passwd", "../4k", "/bin/sh", ".mov")
+    assert made.parent == folder.resolve() and "/" not in made.name
+    for bad in (folder / ".." / "x.mov", Path("/etc/passwd"), folder / "sub" / "x.mov", folder / ".hidden.mov"):
+        with pytest.raises(UnsafePathError):
+            ensure_inside(folder, bad)
+
+    # A tampered row pointing outside the folder is refused by the worker, not written.
+    env = setup["env"]
+    queued = _invoke(env, "upscale", str(setup["master"]), "--to", "2x", "-m", str(setup["model"]))
+    with catalog.session() as s:
+        s.execute(sa.update(Rendition).where(Rendition.id == queued["rendition_id"])
+                  .values(output_path=str(setup["master"])))
+    from catalog.jobs import run_worker
+    from cli.service import worker_app
+
+    os.environ.update(env)  # worker_app reads its settings like the CLI does
+    try:
+        run_worker(worker_app(catalog), queues=["render"], wait=False)
+    finally:
+        for key in env:
+            os.environ.pop(key, None)
+    row = _rendition(catalog, queued["rendition_id"])
+    assert row.status == "failed" and "must lie directly in" in (row.error or "")
+    assert setup["master"].read_bytes()[:4] != b""  # the master is still there, untouched
+
+
+def test_rendition_files_are_never_masters(setup: dict, catalog: Catalog, embedder: ClipEmbedder, tmp_path: Path) -> None:
+    done = _invoke(setup["env"], "upscale", str(setup["master"]), "--to", "2x", "-m", str(setup["model"]), "--wait")
+    copy = tmp_path / "media" / "someone-copied-it.mov"
+    copy.write_bytes(Path(done["output"]).read_bytes())
+    assert index_file(catalog, embedder, copy).outcome == "skipped"
+
+
+def test_link_a_rendition_made_elsewhere(setup: dict, catalog: Catalog, embedder: ClipEmbedder, tmp_path: Path) -> None:
+    other = write_clip(tmp_path / "media" / "harbour_topaz_4k.mov", Clip(width=128, height=72, shots=(0.5, 0.5)))
+    index_file(catalog, embedder, other)
+    result = runner.invoke(app, ["link", str(other), "--to", str(setup["master"])], env=setup["env"])
+    assert result.exit_code == 0, result.output
+    (pair,) = _invoke(setup["env"], "pairs", str(other))["pairs"]
+    assert pair["master"]["path"] == str(setup["master"])
+    assert pair["renditions"][0]["rendition"]["model_name"] == "external"
+    again = runner.invoke(app, ["link", str(other), "--to", str(setup["master"])], env=setup["env"])
+    assert again.exit_code == 1 and "already linked" in again.stderr
+
+
+# -- several processes ---------------------------------------------------------
+
+
+def _worker(env: dict[str, str], *extra: str) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "cli", "worker", "-q", "render", "-q", "index", *extra],
+                            env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for(condition: Callable[[], bool], timeout: float) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if condition():
+            return
+        time.sleep(0.2)
+    raise AssertionError("condition not met in time")
+
+
+@pytest.fixture
+def long_master(setup: dict, catalog: Catalog, embedder: ClipEmbedder) -> Path:
+    path = write_clip(setup["tmp"] / "media" / "long.mov", Clip(width=160, height=90, shots=(2.0, 2.0, 2.0)))
+    index_file(catalog, embedder, path)
+    return path
+
+
+@pytest.fixture
+def workers() -> Iterator[list[subprocess.Popen[str]]]:
+    started: list[subprocess.Popen[str]] = []
+    yield started
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+        process.communicate(timeout=30)
+
+
+def test_killed_worker_leaves_no_file_and_another_finishes(setup: dict, catalog: Catalog, long_master: Path,
+                                                          workers: list[subprocess.Popen[str]]) -> None:
+    env = setup["env"]
+    queued = _invoke(env, "upscale", str(long_master), "--to", "2x", "-m", str(setup["model"]))
+    output = Path(queued["output"])
+    first = _worker(env, "--stall-timeout", "3")
+    workers.append(first)
+    _wait_for(lambda: _rendition(catalog, queued["rendition_id"]).frames_done > 0, timeout=120)
+    first.send_signal(signal.SIGKILL)
+    first.wait(timeout=10)
+    assert not output.exists()
+
+    second = _worker(env, "--stall-timeout", "3")
+    workers.append(second)
+    _wait_for(lambda: _rendition(catalog, queued["rendition_id"]).status == "done", timeout=300)
+    row = _rendition(catalog, queued["rendition_id"])
+    assert row.attempts == 2 and output.exists()
+    assert not list(output.parent.glob(".*partial*"))  # the killed worker's leftovers are gone
+
+
+def test_cancel_a_running_render(setup: dict, catalog: Catalog, long_master: Path, workers: list[subprocess.Popen[str]]) -> None:
+    env = setup["env"]
+    queued = _invoke(env, "upscale", str(long_master), "--to", "2x", "-m", str(setup["model"]))
+    workers.append(_worker(env))
+    _wait_for(lambda: _rendition(catalog, queued["rendition_id"]).frames_done > 0, timeout=120)
+    assert runner.invoke(app, ["jobs", "cancel", str(queued["job_id"])], env=env).exit_code == 0
+    _wait_for(lambda: _rendition(catalog, queued["rendition_id"]).status == "cancelled", timeout=60)
+    assert not Path(queued["output"]).exists()
+    _wait_for(lambda: any(j["job_id"] == queued["job_id"] and j["status"] == "aborted"
+                          for j in _invoke(env, "jobs")["jobs"]), timeout=30)
+
+
+def test_two_workers_never_render_the_same_job(setup: dict, catalog: Catalog, workers: list[subprocess.Popen[str]],
+                                               embedder: ClipEmbedder) -> None:
+    env = setup["env"]
+    ids = []
+    for i in range(4):
+        path = write_clip(setup["tmp"] / "media" / f"clip{i}.mov", Clip(width=64, height=36, shots=(0.5, 0.5 + i / 10)))
+        index_file(catalog, embedder, path)
+        ids.append(_invoke(env, "upscale", str(path), "--to", "2x", "-m", str(setup["model"]))["rendition_id"])
+    workers.extend([_worker(env), _worker(env)])
+    _wait_for(lambda: all(_rendition(catalog, i).status == "done" for i in ids), timeout=300)
+    assert [_rendition(catalog, i).attempts for i in ids] == [1, 1, 1, 1]
+    with catalog.session() as s:
+        starts = s.execute(sa.text(
+            "SELECT j.args->>'rendition_id', count(*) FROM procrastinate_events e JOIN procrastinate_jobs j "
+            "ON j.id = e.job_id WHERE e.type = 'started' AND j.task_name = 'footage.render' GROUP BY 1"
+        )).all()
+        workers_used = s.scalars(sa.select(Rendition.worker).distinct()).all()
+    assert sorted(int(r) for r, n in starts if n == 1) == sorted(ids)
+    assert len(workers_used) == 2  # both took a share
