@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from catalog.errors import FootageError, NotFoundError
 from catalog.families import Family, families, resolve_asset
-from catalog.models import Asset, Rendition
+from catalog.models import Rendition
 
 ACTIVE = ("queued", "running", "done")
 

@@ -33,7 +33,7 @@ STALL_OPTION = typer.Option(
 
 def worker_app(catalog: Catalog) -> procrastinate.App:
     """The job app with every footage task: the one place indexer and upscaler meet."""
-    from upscaler.jobs import UpscaleSettings, register_render_task
+    from upscaler.jobs import register_render_task
 
     app = job_app(catalog)
     register_index_task(app, catalog, LazyEmbedder(embedding_settings()))

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import av
 import numpy as np
-import pytest
 import sqlalchemy as sa
 from typer.testing import CliRunner
 

@@ -7,8 +7,7 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,6 +20,7 @@ from cli.main import app
 from indexer.embed import ClipEmbedder
 from indexer.index import index_file
 from media import Clip, write_clip
+from polling import wait_for
 from models import write_tiny_compact
 
 runner = CliRunner()
@@ -172,15 +172,6 @@ def _worker(env: dict[str, str], *extra: str) -> subprocess.Popen[str]:
                             env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def _wait_for(condition: Callable[[], bool], timeout: float) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if condition():
-            return
-        time.sleep(0.2)
-    raise AssertionError("condition not met in time")
-
-
 @pytest.fixture
 def long_master(setup: dict, catalog: Catalog, embedder: ClipEmbedder) -> Path:
     path = write_clip(setup["tmp"] / "media" / "long.mov", Clip(width=160, height=90, shots=(2.0, 2.0, 2.0)))
@@ -205,14 +196,14 @@ def test_killed_worker_leaves_no_file_and_another_finishes(setup: dict, catalog:
     output = Path(queued["output"])
     first = _worker(env, "--stall-timeout", "3")
     workers.append(first)
-    _wait_for(lambda: _rendition(catalog, queued["rendition_id"]).frames_done > 0, timeout=120)
+    wait_for(lambda: _rendition(catalog, queued["rendition_id"]).frames_done > 0, timeout=120)
     first.send_signal(signal.SIGKILL)
     first.wait(timeout=10)
     assert not output.exists()
 
     second = _worker(env, "--stall-timeout", "3")
     workers.append(second)
-    _wait_for(lambda: _rendition(catalog, queued["rendition_id"]).status == "done", timeout=300)
+    wait_for(lambda: _rendition(catalog, queued["rendition_id"]).status == "done", timeout=300)
     row = _rendition(catalog, queued["rendition_id"])
     assert row.attempts == 2 and output.exists()
     assert not list(output.parent.glob(".*partial*"))  # the killed worker's leftovers are gone
@@ -222,11 +213,11 @@ def test_cancel_a_running_render(setup: dict, catalog: Catalog, long_master: Pat
     env = setup["env"]
     queued = _invoke(env, "upscale", str(long_master), "--to", "2x", "-m", str(setup["model"]))
     workers.append(_worker(env))
-    _wait_for(lambda: _rendition(catalog, queued["rendition_id"]).frames_done > 0, timeout=120)
+    wait_for(lambda: _rendition(catalog, queued["rendition_id"]).frames_done > 0, timeout=120)
     assert runner.invoke(app, ["jobs", "cancel", str(queued["job_id"])], env=env).exit_code == 0
-    _wait_for(lambda: _rendition(catalog, queued["rendition_id"]).status == "cancelled", timeout=60)
+    wait_for(lambda: _rendition(catalog, queued["rendition_id"]).status == "cancelled", timeout=60)
     assert not Path(queued["output"]).exists()
-    _wait_for(lambda: any(j["job_id"] == queued["job_id"] and j["status"] == "aborted"
+    wait_for(lambda: any(j["job_id"] == queued["job_id"] and j["status"] == "aborted"
                           for j in _invoke(env, "jobs")["jobs"]), timeout=30)
 
 
@@ -239,7 +230,7 @@ def test_two_workers_never_render_the_same_job(setup: dict, catalog: Catalog, wo
         index_file(catalog, embedder, path)
         ids.append(_invoke(env, "upscale", str(path), "--to", "2x", "-m", str(setup["model"]))["rendition_id"])
     workers.extend([_worker(env), _worker(env)])
-    _wait_for(lambda: all(_rendition(catalog, i).status == "done" for i in ids), timeout=300)
+    wait_for(lambda: all(_rendition(catalog, i).status == "done" for i in ids), timeout=300)
     assert [_rendition(catalog, i).attempts for i in ids] == [1, 1, 1, 1]
     with catalog.session() as s:
         starts = s.execute(sa.text(

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,6 +20,7 @@ from indexer.embed import ClipEmbedder
 from indexer.index import IndexOptions, IndexResult, index_file
 from indexer.watch import FolderWatcher, WatchSettings
 from media import Clip, write_clip
+from polling import wait_for
 
 
 class Recorder:
@@ -36,15 +37,6 @@ class Recorder:
 
     def paths(self) -> list[str]:
         return [p.name for p, _ in self.calls]
-
-
-def _wait_for(condition: Callable[[], bool], timeout: float = 20.0) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if condition():
-            return
-        time.sleep(0.1)
-    raise AssertionError("condition not met in time")
 
 
 def _assets(catalog: Catalog) -> dict[str, Asset]:
@@ -85,7 +77,7 @@ def test_slow_copy_is_indexed_once_after_it_ends(running: tuple[FolderWatcher, R
             f.flush()
             time.sleep(0.4)
     copy_ended = time.time()
-    _wait_for(lambda: len(recorder.calls) >= 1)
+    wait_for(lambda: len(recorder.calls) >= 1)
     time.sleep(1.5)  # and nothing more comes
     assert recorder.paths() == ["arriving.mp4"]
     assert recorder.calls[0][1] >= copy_ended
@@ -100,7 +92,7 @@ def test_rename_delete_and_bad_files(running: tuple[FolderWatcher, Recorder], ca
     (media_root / "download.mp4.part").write_bytes(b"x")
     (media_root / "renditions").mkdir()
     write_clip(media_root / "renditions" / "good.4k.mp4", Clip())
-    _wait_for(lambda: {"good.mp4", "broken.mov"} <= set(_assets(catalog)), timeout=30)
+    wait_for(lambda: {"good.mp4", "broken.mov"} <= set(_assets(catalog)), timeout=30)
     assets = _assets(catalog)
     assert assets["good.mp4"].status == "indexed"
     assert assets["broken.mov"].status == "error" and "broken.mov" in (assets["broken.mov"].error or "")
@@ -108,12 +100,12 @@ def test_rename_delete_and_bad_files(running: tuple[FolderWatcher, Recorder], ca
     calls_before = len(recorder.calls)
 
     (media_root / "good.mp4").rename(media_root / "renamed.mp4")
-    _wait_for(lambda: "renamed.mp4" in _assets(catalog))
+    wait_for(lambda: "renamed.mp4" in _assets(catalog))
     assert _assets(catalog)["renamed.mp4"].id == assets["good.mp4"].id
     assert len(recorder.calls) == calls_before  # a rename is not re-indexed
 
     (media_root / "renamed.mp4").unlink()
-    _wait_for(lambda: _assets(catalog)["renamed.mp4"].status == "missing")
+    wait_for(lambda: _assets(catalog)["renamed.mp4"].status == "missing")
 
 
 def test_restart_catches_up(catalog: Catalog, embedder: ClipEmbedder, media_root: Path) -> None:
@@ -125,7 +117,7 @@ def test_restart_catches_up(catalog: Catalog, embedder: ClipEmbedder, media_root
     write_clip(media_root / "edited.mp4", Clip(shots=(1.0,)))
     first = FolderWatcher(catalog, [media_root], settings, recorder)
     first.scan()
-    _wait_for(lambda: bool(first.tick()) or not first.pending)
+    wait_for(lambda: bool(first.tick()) or not first.pending)
     assert sorted(recorder.paths()) == ["deleted.mp4", "edited.mp4", "kept.mp4", "renamed.mp4"]
     before = _assets(catalog)
 
@@ -165,10 +157,10 @@ def test_watch_command_runs_jobs_and_stops_cleanly(catalog: Catalog, tiny_clip: 
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     try:
-        _wait_for(lambda: _assets(catalog).get("first.mp4") is not None
+        wait_for(lambda: _assets(catalog).get("first.mp4") is not None
                   and _assets(catalog)["first.mp4"].status == "indexed", timeout=90)
         write_clip(media_root / "second.mp4", Clip(shots=(0.5, 0.5)))
-        _wait_for(lambda: _assets(catalog).get("second.mp4") is not None
+        wait_for(lambda: _assets(catalog).get("second.mp4") is not None
                   and _assets(catalog)["second.mp4"].status == "indexed", timeout=60)
     finally:
         process.send_signal(signal.SIGTERM)
