@@ -19,7 +19,7 @@ from cli.settings import catalog_settings
 from cli.upscaling import CODEC_OPTION, DENOISE_OPTION, MODEL_OPTION, SHA_OPTION, TARGET_OPTION
 from cli.views import family_rows
 from upscaler.encode import DEFAULT_CODEC
-from upscaler.models import ModelChoice
+from upscaler.registry import ModelChoice
 from upscaler.registry import DEFAULT_MODEL
 
 

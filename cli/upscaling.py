@@ -10,7 +10,7 @@ from cli.output import JSON_OPTION, console, print_json, print_table
 from cli.progress import FrameProgress
 from cli.settings import device, models_dir
 from upscaler.encode import CODECS, DEFAULT_CODEC
-from upscaler.models import ModelChoice
+from upscaler.registry import ModelChoice
 from upscaler.registry import DEFAULT_MODEL, KNOWN_MODELS, PRESETS
 from upscaler.weights import cached_path
 

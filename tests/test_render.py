@@ -19,7 +19,7 @@ from indexer.probe import probe
 from models import write_identity_compact, write_tiny_compact
 from media import Clip, write_clip
 from upscaler.errors import PlanError, RenderError
-from upscaler.models import ModelChoice
+from upscaler.registry import ModelChoice
 from upscaler.provenance import NOTICE
 from upscaler.render import RenderProgress, RenderRequest, render, sha256_of
 

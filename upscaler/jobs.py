@@ -28,7 +28,7 @@ from catalog.jobs import RENDER_QUEUE, RENDER_TASK, defer_index, defer_render
 from upscaler.encode import CODECS
 from upscaler.errors import DownloadError, PlanError, RenderError
 from upscaler.geometry import Plan, Source, plan
-from upscaler.models import ModelChoice
+from upscaler.registry import ModelChoice
 from upscaler.registry import known_model
 from upscaler.render import RenderProgress, RenderRequest, render, sha256_of
 from upscaler.weights import file_sha256

@@ -17,21 +17,12 @@ import torch
 from spandrel import ImageModelDescriptor, ModelLoader, UnsupportedModelError as SpandrelUnsupported
 
 from upscaler.errors import ChecksumError, UnsupportedModelError
-from upscaler.registry import DENOISE_PAIRS, KNOWN_MODELS, KnownModel, known_model
+from upscaler.registry import DENOISE_PAIRS, KNOWN_MODELS, KnownModel, ModelChoice, known_model
 from upscaler.weights import fetch, file_sha256
 
 logger = logging.getLogger(__name__)
 
 MODEL_SUFFIXES = (".pth", ".safetensors", ".pt", ".ckpt")
-
-
-@dataclass(frozen=True)
-class ModelChoice:
-    """What the user asked for: a registry name/preset or a file, and options."""
-
-    name: str = "live-action-fast"
-    sha256: str | None = None  # overrides the registry's hash (or pins a local file)
-    denoise: float | None = None  # 0 keeps noise, 1 removes it (general-x4v3 only)
 
 
 @dataclass(frozen=True)

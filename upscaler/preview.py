@@ -13,7 +13,8 @@ from PIL import Image, ImageDraw
 from upscaler.colour import rgb_format, source_tags, to_rgb
 from upscaler.errors import PlanError, RenderError
 from upscaler.inference import FrameUpscaler, best_device
-from upscaler.models import ModelChoice, load_model
+from upscaler.models import load_model
+from upscaler.registry import ModelChoice
 
 _PANEL_WIDTH = 960  # each full-frame panel is scaled to this width
 _LABEL_HEIGHT = 28

@@ -63,6 +63,15 @@ PRESETS: dict[str, str] = {
 }
 DEFAULT_MODEL = "live-action-fast"
 
+
+@dataclass(frozen=True)
+class ModelChoice:
+    """What the user asked for: a preset, registry name or model file, and options."""
+
+    name: str = DEFAULT_MODEL
+    sha256: str | None = None  # overrides the registry's hash (or pins a local file)
+    denoise: float | None = None  # 0 keeps noise, 1 removes it (general-x4v3 only)
+
 # general-x4v3's --denoise blends its weights with this twin (Real-ESRGAN's DNI).
 DENOISE_PAIRS: dict[str, str] = {"realesr-general-x4v3": "realesr-general-wdn-x4v3"}
 

@@ -31,7 +31,8 @@ from upscaler.encode import DEFAULT_CODEC, EncoderChoice, choose_encoder
 from upscaler.errors import PlanError, RenderError
 from upscaler.geometry import Plan, Source, plan
 from upscaler.inference import FrameUpscaler, best_device
-from upscaler.models import ModelChoice, ModelIdentity, load_model
+from upscaler.models import ModelIdentity, load_model
+from upscaler.registry import ModelChoice
 from upscaler.provenance import NOTICE, container_tags, now, software, write_sidecar
 
 logger = logging.getLogger(__name__)
