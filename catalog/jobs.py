@@ -54,15 +54,15 @@ def defer_index(app: procrastinate.App, path: str, *, root_id: int | None = None
         return None
 
 
-def defer_render(app: procrastinate.App, rendition_id: int) -> int:
-    """Queue the render of a recorded rendition; its id is the job's only argument."""
+def defer_render(app: procrastinate.App, rendition_id: int) -> int | None:
+    """Queue the render of a recorded rendition; ``None`` when it is already waiting."""
     key = f"render:{rendition_id}"
     try:
         return app.configure_task(RENDER_TASK, queue=RENDER_QUEUE, queueing_lock=key, lock=key).defer(
             rendition_id=rendition_id
         )
     except procrastinate_errors.AlreadyEnqueued:
-        return -1
+        return None
 
 
 def cancel_job(app: procrastinate.App, job_id: int) -> bool:
