@@ -212,3 +212,21 @@ def test_cli_render_preview_and_models(tmp_path: Path, weights: dict[str, Path])
     assert names["RealESRGAN_x4plus"]["preset"] == "live-action-quality"
     assert names["realesr-general-x4v3"]["cached"] is False
     assert not os.path.exists(tmp_path / "cache")
+
+
+def test_timecode_and_metadata_carried_over(tmp_path: Path, weights: dict[str, Path]) -> None:
+    master = tmp_path / "tc.mov"
+    with av.open(str(master), "w") as out:
+        out.metadata["timecode"] = "10:00:00:00"
+        out.metadata["artist"] = "Camera A"
+        stream = out.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 64, 36, "yuv420p"
+        for i in range(5):
+            picture = av.VideoFrame.from_ndarray(np.full((36, 64, 3), i * 40, np.uint8), format="rgb24")
+            picture.pts = i
+            out.mux(stream.encode(picture))
+        out.mux(stream.encode(None))
+    _render(master, tmp_path / "tc.2x.mov", weights["tiny"], target="2x")
+    info = probe(tmp_path / "tc.2x.mov")
+    assert info.timecode == "10:00:00:00"
+    assert info.tags.get("artist") == "Camera A"
