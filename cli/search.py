@@ -94,7 +94,7 @@ def search(
         else:
             from indexer.embed import ClipEmbedder
 
-            embedder = ClipEmbedder(settings)
+            embedder = ClipEmbedder(settings, text_only=image is None)
             if image is not None:
                 hits = search_image(catalog, embedder, image, options)
             else:

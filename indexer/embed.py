@@ -75,7 +75,9 @@ class ClipEmbedder:
 
     _load_lock = threading.Lock()
 
-    def __init__(self, settings: EmbeddingSettings) -> None:
+    def __init__(self, settings: EmbeddingSettings, *, text_only: bool = False) -> None:
+        """Load the model once; ``text_only`` drops the image tower after loading
+        (a text search needs only the text tower: about 350 MB less for ViT-B-32)."""
         import open_clip
         import torch
 
@@ -94,6 +96,8 @@ class ClipEmbedder:
                 f"cannot load CLIP model {settings.identity!r}: {str(exc).splitlines()[0]}"
             ) from exc
         model.eval()
+        if text_only:
+            model.visual = None
         self.model: Any = model
         self.preprocess = preprocess
         self.dim = int(self.embed_text(["dimension probe"]).shape[1])
@@ -108,6 +112,9 @@ class ClipEmbedder:
     def embed_images(self, images: Sequence[np.ndarray]) -> np.ndarray:
         """L2-normalised embeddings (N, dim) float32 of RGB uint8 (H, W, 3) square pictures."""
         import torch
+
+        if self.model.visual is None:
+            raise EmbeddingModelError("this CLIP model was loaded for text queries only")
 
         out: list[np.ndarray] = []
         with torch.inference_mode():

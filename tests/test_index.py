@@ -152,6 +152,12 @@ def test_weights_are_loaded_not_random(tiny_clip: str, embedder: ClipEmbedder) -
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
 
 
+def test_text_only_loading_gives_the_same_text_vectors(tiny_clip: str, embedder: ClipEmbedder) -> None:
+    text_only = ClipEmbedder(EmbeddingSettings(model=tiny_clip), text_only=True)
+    np.testing.assert_allclose(text_only.embed_text(["a pier"]), embedder.embed_text(["a pier"]), atol=1e-6)
+    assert text_only.model.visual is None
+
+
 def test_cli_index_summary_and_exit_code(catalog: Catalog, tiny_clip: str, tmp_path: Path) -> None:
     folder = tmp_path / "media"
     folder.mkdir()
