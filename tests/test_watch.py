@@ -172,3 +172,15 @@ def test_watch_command_runs_jobs_and_stops_cleanly(catalog: Catalog, tiny_clip: 
             "SELECT args->>'path', status FROM procrastinate_jobs WHERE task_name = 'footage.index_file'"
         )).all()
     assert sorted((Path(p).name, st) for p, st in jobs) == [("first.mp4", "succeeded"), ("second.mp4", "succeeded")]
+
+
+def test_scan_leaves_the_renditions_folder_alone(catalog: Catalog, embedder: ClipEmbedder, media_root: Path) -> None:
+    renders = media_root / "renditions"
+    renders.mkdir()
+    made = write_clip(renders / "a.4k.mov", Clip())
+    index_file(catalog, embedder, made, IndexOptions(kind="rendition"))
+    recorder = Recorder(catalog, embedder)
+    watcher = FolderWatcher(catalog, [media_root], WatchSettings(exclude=(renders,)), recorder)
+    (report,) = watcher.scan()
+    assert (report.queued, report.missing) == (0, 0)
+    assert _assets(catalog)["a.4k.mov"].status == "indexed"
