@@ -230,3 +230,15 @@ def test_timecode_and_metadata_carried_over(tmp_path: Path, weights: dict[str, P
     info = probe(tmp_path / "tc.2x.mov")
     assert info.timecode == "10:00:00:00"
     assert info.tags.get("artist") == "Camera A"
+
+
+def test_preview_shows_frames_as_displayed(tmp_path: Path, weights: dict[str, Path]) -> None:
+    from upscaler.preview import preview
+
+    rotated = write_clip(tmp_path / "r.mp4", Clip(width=64, height=36, rotation=90, shots=(0.3,)))
+    sheet = preview(rotated, 0.1, [str(weights["tiny"])], tmp_path / "r.png", tmp_path)
+    with av.open(str(sheet.path)) as c:
+        width, height = c.streams.video[0].width, c.streams.video[0].height
+    # Two rows of upright (portrait) panels: taller than wide.
+    assert height > width
+    assert sheet.panels[0] == "source, bicubic x4" and sheet.panels[1].startswith("tiny (")

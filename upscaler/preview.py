@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -27,7 +28,7 @@ class PreviewResult:
     panels: tuple[str, ...]
 
 
-def _frame_at(path: Path, at_s: float) -> tuple[np.ndarray, float]:
+def _frame_at(path: Path, at_s: float) -> tuple[np.ndarray, float, Fraction, int]:
     try:
         with av.open(str(path)) as container:
             stream = container.streams.video[0]
@@ -42,7 +43,9 @@ def _frame_at(path: Path, at_s: float) -> tuple[np.ndarray, float]:
                 raise PlanError(f"{path} has no frame at {at_s} s")
             # 8 bits per channel: this picture is for eyes, not for encoding.
             pixels = to_rgb(chosen, source_tags(stream.codec_context, chosen), rgb_format(8), VideoReformatter())
-            return pixels, float(chosen.time or 0.0) - start
+            sar = Fraction(stream.sample_aspect_ratio or 1) or Fraction(1)
+            rotation = int(round(chosen.rotation or 0)) % 360
+            return pixels, float(chosen.time or 0.0) - start, sar, rotation if rotation in (90, 180, 270) else 0
     except av.error.FFmpegError as exc:
         raise RenderError(f"{path}: cannot read a frame: {exc}") from exc
 
@@ -56,16 +59,19 @@ def _labelled(image: Image.Image, label: str) -> Image.Image:
 
 def preview(master: Path, at_s: float, models: list[str], out: Path, cache_dir: Path, device: str | None = None) -> PreviewResult:
     """Write a PNG: rows of (whole frame, 4x zoom of its centre) for bicubic and each model."""
-    pixels, frame_s = _frame_at(master, at_s)
-    height, width = pixels.shape[:2]
+    pixels, frame_s, sar, rotation = _frame_at(master, at_s)
+    scale = 4
+    # As displayed: square pixels, upright.
+    width, height = round(pixels.shape[1] * sar), pixels.shape[0]
+    if rotation in (90, 270):
+        width, height = height, width
     torch_device = best_device(device)
     results: list[tuple[str, Image.Image]] = []
-    source = Image.fromarray(pixels)
-    scale = 4
+    source = Image.fromarray(np.ascontiguousarray(np.rot90(pixels, k=rotation // 90)))
     results.append(("source, bicubic x4", source.resize((width * scale, height * scale), Image.Resampling.BICUBIC)))
     for name in models:
         descriptor, identity = load_model(ModelChoice(name), cache_dir, torch_device)
-        upscaler = FrameUpscaler(descriptor, torch_device, width * scale, height * scale)
+        upscaler = FrameUpscaler(descriptor, torch_device, width * scale, height * scale, rotation)
         results.append((f"{identity.name} ({identity.architecture}, x{identity.scale})", Image.fromarray(upscaler(pixels))))
     # The zoom: the centre quarter of the frame, shown at the panel's width.
     rows = []
