@@ -122,8 +122,6 @@ class FolderWatcher:
         with self.catalog.session() as session:
             known = {Path(a.path): a for a in assets_under(session, str(root))}
             for path, asset in known.items():
-                if any(path.is_relative_to(ex) for ex in self._excluded):
-                    continue  # footage's own renditions: not walked, so not judged here
                 if path not in on_disk and asset.status != "missing" and not path.exists():
                     mark_missing(session, str(path))
                     missing += 1

@@ -184,3 +184,7 @@ def test_scan_leaves_the_renditions_folder_alone(catalog: Catalog, embedder: Cli
     (report,) = watcher.scan()
     assert (report.queued, report.missing) == (0, 0)
     assert _assets(catalog)["a.4k.mov"].status == "indexed"
+    # Not taken as new masters, but still kept honest: a deleted rendition is missing.
+    made.unlink()
+    (report,) = watcher.scan()
+    assert report.missing == 1 and _assets(catalog)["a.4k.mov"].status == "missing"
