@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from importlib.metadata import PackageNotFoundError, version
 from typing import Annotated
 
@@ -9,6 +10,10 @@ import typer
 
 from cli import db, indexing, renditions, search, service, upscaling
 from cli.errors import FootageGroup
+
+# SVT-AV1 prints a banner to stderr on every encoder open unless told to log
+# errors only; it reads this from the environment, so the CLI sets it.
+os.environ.setdefault("SVT_LOG", "1")
 
 EXIT_CODES = """Exit codes: 0 success, 1 failed, 2 bad usage or setting, 3 database
 unreachable, 4 schema out of date, 5 not found."""

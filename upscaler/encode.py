@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import os
 from dataclasses import dataclass, field
 from fractions import Fraction
 
@@ -46,9 +45,6 @@ CODECS: dict[str, Codec] = {
     )
 }
 DEFAULT_CODEC = "hevc"
-
-# SVT-AV1 prints a banner to stderr on every open unless told to log errors only.
-os.environ.setdefault("SVT_LOG", "1")
 
 
 @dataclass(frozen=True)
