@@ -13,6 +13,7 @@ import logging
 from typing import Any
 
 import procrastinate
+import sqlalchemy as sa
 from procrastinate import exceptions as procrastinate_errors
 
 from catalog.database import Catalog
@@ -72,8 +73,6 @@ def cancel_job(app: procrastinate.App, job_id: int) -> bool:
 
 def live_workers(catalog: Catalog, within_s: float = STALLED_WORKER_TIMEOUT_S) -> int:
     """Workers that sent a heartbeat in the last ``within_s`` seconds."""
-    import sqlalchemy as sa
-
     with catalog.engine.connect() as conn:
         return int(conn.execute(sa.text(
             "SELECT count(*) FROM procrastinate_workers WHERE last_heartbeat > now() - make_interval(secs => :s)"

@@ -12,7 +12,8 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from catalog.errors import FootageError, NotFoundError
-from catalog.families import Family, families, resolve_asset
+from catalog.assets import upsert_asset
+from catalog.families import Family, families, family_master_id, resolve_asset
 from catalog.models import Rendition
 
 ACTIVE = ("queued", "running", "done")
@@ -117,16 +118,12 @@ def record_progress(session: Session, rendition_id: int, frames_done: int, frame
 
 def register_file(session: Session, path: Path, values: dict[str, Any]) -> int:
     """The rendition file as an asset of kind rendition (facts filled in by indexing)."""
-    from catalog.assets import upsert_asset
-
     return upsert_asset(session, str(path), {**values, "kind": "rendition", "status": "pending"})
 
 
 def pairs(session: Session, ref: str | None = None) -> list[Family]:
     """Families with at least one rendition (or the family of ``ref``), masters by path."""
     if ref is not None:
-        from catalog.families import family_master_id
-
         master_id = family_master_id(session, resolve_asset(session, ref).id)
         return [families(session, [master_id])[master_id]]
     ids = session.scalars(sa.select(Rendition.master_id).distinct()).all()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Annotated, Any
 
 import typer
@@ -26,18 +27,7 @@ app = typer.Typer(
 
 
 def _status_json(status: DatabaseStatus) -> dict[str, Any]:
-    return {
-        "url": status.url,
-        "embedded": status.embedded,
-        "embedded_pid": status.embedded_pid,
-        "embedded_started": status.embedded_started,
-        "server_version": status.server_version,
-        "pgvector_version": status.pgvector_version,
-        "revision": status.revision,
-        "head_revision": status.head_revision,
-        "up_to_date": status.up_to_date,
-        "row_counts": status.row_counts,
-    }
+    return {**dataclasses.asdict(status), "up_to_date": status.up_to_date}
 
 
 @app.command()

@@ -41,8 +41,7 @@ class FrameProgress:
         self._progress: Progress | None = None
         self._task: Any = None
 
-    def update(self, p: Any) -> None:
-        """Takes anything with ``frames_done``, ``frames_total`` and ``fps``."""
+    def update(self, frames_done: int, frames_total: int | None, fps: float) -> None:
         if self._progress is None:
             self._progress = Progress(
                 TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
@@ -50,8 +49,8 @@ class FrameProgress:
                 TimeRemainingColumn(), console=error_console,
             )
             self._progress.start()
-            self._task = self._progress.add_task(self.description, total=p.frames_total, fps=0.0)
-        self._progress.update(self._task, completed=p.frames_done, total=p.frames_total, fps=p.fps)
+            self._task = self._progress.add_task(self.description, total=frames_total, fps=0.0)
+        self._progress.update(self._task, completed=frames_done, total=frames_total, fps=fps)
 
     def close(self) -> None:
         if self._progress is not None:

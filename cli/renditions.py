@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
-from catalog import FootageError, open_catalog
+from catalog import Catalog, FootageError, open_catalog
 from catalog import renditions as records
 from catalog.jobs import QUEUES, cancel_job, job_app, live_workers, run_worker
 from cli.errors import FootageGroup
@@ -21,11 +21,6 @@ from cli.views import family_rows
 from upscaler.encode import DEFAULT_CODEC
 from upscaler.registry import ModelChoice
 from upscaler.registry import DEFAULT_MODEL
-
-
-class _Progress:
-    def __init__(self, row: Any) -> None:
-        self.frames_done, self.frames_total, self.fps = row.frames_done, row.frames_total, row.fps or 0.0
 
 
 def upscale(
@@ -73,7 +68,7 @@ def upscale(
         raise typer.Exit(1)
 
 
-def _follow(catalog: Any, rendition_id: int) -> str:
+def _follow(catalog: Catalog, rendition_id: int) -> str:
     """Show progress until the rendition ends; render here when no worker is alive."""
     if live_workers(catalog) == 0:
         error_console.print("No worker is running: rendering here.")
@@ -85,7 +80,7 @@ def _follow(catalog: Any, rendition_id: int) -> str:
                 row = records.get(session, rendition_id)
                 status, error = row.status, row.error
                 if row.frames_done:
-                    bar.update(_Progress(row))
+                    bar.update(row.frames_done, row.frames_total, row.fps or 0.0)
             if status in ("done", "failed", "cancelled"):
                 break
             time.sleep(0.5)

@@ -57,7 +57,7 @@ def render(
                             tile=tile, device=device(), cache_dir=models_dir(), overwrite=overwrite)
     bar = FrameProgress(f"Rendering {master.name}")
     try:
-        result = run_render(request, progress=bar.update)
+        result = run_render(request, progress=lambda p: bar.update(p.frames_done, p.frames_total, p.fps))
     finally:
         bar.close()
     if as_json:

@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from catalog import Catalog
+from catalog import Catalog, NotFoundError
 from catalog.assets import (
     SegmentRow,
     asset_by_path,
@@ -24,6 +24,7 @@ from catalog.assets import (
     segment_count,
     upsert_asset,
 )
+from indexer.discover import walk
 from indexer.embed import ClipEmbedder, square_views
 from indexer.errors import MediaError
 from indexer.fingerprint import content_hash, quick_fingerprint
@@ -225,9 +226,6 @@ def collect_files(paths: list[Path]) -> list[Path]:
 
     Raises ``NotFoundError`` for a path that does not exist.
     """
-    from catalog import NotFoundError
-    from indexer.discover import walk
-
     files: list[Path] = []
     for path in paths:
         if path.is_dir():

@@ -50,7 +50,7 @@ def write_tiny_rrdb(path: Path, scale: int = 4, seed: int = 0) -> Path:
 
     torch.manual_seed(seed)
     model = ESRGAN(in_nc=3, out_nc=3, num_filters=8, num_blocks=1, scale=scale)
-    torch.save({"params_ema": _new_arch_names(model.state_dict())}, path)
+    torch.save({"params_ema": model.state_dict()}, path)
     return path
 
 
@@ -60,10 +60,6 @@ def _nudge_towards_identity(model: torch.nn.Module) -> None:
     with torch.no_grad():
         last = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)][-1]
         last.weight.mul_(4.0)
-
-
-def _new_arch_names(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    return state  # spandrel reads both the old and the new RRDBNet key layouts
 
 
 def write_identity_compact(path: Path, scale: int = 4) -> Path:

@@ -11,7 +11,6 @@ name only after it has been verified.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import queue
@@ -34,6 +33,7 @@ from upscaler.inference import FrameUpscaler, best_device
 from upscaler.models import ModelIdentity, load_model
 from upscaler.registry import ModelChoice
 from upscaler.provenance import NOTICE, container_tags, now, software, write_sidecar
+from upscaler.weights import file_sha256
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ class RenderRequest:
     force: bool = False
     tile: int | None = None
     device: str | None = None
-    cache_dir: Path = Path("models")
+    cache_dir: Path = field(default_factory=lambda: Path.home() / ".cache" / "footage" / "models")
     overwrite: bool = False
 
 
@@ -79,8 +79,8 @@ class RenderResult:
 
 
 def sha256_of(path: Path) -> str:
-    with open(path, "rb") as f:
-        return "sha256:" + hashlib.file_digest(f, "sha256").hexdigest()
+    """``sha256:<hex>``, the form the catalog stores content hashes in."""
+    return "sha256:" + file_sha256(path)
 
 
 class _Stop(Exception):
@@ -146,7 +146,6 @@ class _Job:
     tags: ColourTags
     rgb_fmt: str
     interlaced: bool
-    video_index: int
     copied: list[int]
     transcoded: list[int]
     dropped: list[str]
@@ -341,7 +340,7 @@ def render(
         copied, transcoded, dropped = _stream_plan(container, output.suffix)
         rate = stream.average_rate or stream.guessed_rate
         job = _Job(request, the_plan, encoder, source_tags(stream.codec_context, first), rgb_format(bit_depth),
-                   interlaced, stream.index, copied, transcoded, dropped, stream.frames or None,
+                   interlaced, copied, transcoded, dropped, stream.frames or None,
                    stream.time_base, Fraction(rate) if rate else None)
         upscaler = FrameUpscaler(descriptor, device, the_plan.width, the_plan.height, rotation, tile=request.tile)
         provenance: dict[str, Any] = {
