@@ -112,7 +112,8 @@ def _filters_sql(filters: SearchFilters, params: dict[str, Any]) -> str:
     return "".join(f" AND {c}" for c in clauses)
 
 
-def _nearest(session: Session, vector: np.ndarray, model: str, n: int, filters: SearchFilters, exact: bool) -> list[_Row]:
+def _nearest(session: Session, vector: np.ndarray, model: str, n: int, filters: SearchFilters, exact: bool,
+             iterative_scans: bool) -> list[_Row]:
     dim = int(vector.shape[0])
     params: dict[str, Any] = {"q": vector.astype(np.float32).tolist(), "model": model, "dim": dim, "n": n}
     # The cast expression is what the HNSW index is built on; the bare column
@@ -135,7 +136,7 @@ def _nearest(session: Session, vector: np.ndarray, model: str, n: int, filters: 
         # A candidate list four times the rows asked keeps recall@10 at 1.0 even
         # on uniform random 512-d data, the hardest case (bench/search_latency.py).
         session.execute(sa.text(f"SET LOCAL hnsw.ef_search = {min(_MAX_EF_SEARCH, max(100, 4 * n))}"))
-        if _pgvector_version(session) >= (0, 8, 0):
+        if iterative_scans:
             session.execute(sa.text("SET LOCAL hnsw.iterative_scan = relaxed_order"))
     rows = session.execute(sa.text(sql), params).all()
     return [
@@ -170,8 +171,9 @@ def search_vector(session: Session, vector: np.ndarray, model: str, options: Sea
     """
     n = max(50, options.limit * options.moments * 8)
     exact = options.exact
+    iterative_scans = _pgvector_version(session) >= (0, 8, 0)
     while True:
-        rows = _nearest(session, vector, model, n, options.filters, exact)
+        rows = _nearest(session, vector, model, n, options.filters, exact, iterative_scans)
         grouped = _group(rows, options.moments)
         if len(grouped) >= options.limit:
             break
