@@ -11,6 +11,7 @@ from catalog.errors import (
     FootageError,
     NotFoundError,
     SchemaOutOfDateError,
+    UnsafePathError,
 )
 from catalog.models import Asset, Base, Rendition, Root, Segment
 from catalog.settings import CatalogSettings
@@ -31,6 +32,7 @@ __all__ = [
     "Root",
     "SchemaOutOfDateError",
     "Segment",
+    "UnsafePathError",
     "database_status",
     "normalise_url",
     "open_catalog",

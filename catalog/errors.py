@@ -35,3 +35,9 @@ class NotFoundError(FootageError):
     """An asset, rendition, root or job the user named does not exist."""
 
     exit_code = 5
+
+
+class UnsafePathError(FootageError):
+    """A rendition path that would leave the renditions folder or touch a master."""
+
+    exit_code = 2

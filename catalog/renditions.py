@@ -11,18 +11,12 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from catalog.errors import FootageError, NotFoundError
+from catalog.errors import FootageError, NotFoundError, UnsafePathError
 from catalog.assets import upsert_asset
 from catalog.families import Family, families, family_master_id, resolve_asset
 from catalog.models import Rendition
 
 ACTIVE = ("queued", "running", "done")
-
-
-class UnsafePathError(FootageError):
-    """A rendition path that would leave the renditions folder or touch a master."""
-
-    exit_code = 2
 
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")

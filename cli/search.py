@@ -15,7 +15,9 @@ from catalog.search import KINDS, FamilyHit, SearchFilters, SearchOptions
 from cli.output import JSON_OPTION, console, print_fields, print_json, print_table
 from cli.views import family_rows
 from cli.settings import catalog_settings, embedding_settings
-from indexer.query import QueryError, search_image, search_like, search_text
+from indexer.embed import ClipEmbedder
+from indexer.errors import QueryError
+from indexer.query import search_image, search_like, search_text
 
 
 def _hit_json(hit: FamilyHit) -> dict[str, Any]:
@@ -92,8 +94,6 @@ def search(
         if like is not None:
             hits = search_like(catalog, settings, like, options)
         else:
-            from indexer.embed import ClipEmbedder
-
             embedder = ClipEmbedder(settings, text_only=image is None)
             if image is not None:
                 hits = search_image(catalog, embedder, image, options)

@@ -13,3 +13,9 @@ class EmbeddingModelError(FootageError):
     """The configured CLIP model cannot be loaded."""
 
     exit_code = 2
+
+
+class QueryError(FootageError):
+    """A search that cannot be run as asked (empty text, unreadable picture, bad moment)."""
+
+    exit_code = 2

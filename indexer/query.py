@@ -8,19 +8,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from catalog import Catalog, FootageError, NotFoundError
+from catalog import Catalog, NotFoundError
 from catalog.families import resolve_asset
 from catalog.search import FamilyHit, SearchOptions, moment_vector, search_vector
 from indexer.embed import ClipEmbedder, EmbeddingSettings, square_views
-from indexer.errors import MediaError
+from indexer.errors import MediaError, QueryError
 
 _CLOCK = re.compile(r"^(?:(\d+):)?(\d{1,2}):(\d{1,2}(?:\.\d+)?)$")
-
-
-class QueryError(FootageError):
-    """A search that cannot be run as asked (empty text, unreadable picture, bad moment)."""
-
-    exit_code = 2
 
 
 def parse_time(text: str) -> float:

@@ -15,7 +15,8 @@ import sqlalchemy as sa
 from typer.testing import CliRunner
 
 from catalog import Asset, Catalog, Rendition, Segment
-from catalog.renditions import UnsafePathError, ensure_inside, rendition_path
+from catalog import UnsafePathError
+from catalog.renditions import ensure_inside, rendition_path
 from cli.main import app
 from indexer.embed import ClipEmbedder
 from indexer.index import index_file

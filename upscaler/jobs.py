@@ -21,7 +21,7 @@ import procrastinate
 import sqlalchemy as sa
 from procrastinate import exceptions as procrastinate_errors
 
-from catalog import Asset, Catalog, FootageError
+from catalog import Asset, Catalog, FootageError, Rendition, UnsafePathError
 from catalog import renditions as records
 from catalog.families import resolve_asset
 from catalog.jobs import RENDER_QUEUE, RENDER_TASK, defer_index, defer_render
@@ -120,7 +120,7 @@ def request_upscale(catalog: Catalog, app: procrastinate.App, request: UpscaleRe
 
 def _path_taken(session: sa.orm.Session, path: Path) -> bool:
     taken_by_asset = session.scalar(sa.select(Asset.id).where(Asset.path == str(path)))
-    taken_by_request = session.scalar(sa.select(records.Rendition.id).where(records.Rendition.output_path == str(path)))
+    taken_by_request = session.scalar(sa.select(Rendition.id).where(Rendition.output_path == str(path)))
     return bool(taken_by_asset or taken_by_request)
 
 
@@ -156,7 +156,7 @@ def run_render_job(catalog: Catalog, app: procrastinate.App, settings: UpscaleSe
             # Paths from the database are not trusted: the output must stay in the renditions folder.
             output = records.ensure_inside(settings.renditions_dir, Path(rendition.output_path or "/"))
             if output == Path(master.path).resolve():
-                raise records.UnsafePathError(f"refusing to write over the master {master.path}")
+                raise UnsafePathError(f"refusing to write over the master {master.path}")
         except FootageError as exc:
             rendition.status, rendition.error = "failed", str(exc)
             rendition.finished_at = datetime.now(timezone.utc)
