@@ -10,8 +10,8 @@ from cli.output import JSON_OPTION, console, print_json, print_table
 from cli.progress import FrameProgress
 from cli.settings import device, models_dir
 from upscaler.encode import CODECS, DEFAULT_CODEC
-from upscaler.registry import ModelChoice
-from upscaler.registry import DEFAULT_MODEL, KNOWN_MODELS, PRESETS
+from indexer.query import parse_time
+from upscaler.registry import DEFAULT_MODEL, KNOWN_MODELS, PRESETS, ModelChoice, known_model
 from upscaler.weights import cached_path
 
 MODEL_OPTION = typer.Option(
@@ -45,7 +45,7 @@ def render(
 
     Example: footage render A001_C002.mov --to 4k -m live-action-quality --codec prores
     """
-    from upscaler.registry import known_model
+    # Imported here: the render pipeline pulls in torch, which other commands never need.
     from upscaler.render import RenderRequest
     from upscaler.render import render as run_render
 
@@ -79,7 +79,6 @@ def preview(
 
     Example: footage preview A001_C002.mov --at 0:00:12 --models live-action-fast,animation
     """
-    from indexer.query import parse_time
     from upscaler.preview import preview as run_preview
 
     target = out or Path.cwd() / f"{master.stem}.preview.png"
