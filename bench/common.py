@@ -49,8 +49,16 @@ def scratch_catalog() -> Iterator[Catalog]:
         server.cleanup()
 
 
-def write_footage(path: Path, width: int, height: int, seconds: float, fps: int = 25, shot_s: float = 4.0,
-                  gop: int = 50, codec: str = "libx264") -> Path:
+def write_footage(
+    path: Path,
+    width: int,
+    height: int,
+    seconds: float,
+    fps: int = 25,
+    shot_s: float = 4.0,
+    gop: int = 50,
+    codec: str = "libx264",
+) -> Path:
     """Camera-like footage: moving noise-textured shots with cuts every ``shot_s`` seconds."""
     rng = np.random.default_rng(0)
     with av.open(str(path), "w") as out:

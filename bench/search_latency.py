@@ -37,7 +37,9 @@ def _vectors(kind: str, n: int, rng: np.random.Generator) -> np.ndarray:
         centres = rng.normal(size=(max(10, n // 100), 512)).astype(np.float32)
         centres /= np.linalg.norm(centres, axis=1, keepdims=True)
         # Moments spread around shared looks (cosine ~0.8 to their centre).
-        v = centres[rng.integers(0, len(centres), n)] + (0.75 / np.sqrt(512)) * rng.normal(size=(n, 512)).astype(np.float32)
+        v = centres[rng.integers(0, len(centres), n)] + (0.75 / np.sqrt(512)) * rng.normal(size=(n, 512)).astype(
+            np.float32
+        )
     return v / np.linalg.norm(v, axis=1, keepdims=True)
 
 
@@ -56,8 +58,10 @@ def _load(catalog: Catalog, vectors: np.ndarray) -> float:
             with cur.copy("COPY assets (path, status, width, height) FROM STDIN") as copy:
                 for a in range(n_assets):
                     copy.write_row((f"/bench/{a}.mov", "indexed", 1920, 1080))
-            with cur.copy("COPY segments (asset_id, start_s, end_s, frame_s, embedding, embedding_model, embedding_dim) "
-                          "FROM STDIN WITH (FORMAT BINARY)") as copy:
+            with cur.copy(
+                "COPY segments (asset_id, start_s, end_s, frame_s, embedding, embedding_model, embedding_dim) "
+                "FROM STDIN WITH (FORMAT BINARY)"
+            ) as copy:
                 copy.set_types(["int8", "float8", "float8", "float8", "vector", "text", "int2"])
                 for i, vector in enumerate(vectors):
                     t = float(i % SEGMENTS_PER_ASSET) * 2
@@ -67,8 +71,10 @@ def _load(catalog: Catalog, vectors: np.ndarray) -> float:
             cur.execute("SET maintenance_work_mem = '4GB'")
             cur.execute("SET max_parallel_maintenance_workers = 2")
             start = time.perf_counter()
-            cur.execute("CREATE INDEX ix_segments_embedding_hnsw_512 ON segments USING hnsw "
-                        "((embedding::vector(512)) vector_cosine_ops) WHERE embedding_dim = 512")
+            cur.execute(
+                "CREATE INDEX ix_segments_embedding_hnsw_512 ON segments USING hnsw "
+                "((embedding::vector(512)) vector_cosine_ops) WHERE embedding_dim = 512"
+            )
             build = time.perf_counter() - start
             cur.execute("ANALYZE assets; ANALYZE segments")
         conn.commit()
@@ -101,9 +107,11 @@ def _run(catalog: Catalog, kind: str, n: int, queries: int) -> None:
         recalls.append(len(want & {h.family.master.asset_id for h in got}) / max(1, len(want)))
     latencies.sort()
     p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
-    print(f"{kind} n={n}: top-10 latency p50 {statistics.median(latencies):.1f} ms, p99 {p99:.1f} ms; "
-          f"recall@10 vs exact {statistics.mean(recalls):.3f}, top-1 agreement {statistics.mean(top1):.3f} "
-          f"({queries} queries)")
+    print(
+        f"{kind} n={n}: top-10 latency p50 {statistics.median(latencies):.1f} ms, p99 {p99:.1f} ms; "
+        f"recall@10 vs exact {statistics.mean(recalls):.3f}, top-1 agreement {statistics.mean(top1):.3f} "
+        f"({queries} queries)"
+    )
 
 
 def main() -> None:

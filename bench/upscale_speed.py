@@ -75,14 +75,25 @@ def main() -> None:
                     model_fps = args.frames / (time.perf_counter() - start)
                 source = write_footage(folder / f"{case}.mp4", w, h, args.frames / 25)
                 out = folder / f"{name}-{case}.mov"
-                result = render(RenderRequest(master=source, output=out, target=f"{tw}x{th}", force=True,
-                                              model=ModelChoice(str(weights)), codec=args.codec, cache_dir=folder))
+                result = render(
+                    RenderRequest(
+                        master=source,
+                        output=out,
+                        target=f"{tw}x{th}",
+                        force=True,
+                        model=ModelChoice(str(weights)),
+                        codec=args.codec,
+                        cache_dir=folder,
+                    )
+                )
                 t = result.provenance["timings"]
                 busy = t["model_s"] / t["pipeline_s"]
-                print(f"{name} {case} ({w}x{h}->{tw}x{th}, {upscaler.precision}, batch 1, {device}): "
-                      f"model-only {model_fps:.2f} fps, end-to-end {t['fps']:.2f} fps "
-                      f"({t['fps'] / model_fps:.0%} of model-only; model busy {busy:.0%} of the pipeline; "
-                      f"encoder {result.provenance['output']['encoder']})")
+                print(
+                    f"{name} {case} ({w}x{h}->{tw}x{th}, {upscaler.precision}, batch 1, {device}): "
+                    f"model-only {model_fps:.2f} fps, end-to-end {t['fps']:.2f} fps "
+                    f"({t['fps'] / model_fps:.0%} of model-only; model busy {busy:.0%} of the pipeline; "
+                    f"encoder {result.provenance['output']['encoder']})"
+                )
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -35,11 +35,14 @@ def assets_with_fingerprint(session: Session, fingerprint: str) -> list[Asset]:
 
 
 def segment_count(session: Session, asset_id: int, embedding_model: str) -> int:
-    return session.scalar(
-        sa.select(sa.func.count())
-        .select_from(Segment)
-        .where(Segment.asset_id == asset_id, Segment.embedding_model == embedding_model)
-    ) or 0
+    return (
+        session.scalar(
+            sa.select(sa.func.count())
+            .select_from(Segment)
+            .where(Segment.asset_id == asset_id, Segment.embedding_model == embedding_model)
+        )
+        or 0
+    )
 
 
 def upsert_asset(session: Session, path: str, values: dict[str, Any]) -> int:
@@ -48,7 +51,7 @@ def upsert_asset(session: Session, path: str, values: dict[str, Any]) -> int:
     ``INSERT ... ON CONFLICT`` keeps two workers that index the same path at
     once from both inserting; the row lock then serialises their segment writes.
     """
-    values = {**values, "path": path, "updated_at": datetime.now(timezone.utc)}
+    values = {**values, "path": path, "updated_at": datetime.now(UTC)}
     statement = insert(Asset).values(**values)
     statement = statement.on_conflict_do_update(
         index_elements=[Asset.path], set_={k: statement.excluded[k] for k in values if k != "path"}
@@ -58,9 +61,7 @@ def upsert_asset(session: Session, path: str, values: dict[str, Any]) -> int:
 
 def replace_segments(session: Session, asset_id: int, embedding_model: str, rows: Sequence[SegmentRow]) -> None:
     """Make ``rows`` the asset's segments for ``embedding_model``; other models' stay."""
-    session.execute(
-        sa.delete(Segment).where(Segment.asset_id == asset_id, Segment.embedding_model == embedding_model)
-    )
+    session.execute(sa.delete(Segment).where(Segment.asset_id == asset_id, Segment.embedding_model == embedding_model))
     if rows:
         session.execute(
             sa.insert(Segment),
@@ -93,9 +94,7 @@ def mark_missing(session: Session, path: str) -> bool:
 def move_asset(session: Session, asset_id: int, new_path: str, root_id: int | None) -> None:
     """Point an asset at its new path, keeping its id, segments and renditions."""
     session.execute(
-        sa.update(Asset)
-        .where(Asset.id == asset_id)
-        .values(path=new_path, root_id=root_id, updated_at=sa.func.now())
+        sa.update(Asset).where(Asset.id == asset_id).values(path=new_path, root_id=root_id, updated_at=sa.func.now())
     )
 
 

@@ -106,8 +106,20 @@ def rendition_info(r: Rendition) -> RenditionInfo:
 
 
 def _pending_version(r: Rendition) -> Version:
-    return Version(None, "rendition", None, r.status, r.target_width, r.target_height,
-                   None, None, None, None, None, rendition_info(r))
+    return Version(
+        None,
+        "rendition",
+        None,
+        r.status,
+        r.target_width,
+        r.target_height,
+        None,
+        None,
+        None,
+        None,
+        None,
+        rendition_info(r),
+    )
 
 
 def families(session: Session, master_ids: Iterable[int]) -> dict[int, Family]:

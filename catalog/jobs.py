@@ -74,9 +74,15 @@ def cancel_job(app: procrastinate.App, job_id: int) -> bool:
 def live_workers(catalog: Catalog, within_s: float = STALLED_WORKER_TIMEOUT_S) -> int:
     """Workers that sent a heartbeat in the last ``within_s`` seconds."""
     with catalog.engine.connect() as conn:
-        return int(conn.execute(sa.text(
-            "SELECT count(*) FROM procrastinate_workers WHERE last_heartbeat > now() - make_interval(secs => :s)"
-        ), {"s": within_s}).scalar_one())
+        return int(
+            conn.execute(
+                sa.text(
+                    "SELECT count(*) FROM procrastinate_workers"
+                    " WHERE last_heartbeat > now() - make_interval(secs => :s)"
+                ),
+                {"s": within_s},
+            ).scalar_one()
+        )
 
 
 async def _retry_stalled(app: procrastinate.App, stall_timeout_s: float) -> None:
@@ -105,11 +111,17 @@ def run_worker(
 
     async def main() -> None:
         async with app.open_async():
-            worker = asyncio.create_task(app.run_worker_async(
-                queues=queues, concurrency=concurrency, name=name, wait=wait,
-                install_signal_handlers=True, stalled_worker_timeout=stall_timeout_s,
-                update_heartbeat_interval=max(0.5, stall_timeout_s / 6),
-            ))
+            worker = asyncio.create_task(
+                app.run_worker_async(
+                    queues=queues,
+                    concurrency=concurrency,
+                    name=name,
+                    wait=wait,
+                    install_signal_handlers=True,
+                    stalled_worker_timeout=stall_timeout_s,
+                    update_heartbeat_interval=max(0.5, stall_timeout_s / 6),
+                )
+            )
             recovery = asyncio.create_task(_retry_stalled(app, stall_timeout_s))
             try:
                 await worker

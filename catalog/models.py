@@ -100,9 +100,7 @@ class Asset(Base):
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
     kind: Mapped[str] = mapped_column(Text, server_default="master")
-    root_id: Mapped[int | None] = mapped_column(
-        BigInteger, ForeignKey("roots.id", ondelete="SET NULL"), index=True
-    )
+    root_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("roots.id", ondelete="SET NULL"), index=True)
     path: Mapped[str] = mapped_column(Text, unique=True)
     status: Mapped[str] = mapped_column(Text, server_default="pending")
     error: Mapped[str | None] = mapped_column(Text)
@@ -157,9 +155,7 @@ class Segment(Base):
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
-    asset_id: Mapped[int] = mapped_column(
-        BigInteger, ForeignKey("assets.id", ondelete="CASCADE"), index=True
-    )
+    asset_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("assets.id", ondelete="CASCADE"), index=True)
     start_s: Mapped[float] = mapped_column(Double)
     end_s: Mapped[float] = mapped_column(Double)
     frame_s: Mapped[float] = mapped_column(Double)

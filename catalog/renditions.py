@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from catalog.errors import FootageError, NotFoundError, UnsafePathError
 from catalog.assets import upsert_asset
+from catalog.errors import FootageError, NotFoundError, UnsafePathError
 from catalog.families import Family, families, family_master_id, resolve_asset
 from catalog.models import Rendition
 
@@ -79,9 +79,15 @@ def find_same(session: Session, spec: RenditionSpec) -> Rendition | None:
 
 def create(session: Session, spec: RenditionSpec, output_path: Path) -> Rendition:
     rendition = Rendition(
-        master_id=spec.master_id, label=spec.label, target_width=spec.width, target_height=spec.height,
-        model_name=spec.model_name, model_sha256=spec.model_sha256, parameters=spec.parameters,
-        status="queued", output_path=str(output_path),
+        master_id=spec.master_id,
+        label=spec.label,
+        target_width=spec.width,
+        target_height=spec.height,
+        model_name=spec.model_name,
+        model_sha256=spec.model_sha256,
+        parameters=spec.parameters,
+        status="queued",
+        output_path=str(output_path),
     )
     session.add(rendition)
     session.flush()
@@ -100,7 +106,9 @@ def by_job(session: Session, job_id: int) -> Rendition | None:
     return session.scalar(sa.select(Rendition).where(Rendition.job_id == job_id))
 
 
-def record_progress(session: Session, rendition_id: int, frames_done: int, frames_total: int | None, fps: float) -> None:
+def record_progress(
+    session: Session, rendition_id: int, frames_done: int, frames_total: int | None, fps: float
+) -> None:
     total = frames_total if frames_total and frames_total >= frames_done else None
     progress = min(0.999, frames_done / total) if total else 0.0
     session.execute(
@@ -139,13 +147,25 @@ def link(session: Session, rendition_ref: str, master_ref: str) -> Rendition:
         raise FootageError(f"{file.path} has renditions of its own; it stays a master")
     file.kind = "rendition"
     session.flush()
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     rendition = Rendition(
-        master_id=master.id, rendition_asset_id=file.id, label=f"{file.width}x{file.height}",
-        target_width=file.width or 1, target_height=file.height or 1, model_name="external",
-        model_sha256=None, parameters={}, status="done", progress=1.0, finished_at=now,
-        output_path=file.path, provenance={"linked_by": "footage link", "linked_at": now.isoformat(),
-                                           "note": "made outside footage; how it was made is unknown"},
+        master_id=master.id,
+        rendition_asset_id=file.id,
+        label=f"{file.width}x{file.height}",
+        target_width=file.width or 1,
+        target_height=file.height or 1,
+        model_name="external",
+        model_sha256=None,
+        parameters={},
+        status="done",
+        progress=1.0,
+        finished_at=now,
+        output_path=file.path,
+        provenance={
+            "linked_by": "footage link",
+            "linked_at": now.isoformat(),
+            "note": "made outside footage; how it was made is unknown",
+        },
     )
     session.add(rendition)
     session.flush()
@@ -154,9 +174,10 @@ def link(session: Session, rendition_ref: str, master_ref: str) -> Rendition:
 
 def job_rows(session: Session, limit: int = 100) -> list[dict[str, Any]]:
     """The queue as ``footage jobs`` shows it, newest first, with rendition progress."""
-    rows = session.execute(
-        sa.text(
-            """
+    rows = (
+        session.execute(
+            sa.text(
+                """
             SELECT j.id, j.task_name, j.status::text AS status, j.queue_name, j.attempts,
                    j.args, j.scheduled_at, r.id AS rendition_id, r.status AS rendition_status,
                    r.progress, r.frames_done, r.frames_total, r.fps, r.worker, r.error,
@@ -167,20 +188,35 @@ def job_rows(session: Session, limit: int = 100) -> list[dict[str, Any]]:
             ORDER BY j.id DESC
             LIMIT :limit
             """
-        ),
-        {"limit": limit},
-    ).mappings().all()
+            ),
+            {"limit": limit},
+        )
+        .mappings()
+        .all()
+    )
     result = []
     for row in rows:
         eta = None
         if row["fps"] and row["frames_total"]:
             eta = max(0.0, (row["frames_total"] - row["frames_done"]) / row["fps"])
         what = row["args"].get("path") or (f"rendition {row['rendition_id']}" if row["rendition_id"] else "")
-        result.append({
-            "job_id": row["id"], "task": row["task_name"], "status": row["status"], "queue": row["queue_name"],
-            "attempts": row["attempts"], "what": what, "rendition_id": row["rendition_id"],
-            "progress": row["progress"], "frames_done": row["frames_done"], "frames_total": row["frames_total"],
-            "fps": row["fps"], "eta_s": eta, "worker": row["worker"], "error": row["error"],
-            "updated_at": row["updated_at"],
-        })
+        result.append(
+            {
+                "job_id": row["id"],
+                "task": row["task_name"],
+                "status": row["status"],
+                "queue": row["queue_name"],
+                "attempts": row["attempts"],
+                "what": what,
+                "rendition_id": row["rendition_id"],
+                "progress": row["progress"],
+                "frames_done": row["frames_done"],
+                "frames_total": row["frames_total"],
+                "fps": row["fps"],
+                "eta_s": eta,
+                "worker": row["worker"],
+                "error": row["error"],
+                "updated_at": row["updated_at"],
+            }
+        )
     return result

@@ -112,14 +112,19 @@ def _filters_sql(filters: SearchFilters, params: dict[str, Any]) -> str:
     return "".join(f" AND {c}" for c in clauses)
 
 
-def _nearest(session: Session, vector: np.ndarray, model: str, n: int, filters: SearchFilters, exact: bool,
-             iterative_scans: bool) -> list[_Row]:
+def _nearest(
+    session: Session, vector: np.ndarray, model: str, n: int, filters: SearchFilters, exact: bool, iterative_scans: bool
+) -> list[_Row]:
     dim = int(vector.shape[0])
     params: dict[str, Any] = {"q": vector.astype(np.float32).tolist(), "model": model, "dim": dim, "n": n}
     # The cast expression is what the HNSW index is built on; the bare column
     # makes PostgreSQL rank every matching row exactly.
     indexed = dim == DEFAULT_EMBEDDING_DIM and not exact
-    distance = f"(s.embedding::vector({dim})) <=> CAST(:q AS vector({dim}))" if indexed else "s.embedding <=> CAST(:q AS vector)"
+    distance = (
+        f"(s.embedding::vector({dim})) <=> CAST(:q AS vector({dim}))"
+        if indexed
+        else "s.embedding <=> CAST(:q AS vector)"
+    )
     sql = f"""
         SELECT s.asset_id, COALESCE(link.master_id, a.id) AS family_id, a.path,
                s.start_s, s.end_s, s.frame_s, {distance} AS distance,
@@ -140,9 +145,17 @@ def _nearest(session: Session, vector: np.ndarray, model: str, n: int, filters: 
             session.execute(sa.text("SET LOCAL hnsw.iterative_scan = relaxed_order"))
     rows = session.execute(sa.text(sql), params).all()
     return [
-        _Row(r.asset_id, r.family_id, r.path, r.start_s, r.end_s, r.frame_s, float(r.distance),
-             Fraction(r.frame_rate_num, r.frame_rate_den) if r.frame_rate_num and r.frame_rate_den else None,
-             r.timecode)
+        _Row(
+            r.asset_id,
+            r.family_id,
+            r.path,
+            r.start_s,
+            r.end_s,
+            r.frame_s,
+            float(r.distance),
+            Fraction(r.frame_rate_num, r.frame_rate_den) if r.frame_rate_num and r.frame_rate_den else None,
+            r.timecode,
+        )
         for r in rows
     ]
 
@@ -159,12 +172,23 @@ def _group(rows: list[_Row], moments_per_family: int) -> dict[int, list[MomentHi
         seen.add(key)
         hits = grouped.setdefault(row.family_id, [])
         if len(hits) < moments_per_family:
-            hits.append(MomentHit(row.asset_id, row.path, row.start_s, row.end_s, row.frame_s,
-                                  1.0 - row.distance, timecode(row.frame_s, row.rate, row.start_timecode)))
+            hits.append(
+                MomentHit(
+                    row.asset_id,
+                    row.path,
+                    row.start_s,
+                    row.end_s,
+                    row.frame_s,
+                    1.0 - row.distance,
+                    timecode(row.frame_s, row.rate, row.start_timecode),
+                )
+            )
     return grouped
 
 
-def search_vector(session: Session, vector: np.ndarray, model: str, options: SearchOptions = SearchOptions()) -> list[FamilyHit]:
+def search_vector(
+    session: Session, vector: np.ndarray, model: str, options: SearchOptions = SearchOptions()
+) -> list[FamilyHit]:
     """The best ``options.limit`` families for ``vector`` among segments of ``model``.
 
     ``vector`` must be L2-normalised; scores are cosine similarities (1 is identical).

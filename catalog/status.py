@@ -41,13 +41,9 @@ def database_status(catalog: Catalog) -> DatabaseStatus:
         counts: dict[str, int | None] = {}
         for model in TABLES:
             table = model.__table__
-            present = conn.execute(
-                sa.text("SELECT to_regclass(:name) IS NOT NULL"), {"name": table.name}
-            ).scalar_one()
+            present = conn.execute(sa.text("SELECT to_regclass(:name) IS NOT NULL"), {"name": table.name}).scalar_one()
             counts[table.name] = (
-                conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
-                if present
-                else None
+                conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one() if present else None
             )
     embedded = catalog.embedded
     return DatabaseStatus(

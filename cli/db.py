@@ -12,9 +12,9 @@ from catalog import (
     DatabaseStatus,
     database_status,
     open_catalog,
+    schema,
     stop_embedded,
 )
-from catalog import schema
 from cli.errors import FootageGroup
 from cli.output import JSON_OPTION, console, print_fields, print_json, print_table
 from cli.settings import catalog_settings

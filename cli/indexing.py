@@ -17,12 +17,8 @@ from indexer.embed import ClipEmbedder
 from indexer.index import OUTCOMES, IndexOptions, IndexResult, collect_files, index_file
 from indexer.sampling import DEFAULT_MAX_GAP_S, SamplingOptions
 
-KEYFRAMES_OPTION = typer.Option(
-    "--keyframes", help="Decode keyframes only: several times faster, coarser moments."
-)
-MAX_GAP_OPTION = typer.Option(
-    "--max-gap", min=0.1, help="Longest stretch of a shot without a moment, in seconds."
-)
+KEYFRAMES_OPTION = typer.Option("--keyframes", help="Decode keyframes only: several times faster, coarser moments.")
+MAX_GAP_OPTION = typer.Option("--max-gap", min=0.1, help="Longest stretch of a shot without a moment, in seconds.")
 
 
 def print_results(results: list[IndexResult], as_json: bool) -> None:
@@ -77,7 +73,9 @@ def _index_all(catalog: Catalog, embedder: ClipEmbedder, files: list[Path], opti
 
 
 def reindex(
-    everything: Annotated[bool, typer.Option("--all", help="Re-embed every asset, not only those the current model has not seen.")] = False,
+    everything: Annotated[
+        bool, typer.Option("--all", help="Re-embed every asset, not only those the current model has not seen.")
+    ] = False,
     keyframes: Annotated[bool, KEYFRAMES_OPTION] = False,
     max_gap: Annotated[float, MAX_GAP_OPTION] = DEFAULT_MAX_GAP_S,
     as_json: bool = JSON_OPTION,
@@ -90,9 +88,7 @@ def reindex(
     Example: FOOTAGE_CLIP_MODEL=ViT-L-14 FOOTAGE_CLIP_PRETRAINED=laion2b_s32b_b82k footage reindex
     """
     settings = embedding_settings()
-    options = IndexOptions(
-        sampling=SamplingOptions(max_gap_s=max_gap, keyframes_only=keyframes), force=True
-    )
+    options = IndexOptions(sampling=SamplingOptions(max_gap_s=max_gap, keyframes_only=keyframes), force=True)
     with open_catalog(catalog_settings()) as catalog:
         with catalog.session() as session:
             files = [Path(a.path) for a in assets_needing_model(session, settings.identity, everything)]

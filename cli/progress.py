@@ -44,9 +44,13 @@ class FrameProgress:
     def update(self, frames_done: int, frames_total: int | None, fps: float) -> None:
         if self._progress is None:
             self._progress = Progress(
-                TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
-                TextColumn("{task.completed}/{task.total} frames"), TextColumn("{task.fields[fps]:.1f} fps"),
-                TimeRemainingColumn(), console=error_console,
+                TextColumn("{task.description}"),
+                BarColumn(),
+                TaskProgressColumn(),
+                TextColumn("{task.completed}/{task.total} frames"),
+                TextColumn("{task.fields[fps]:.1f} fps"),
+                TimeRemainingColumn(),
+                console=error_console,
             )
             self._progress.start()
             self._task = self._progress.add_task(self.description, total=frames_total, fps=0.0)

@@ -19,8 +19,7 @@ from cli.settings import catalog_settings
 from cli.upscaling import CODEC_OPTION, DENOISE_OPTION, MODEL_OPTION, SHA_OPTION, TARGET_OPTION
 from cli.views import family_rows
 from upscaler.encode import DEFAULT_CODEC
-from upscaler.registry import ModelChoice
-from upscaler.registry import DEFAULT_MODEL
+from upscaler.registry import DEFAULT_MODEL, ModelChoice
 
 
 def upscale(
@@ -32,7 +31,9 @@ def upscale(
     sha256: Annotated[str | None, SHA_OPTION] = None,
     force: Annotated[bool, typer.Option("--force", help="Allow a target that is not larger than the master.")] = False,
     again: Annotated[bool, typer.Option("--again", help="Render anew even if the same rendition exists.")] = False,
-    wait: Annotated[bool, typer.Option("--wait", help="Follow the render until done (renders here if no worker runs).")] = False,
+    wait: Annotated[
+        bool, typer.Option("--wait", help="Follow the render until done (renders here if no worker runs).")
+    ] = False,
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Request an upscaled rendition of a master: recorded, queued, rendered by a worker.
@@ -46,20 +47,34 @@ def upscale(
     from upscaler.jobs import UpscaleRequest, request_upscale
 
     settings = upscale_settings()
-    request = UpscaleRequest(asset=asset, target=to, model=ModelChoice(name=model, sha256=sha256, denoise=denoise),
-                             codec=codec, force=force, again=again)
+    request = UpscaleRequest(
+        asset=asset,
+        target=to,
+        model=ModelChoice(name=model, sha256=sha256, denoise=denoise),
+        codec=codec,
+        force=force,
+        again=again,
+    )
     with open_catalog(catalog_settings()) as catalog:
         defer_app = job_app(catalog, asynchronous=False)
         with defer_app.open():
             result = request_upscale(catalog, defer_app, request, settings)
-        summary = {"rendition_id": result.rendition_id, "job_id": result.job_id, "status": result.status,
-                   "existing": result.existing, "width": result.plan.width, "height": result.plan.height,
-                   "output": str(result.output_path)}
+        summary = {
+            "rendition_id": result.rendition_id,
+            "job_id": result.job_id,
+            "status": result.status,
+            "existing": result.existing,
+            "width": result.plan.width,
+            "height": result.plan.height,
+            "output": str(result.output_path),
+        }
         if not as_json:
             verb = "Already requested" if result.existing else "Queued"
-            console.print(f"{verb}: rendition {result.rendition_id} -> {result.plan.size} "
-                          f"({result.plan.display_aspect_ratio.numerator}:{result.plan.display_aspect_ratio.denominator}) "
-                          f"at {result.output_path} ({result.status})")
+            console.print(
+                f"{verb}: rendition {result.rendition_id} -> {result.plan.size} "
+                f"({result.plan.display_aspect_ratio.numerator}:{result.plan.display_aspect_ratio.denominator}) "
+                f"at {result.output_path} ({result.status})"
+            )
         if wait and result.status in ("queued", "running"):
             summary["status"] = _follow(catalog, result.rendition_id)
     if as_json:
@@ -100,9 +115,8 @@ def pairs(
 
     Example: footage pairs --json
     """
-    with open_catalog(catalog_settings()) as catalog:
-        with catalog.session() as session:
-            found = records.pairs(session, asset)
+    with open_catalog(catalog_settings()) as catalog, catalog.session() as session:
+        found = records.pairs(session, asset)
     if as_json:
         print_json({"pairs": [{"master": f.master, "renditions": list(f.renditions)} for f in found]})
         return
@@ -116,8 +130,16 @@ def pairs(
             version = family.master if i == 0 else family.renditions[i - 1]
             size = _size(version.size_bytes)
             when = version.rendition.finished_at or version.rendition.requested_at if version.rendition else None
-            rows.append((what, res, codec, duration if i == 0 else size, status,
-                         when.strftime("%Y-%m-%d %H:%M") if when else "-"))
+            rows.append(
+                (
+                    what,
+                    res,
+                    codec,
+                    duration if i == 0 else size,
+                    status,
+                    when.strftime("%Y-%m-%d %H:%M") if when else "-",
+                )
+            )
     print_table("Pairs", ("master / rendition", "resolution", "codec", "duration / size", "status", "date"), rows)
 
 
@@ -138,10 +160,9 @@ def link(
 
     Example: footage link /media/A001_4k_topaz.mov --to /media/A001.mov
     """
-    with open_catalog(catalog_settings()) as catalog:
-        with catalog.session() as session:
-            made = records.link(session, rendition, to)
-            made_id = made.id
+    with open_catalog(catalog_settings()) as catalog, catalog.session() as session:
+        made = records.link(session, rendition, to)
+        made_id = made.id
     console.print(f"Linked as rendition {made_id}.")
 
 
@@ -160,19 +181,29 @@ def jobs_list(
     """
     if ctx.invoked_subcommand is not None:
         return
-    with open_catalog(catalog_settings()) as catalog:
-        with catalog.session() as session:
-            rows = records.job_rows(session, limit)
+    with open_catalog(catalog_settings()) as catalog, catalog.session() as session:
+        rows = records.job_rows(session, limit)
     if as_json:
         print_json({"jobs": rows})
         return
-    print_table("Jobs", ("id", "task", "status", "what", "progress", "fps", "ETA", "worker", "attempts"), [
-        (r["job_id"], r["task"].removeprefix("footage."), r["status"], Path(r["what"]).name if r["what"] else "-",
-         f"{r['progress']:.0%}" if r["progress"] is not None else "-",
-         f"{r['fps']:.1f}" if r["fps"] else "-", f"{r['eta_s']:.0f}s" if r["eta_s"] is not None else "-",
-         r["worker"], r["attempts"])
-        for r in rows
-    ])
+    print_table(
+        "Jobs",
+        ("id", "task", "status", "what", "progress", "fps", "ETA", "worker", "attempts"),
+        [
+            (
+                r["job_id"],
+                r["task"].removeprefix("footage."),
+                r["status"],
+                Path(r["what"]).name if r["what"] else "-",
+                f"{r['progress']:.0%}" if r["progress"] is not None else "-",
+                f"{r['fps']:.1f}" if r["fps"] else "-",
+                f"{r['eta_s']:.0f}s" if r["eta_s"] is not None else "-",
+                r["worker"],
+                r["attempts"],
+            )
+            for r in rows
+        ],
+    )
 
 
 @jobs.command("cancel")

@@ -13,8 +13,8 @@ from catalog import open_catalog
 from catalog.families import asset_details
 from catalog.search import KINDS, FamilyHit, SearchFilters, SearchOptions
 from cli.output import JSON_OPTION, console, print_fields, print_json, print_table
-from cli.views import family_rows
 from cli.settings import catalog_settings, embedding_settings
+from cli.views import family_rows
 from indexer.embed import ClipEmbedder
 from indexer.errors import QueryError
 from indexer.query import search_image, search_like, search_text
@@ -54,16 +54,31 @@ def _print_hits(hits: list[FamilyHit]) -> None:
 def search(
     text: Annotated[str | None, typer.Argument(help="What the shot shows, in words.")] = None,
     image: Annotated[Path | None, typer.Option("--image", help="Find moments that look like this picture.")] = None,
-    like: Annotated[str | None, typer.Option("--like", help="More like this moment: ASSET@TIME (id or path, seconds or H:MM:SS).")] = None,
+    like: Annotated[
+        str | None, typer.Option("--like", help="More like this moment: ASSET@TIME (id or path, seconds or H:MM:SS).")
+    ] = None,
     limit: Annotated[int, typer.Option("--limit", min=1, max=1000, help="How many assets to list.")] = 10,
     moments: Annotated[int, typer.Option("--moments", min=1, max=100, help="Moments to show per asset.")] = 1,
     kind: Annotated[str, typer.Option("--kind", help=f"Which versions may match: {', '.join(KINDS)}.")] = "any",
-    min_height: Annotated[int | None, typer.Option("--min-height", min=1, help="Only versions at least this tall (pixels).")] = None,
-    max_height: Annotated[int | None, typer.Option("--max-height", min=1, help="Only versions at most this tall (pixels).")] = None,
-    under: Annotated[str | None, typer.Option("--under", help="Only files whose path starts with this (a folder or prefix).")] = None,
-    has_rendition: Annotated[bool | None, typer.Option("--has-rendition/--no-rendition", help="Only assets with (or without) a finished rendition.")] = None,
-    since: Annotated[datetime | None, typer.Option("--since", help="Only footage indexed since this date (YYYY-MM-DD).")] = None,
-    exact: Annotated[bool, typer.Option("--exact", help="Rank every moment exactly instead of using the index.")] = False,
+    min_height: Annotated[
+        int | None, typer.Option("--min-height", min=1, help="Only versions at least this tall (pixels).")
+    ] = None,
+    max_height: Annotated[
+        int | None, typer.Option("--max-height", min=1, help="Only versions at most this tall (pixels).")
+    ] = None,
+    under: Annotated[
+        str | None, typer.Option("--under", help="Only files whose path starts with this (a folder or prefix).")
+    ] = None,
+    has_rendition: Annotated[
+        bool | None,
+        typer.Option("--has-rendition/--no-rendition", help="Only assets with (or without) a finished rendition."),
+    ] = None,
+    since: Annotated[
+        datetime | None, typer.Option("--since", help="Only footage indexed since this date (YYYY-MM-DD).")
+    ] = None,
+    exact: Annotated[
+        bool, typer.Option("--exact", help="Rank every moment exactly instead of using the index.")
+    ] = False,
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Find moments by text, by picture or like another moment.
@@ -85,9 +100,14 @@ def search(
         limit=limit,
         moments=moments,
         exact=exact,
-        filters=SearchFilters(kind=kind, min_height=min_height, max_height=max_height,
-                              path_prefix=str(Path(under).absolute()) if under else None,
-                              has_rendition=has_rendition, indexed_since=since),
+        filters=SearchFilters(
+            kind=kind,
+            min_height=min_height,
+            max_height=max_height,
+            path_prefix=str(Path(under).absolute()) if under else None,
+            has_rendition=has_rendition,
+            indexed_since=since,
+        ),
     )
     settings = embedding_settings()
     with open_catalog(catalog_settings()) as catalog:
@@ -114,16 +134,17 @@ def show(
 
     Example: footage show /media/rushes/A001_C002.mov
     """
-    with open_catalog(catalog_settings()) as catalog:
-        with catalog.session() as session:
-            details = asset_details(session, asset)
+    with open_catalog(catalog_settings()) as catalog, catalog.session() as session:
+        details = asset_details(session, asset)
     if as_json:
-        print_json({
-            "asset": details.facts,
-            "segments_by_model": details.segments_by_model,
-            "master": details.family.master,
-            "renditions": list(details.family.renditions),
-        })
+        print_json(
+            {
+                "asset": details.facts,
+                "segments_by_model": details.segments_by_model,
+                "master": details.family.master,
+                "renditions": list(details.family.renditions),
+            }
+        )
         return
     print_fields(f"Asset {details.facts['id']}", {k: v for k, v in details.facts.items() if v not in (None, [], {})})
     print_table("Moments", ("embedding model", "vectors"), sorted(details.segments_by_model.items()))

@@ -50,7 +50,9 @@ def upscale_settings() -> UpscaleSettings:
 def watch(
     roots: Annotated[list[Path], typer.Argument(help="Folders to watch (recursively).")],
     poll: Annotated[bool, typer.Option("--poll", help="Poll instead of OS events (network shares).")] = False,
-    settle: Annotated[float, typer.Option("--settle", min=0.0, help="Seconds a file must stay unchanged before it is indexed.")] = 5.0,
+    settle: Annotated[
+        float, typer.Option("--settle", min=0.0, help="Seconds a file must stay unchanged before it is indexed.")
+    ] = 5.0,
     rescan: Annotated[float, typer.Option("--rescan", min=1.0, help="Seconds between full rescans.")] = 1800.0,
     keyframes: Annotated[bool, KEYFRAMES_OPTION] = False,
     max_gap: Annotated[float, MAX_GAP_OPTION] = DEFAULT_MAX_GAP_S,
@@ -95,7 +97,10 @@ def watch(
 
 
 def worker(
-    queues: Annotated[list[str] | None, typer.Option("--queue", "-q", help=f"Queue to take jobs from (repeatable; default all: {', '.join(QUEUES)}).")] = None,
+    queues: Annotated[
+        list[str] | None,
+        typer.Option("--queue", "-q", help=f"Queue to take jobs from (repeatable; default all: {', '.join(QUEUES)})."),
+    ] = None,
     concurrency: Annotated[int, CONCURRENCY_OPTION] = 1,
     stall_timeout: Annotated[float, STALL_OPTION] = STALLED_WORKER_TIMEOUT_S,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log library details too.")] = False,
@@ -113,6 +118,11 @@ def worker(
     setup_logging(verbose)
     with open_catalog(catalog_settings()) as catalog:
         console.print(f"Worker on queues {', '.join(queues or QUEUES)} (Ctrl-C to stop)")
-        run_worker(worker_app(catalog), queues=queues or list(QUEUES), concurrency=concurrency,
-                   name=socket.gethostname(), stall_timeout_s=stall_timeout)
+        run_worker(
+            worker_app(catalog),
+            queues=queues or list(QUEUES),
+            concurrency=concurrency,
+            name=socket.gethostname(),
+            stall_timeout_s=stall_timeout,
+        )
     console.print("Stopped.")

@@ -6,21 +6,27 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+
 from cli.output import JSON_OPTION, console, print_json, print_table
 from cli.progress import FrameProgress
 from cli.settings import device, models_dir
-from upscaler.encode import CODECS, DEFAULT_CODEC
 from indexer.query import parse_time
+from upscaler.encode import CODECS, DEFAULT_CODEC
 from upscaler.registry import DEFAULT_MODEL, KNOWN_MODELS, PRESETS, ModelChoice, known_model
 from upscaler.weights import cached_path
 
 MODEL_OPTION = typer.Option(
-    "--model", "-m",
+    "--model",
+    "-m",
     help=f"Preset ({', '.join(PRESETS)}), registry model (see `footage models`) or a .pth/.safetensors/.pt file.",
 )
 CODEC_OPTION = typer.Option("--codec", help=f"Output codec: {', '.join(CODECS)}.")
-TARGET_OPTION = typer.Option("--to", help="Target: 4k, 1080p, 8k, dci4k, WxH (fitted, aspect kept) or a factor like 2x.")
-DENOISE_OPTION = typer.Option("--denoise", min=0.0, max=1.0, help="realesr-general-x4v3 only: 0 keeps grain, 1 removes noise.")
+TARGET_OPTION = typer.Option(
+    "--to", help="Target: 4k, 1080p, 8k, dci4k, WxH (fitted, aspect kept) or a factor like 2x."
+)
+DENOISE_OPTION = typer.Option(
+    "--denoise", min=0.0, max=1.0, help="realesr-general-x4v3 only: 0 keeps grain, 1 removes noise."
+)
 SHA_OPTION = typer.Option("--sha256", help="Expected sha256 of the weights (overrides the registry's).")
 
 
@@ -29,11 +35,19 @@ def render(
     to: Annotated[str, TARGET_OPTION] = "4k",
     model: Annotated[str, MODEL_OPTION] = DEFAULT_MODEL,
     codec: Annotated[str, CODEC_OPTION] = DEFAULT_CODEC,
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="Output .mov or .mp4 (default: <master stem>.<target>.<model>.<ext> here).")] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", help="Output .mov or .mp4 (default: <master stem>.<target>.<model>.<ext> here)."),
+    ] = None,
     denoise: Annotated[float | None, DENOISE_OPTION] = None,
     sha256: Annotated[str | None, SHA_OPTION] = None,
-    tile: Annotated[int | None, typer.Option("--tile", min=64, help="Process frames in tiles of this many pixels (saves GPU memory).")] = None,
-    force: Annotated[bool, typer.Option("--force", help="Render even when the target is not larger than the master.")] = False,
+    tile: Annotated[
+        int | None,
+        typer.Option("--tile", min=64, help="Process frames in tiles of this many pixels (saves GPU memory)."),
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Render even when the target is not larger than the master.")
+    ] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing output file.")] = False,
     as_json: bool = JSON_OPTION,
 ) -> None:
@@ -53,27 +67,50 @@ def render(
     if out is None:
         model_label = Path(model).stem if Path(model).suffix else known_model(model).name
         out = Path.cwd() / f"{master.stem}.{to}.{model_label}{CODECS[codec].suffix if codec in CODECS else '.mov'}"
-    request = RenderRequest(master=master, output=out, target=to, model=choice, codec=codec, force=force,
-                            tile=tile, device=device(), cache_dir=models_dir(), overwrite=overwrite)
+    request = RenderRequest(
+        master=master,
+        output=out,
+        target=to,
+        model=choice,
+        codec=codec,
+        force=force,
+        tile=tile,
+        device=device(),
+        cache_dir=models_dir(),
+        overwrite=overwrite,
+    )
     bar = FrameProgress(f"Rendering {master.name}")
     try:
         result = run_render(request, progress=lambda p: bar.update(p.frames_done, p.frames_total, p.fps))
     finally:
         bar.close()
     if as_json:
-        print_json({"output": str(result.output), "sidecar": str(result.sidecar), "frames": result.frames,
-                    "duration_s": result.duration_s, "provenance": result.provenance})
+        print_json(
+            {
+                "output": str(result.output),
+                "sidecar": str(result.sidecar),
+                "frames": result.frames,
+                "duration_s": result.duration_s,
+                "provenance": result.provenance,
+            }
+        )
         return
-    console.print(f"Wrote {result.output} ({result.plan.size}, {result.frames} frames, "
-                  f"{result.provenance['processing']['precision']} on {result.provenance['processing']['device']}); "
-                  f"provenance in {result.sidecar.name}")
+    console.print(
+        f"Wrote {result.output} ({result.plan.size}, {result.frames} frames, "
+        f"{result.provenance['processing']['precision']} on {result.provenance['processing']['device']}); "
+        f"provenance in {result.sidecar.name}"
+    )
 
 
 def preview(
     master: Annotated[Path, typer.Argument(help="The video to take a frame from.")],
     at: Annotated[str, typer.Option("--at", help="Time of the frame: seconds or H:MM:SS.")] = "0",
-    models: Annotated[str, typer.Option("--models", help="Comma-separated models or presets to compare.")] = "live-action-fast,live-action-quality",
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="PNG to write (default: <master stem>.preview.png here).")] = None,
+    models: Annotated[
+        str, typer.Option("--models", help="Comma-separated models or presets to compare.")
+    ] = "live-action-fast,live-action-quality",
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="PNG to write (default: <master stem>.preview.png here).")
+    ] = None,
 ) -> None:
     """Compare models on one frame before rendering: a labelled PNG with bicubic and each model.
 
@@ -82,8 +119,9 @@ def preview(
     from upscaler.preview import preview as run_preview
 
     target = out or Path.cwd() / f"{master.stem}.preview.png"
-    result = run_preview(master, parse_time(at), [m.strip() for m in models.split(",") if m.strip()],
-                         target, models_dir(), device())
+    result = run_preview(
+        master, parse_time(at), [m.strip() for m in models.split(",") if m.strip()], target, models_dir(), device()
+    )
     console.print(f"Wrote {result.path} (frame at {result.frame_s:.2f} s): {'; '.join(result.panels)}")
 
 
@@ -95,13 +133,28 @@ def models(as_json: bool = JSON_OPTION) -> None:
     cache = models_dir()
     presets = {model: preset for preset, model in PRESETS.items()}
     rows = [
-        {"name": m.name, "preset": presets.get(m.name), "scale": m.scale, "architecture": m.architecture,
-         "licence": m.licence, "size_mb": m.size_mb, "good_for": m.good_for, "sha256": m.sha256, "url": m.url,
-         "cached": cached_path(m, cache).exists()}
+        {
+            "name": m.name,
+            "preset": presets.get(m.name),
+            "scale": m.scale,
+            "architecture": m.architecture,
+            "licence": m.licence,
+            "size_mb": m.size_mb,
+            "good_for": m.good_for,
+            "sha256": m.sha256,
+            "url": m.url,
+            "cached": cached_path(m, cache).exists(),
+        }
         for m in KNOWN_MODELS.values()
     ]
     if as_json:
         print_json({"cache_dir": str(cache), "models": rows})
         return
-    print_table(f"Models (cache: {cache})", ("name", "preset", "scale", "good for", "licence", "MB", "cached"),
-                [(r["name"], r["preset"], f"x{r['scale']}", r["good_for"], r["licence"], r["size_mb"], r["cached"]) for r in rows])
+    print_table(
+        f"Models (cache: {cache})",
+        ("name", "preset", "scale", "good for", "licence", "MB", "cached"),
+        [
+            (r["name"], r["preset"], f"x{r['scale']}", r["good_for"], r["licence"], r["size_mb"], r["cached"])
+            for r in rows
+        ],
+    )

@@ -30,8 +30,14 @@ def version_label(version: Version) -> str:
 
 def family_rows(family: Family) -> list[tuple[str, str, str, str]]:
     """(what, resolution, codec, status) rows: the master, then each rendition."""
-    rows = [(version_label(family.master), resolution(family.master), family.master.video_codec or "-",
-             status(family.master))]
+    rows = [
+        (
+            version_label(family.master),
+            resolution(family.master),
+            family.master.video_codec or "-",
+            status(family.master),
+        )
+    ]
     for version in family.renditions:
         rows.append((version_label(version), resolution(version), version.video_codec or "-", status(version)))
     return rows

@@ -10,10 +10,32 @@ from pathlib import Path
 # alone when a folder is scanned (sidecars, project files, stills); a file
 # named explicitly is always tried.
 VIDEO_SUFFIXES = frozenset(
-    ".mov .mp4 .m4v .mkv .mxf .avi .webm .mts .m2ts .ts .mpg .mpeg .vob .dv .flv .wmv .3gp .ogv .y4m".split()
+    [
+        ".mov",
+        ".mp4",
+        ".m4v",
+        ".mkv",
+        ".mxf",
+        ".avi",
+        ".webm",
+        ".mts",
+        ".m2ts",
+        ".ts",
+        ".mpg",
+        ".mpeg",
+        ".vob",
+        ".dv",
+        ".flv",
+        ".wmv",
+        ".3gp",
+        ".ogv",
+        ".y4m",
+    ]
 )
 # Downloads and copies in progress, editors' temporaries.
-PARTIAL_SUFFIXES = frozenset(".part .partial .crdownload .download .tmp .temp .filepart .!qb .opdownload".split())
+PARTIAL_SUFFIXES = frozenset(
+    [".part", ".partial", ".crdownload", ".download", ".tmp", ".temp", ".filepart", ".!qb", ".opdownload"]
+)
 
 
 def is_candidate(path: Path) -> bool:

@@ -7,7 +7,6 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
-
 from typing import Any
 
 import pytest
@@ -79,8 +78,7 @@ def test_not_postgres_url_is_a_clear_error() -> None:
     result = runner.invoke(app, ["db", "status"], env={"FOOTAGE_DATABASE_URL": "mysql://me@db/footage"})
     assert result.exit_code == 2
     assert result.stderr == (
-        "Error: FOOTAGE_DATABASE_URL must name a PostgreSQL server "
-        "(postgresql+psycopg://...), not 'mysql'\n"
+        "Error: FOOTAGE_DATABASE_URL must name a PostgreSQL server (postgresql+psycopg://...), not 'mysql'\n"
     )
     assert "Traceback" not in result.output
 
@@ -113,15 +111,17 @@ def test_embedded_server_starts_migrates_and_is_reused(tmp_path: Path) -> None:
     footage = [sys.executable, "-m", "cli"]
     env = {"FOOTAGE_HOME": str(home), "PATH": "/usr/bin:/bin"}
     try:
-        first = subprocess.run([*footage, "db", "status", "--json"], env=env,
-                               capture_output=True, text=True, timeout=120)
+        first = subprocess.run(
+            [*footage, "db", "status", "--json"], env=env, capture_output=True, text=True, timeout=120
+        )
         assert first.returncode == 0, first.stderr
         one = json.loads(first.stdout)
         assert one["embedded"] is True and one["embedded_started"] is True
         assert one["up_to_date"] is True and one["pgvector_version"] == "0.6.2"
 
-        second = subprocess.run([*footage, "db", "status", "--json"], env=env,
-                                capture_output=True, text=True, timeout=120)
+        second = subprocess.run(
+            [*footage, "db", "status", "--json"], env=env, capture_output=True, text=True, timeout=120
+        )
         two = json.loads(second.stdout)
         assert two["embedded_started"] is False
         assert two["embedded_pid"] == one["embedded_pid"]

@@ -41,10 +41,9 @@ def _unit(dim: int) -> list[float]:
 
 
 def _rejected(session: Session, obj: object, constraint: str) -> None:
-    with pytest.raises(IntegrityError) as info:
-        with session.begin_nested():
-            session.add(obj)
-            session.flush()
+    with pytest.raises(IntegrityError) as info, session.begin_nested():
+        session.add(obj)
+        session.flush()
     assert constraint in str(info.value)
 
 
@@ -52,11 +51,29 @@ def test_valid_rows_are_accepted(session: Session) -> None:
     root = Root(path="/media/masters")
     session.add(root)
     session.flush()
-    master = _asset(session, "/media/masters/a.mov", root_id=root.id, width=1920, height=1080,
-                    frame_rate_num=30000, frame_rate_den=1001, rotation=0, bit_depth=10)
+    master = _asset(
+        session,
+        "/media/masters/a.mov",
+        root_id=root.id,
+        width=1920,
+        height=1080,
+        frame_rate_num=30000,
+        frame_rate_den=1001,
+        rotation=0,
+        bit_depth=10,
+    )
     file = _asset(session, "/renders/a.4k.mov", kind="rendition")
-    session.add(Segment(asset_id=master.id, start_s=0, end_s=2, frame_s=1,
-                        embedding=_unit(512), embedding_model="ViT-B-32/x", embedding_dim=512))
+    session.add(
+        Segment(
+            asset_id=master.id,
+            start_s=0,
+            end_s=2,
+            frame_s=1,
+            embedding=_unit(512),
+            embedding_model="ViT-B-32/x",
+            embedding_dim=512,
+        )
+    )
     session.add(_rendition(master, rendition_asset_id=file.id, status="done", progress=1.0))
     session.flush()
     assert master.status == "pending" and master.audio_streams == []
@@ -113,16 +130,30 @@ def test_root_path_must_be_absolute(session: Session) -> None:
 )
 def test_segment_checks(session: Session, fields: dict[str, Any], constraint: str) -> None:
     master = _asset(session, "/media/s.mov")
-    values: dict[str, Any] = dict(asset_id=master.id, start_s=0.0, end_s=2.0, frame_s=1.0,
-                                  embedding=_unit(512), embedding_model="m", embedding_dim=512)
+    values: dict[str, Any] = dict(
+        asset_id=master.id,
+        start_s=0.0,
+        end_s=2.0,
+        frame_s=1.0,
+        embedding=_unit(512),
+        embedding_model="m",
+        embedding_dim=512,
+    )
     values.update(fields)
     _rejected(session, Segment(**values), constraint)
 
 
 def test_segment_identity_is_unique(session: Session) -> None:
     master = _asset(session, "/media/u.mov")
-    fields: dict[str, Any] = dict(asset_id=master.id, start_s=0.0, end_s=2.0, frame_s=1.0,
-                                  embedding=_unit(512), embedding_model="m", embedding_dim=512)
+    fields: dict[str, Any] = dict(
+        asset_id=master.id,
+        start_s=0.0,
+        end_s=2.0,
+        frame_s=1.0,
+        embedding=_unit(512),
+        embedding_model="m",
+        embedding_dim=512,
+    )
     session.add(Segment(**fields))
     session.flush()
     _rejected(session, Segment(**fields), "uq_segments_asset_id_embedding_model_frame_s_view")
@@ -130,8 +161,17 @@ def test_segment_identity_is_unique(session: Session) -> None:
 
 def test_segments_go_with_their_asset(session: Session) -> None:
     master = _asset(session, "/media/c.mov")
-    session.add(Segment(asset_id=master.id, start_s=0, end_s=1, frame_s=0, embedding=_unit(8),
-                        embedding_model="small", embedding_dim=8))
+    session.add(
+        Segment(
+            asset_id=master.id,
+            start_s=0,
+            end_s=1,
+            frame_s=0,
+            embedding=_unit(8),
+            embedding_model="small",
+            embedding_dim=8,
+        )
+    )
     session.flush()
     session.delete(master)
     session.flush()
@@ -146,8 +186,7 @@ def test_rendition_master_must_be_a_master(session: Session) -> None:
 def test_rendition_file_must_be_a_rendition(session: Session) -> None:
     master = _asset(session, "/media/m.mov")
     other_master = _asset(session, "/media/n.mov")
-    _rejected(session, _rendition(master, rendition_asset_id=other_master.id),
-              "fk_renditions_file_is_rendition")
+    _rejected(session, _rendition(master, rendition_asset_id=other_master.id), "fk_renditions_file_is_rendition")
 
 
 def test_rendition_file_links_one_rendition(session: Session) -> None:
@@ -155,8 +194,7 @@ def test_rendition_file_links_one_rendition(session: Session) -> None:
     file = _asset(session, "/renders/o.4k.mov", kind="rendition")
     session.add(_rendition(master, rendition_asset_id=file.id))
     session.flush()
-    _rejected(session, _rendition(master, rendition_asset_id=file.id),
-              "uq_renditions_rendition_asset_id")
+    _rejected(session, _rendition(master, rendition_asset_id=file.id), "uq_renditions_rendition_asset_id")
 
 
 def _turn_into_rendition(session: Session, master: Asset) -> None:
@@ -168,10 +206,9 @@ def test_master_with_renditions_stays_a_master(session: Session, change: Callabl
     master = _asset(session, "/media/k.mov")
     session.add(_rendition(master))
     session.flush()
-    with pytest.raises(IntegrityError) as info:
-        with session.begin_nested():
-            change(session, master)
-            session.flush()
+    with pytest.raises(IntegrityError) as info, session.begin_nested():
+        change(session, master)
+        session.flush()
     assert "fk_renditions_master_is_master" in str(info.value)
 
 

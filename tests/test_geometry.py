@@ -33,7 +33,9 @@ def test_plans(source: Source, target: str, size: tuple[int, int]) -> None:
 
 
 def test_refuses_to_shrink_unless_forced() -> None:
-    with pytest.raises(PlanError, match=r"1080p \(1920x1080\) is not larger than the master \(3840x2160\); add --force"):
+    with pytest.raises(
+        PlanError, match=r"1080p \(1920x1080\) is not larger than the master \(3840x2160\); add --force"
+    ):
         plan(Source(3840, 2160), "1080p")
     assert plan(Source(3840, 2160), "1080p", force=True).size == "1920x1080"
 

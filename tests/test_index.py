@@ -9,6 +9,7 @@ from pathlib import Path
 import av
 import numpy as np
 import sqlalchemy as sa
+from media import Clip, truncate, write_clip
 from typer.testing import CliRunner
 
 from catalog import Asset, Catalog, Segment
@@ -16,7 +17,6 @@ from cli.main import app
 from indexer.embed import ClipEmbedder, EmbeddingSettings
 from indexer.index import index_file
 from indexer.probe import RENDITION_TAG
-from media import Clip, truncate, write_clip
 
 
 def _segments(catalog: Catalog, asset_id: int) -> list[tuple[float, float, float, int]]:
@@ -47,9 +47,7 @@ def test_index_writes_asset_and_segments(catalog: Catalog, embedder: ClipEmbedde
     assert asset.content_hash is not None and asset.content_hash.startswith("sha256:")
     assert asset.audio_streams[0]["codec"] == "aac"
     # Two shots, each seen through two square views (16:9).
-    assert [(s, v) for s, _, _, v in _segments(catalog, result.asset_id)] == [
-        (0.0, 0), (0.0, 1), (1.0, 0), (1.0, 1)
-    ]
+    assert [(s, v) for s, _, _, v in _segments(catalog, result.asset_id)] == [(0.0, 0), (0.0, 1), (1.0, 0), (1.0, 1)]
     assert result.segments == 4
 
 
@@ -136,7 +134,9 @@ def test_footage_rendition_is_not_taken_as_master(catalog: Catalog, embedder: Cl
         assert s.scalar(sa.select(sa.func.count()).select_from(Asset)) == 0
 
 
-def test_other_model_keeps_its_own_vectors(catalog: Catalog, embedder: ClipEmbedder, tiny_clip: str, tmp_path: Path) -> None:
+def test_other_model_keeps_its_own_vectors(
+    catalog: Catalog, embedder: ClipEmbedder, tiny_clip: str, tmp_path: Path
+) -> None:
     path = write_clip(tmp_path / "a.mp4", Clip())
     index_file(catalog, embedder, path)
     other = ClipEmbedder(EmbeddingSettings(model=tiny_clip, pretrained=None, batch_size=4))
@@ -165,8 +165,10 @@ def test_cli_index_summary_and_exit_code(catalog: Catalog, tiny_clip: str, tmp_p
     write_clip(folder / ".hidden.mp4", Clip())
     write_clip(folder / "copying.mp4", Clip()).rename(folder / "copying.mp4.part")
     (folder / "broken.mov").write_bytes(b"\x00" * 100)
-    env = {"FOOTAGE_DATABASE_URL": catalog.engine.url.render_as_string(hide_password=False),
-           "FOOTAGE_CLIP_MODEL": tiny_clip}
+    env = {
+        "FOOTAGE_DATABASE_URL": catalog.engine.url.render_as_string(hide_password=False),
+        "FOOTAGE_CLIP_MODEL": tiny_clip,
+    }
     runner = CliRunner()
     result = runner.invoke(app, ["index", str(folder), "--json"], env=env)
     assert result.exit_code == 1, result.output
@@ -185,8 +187,10 @@ def test_reindex_with_a_new_model_keeps_spaces_apart(catalog: Catalog, tiny_clip
     path = write_clip(tmp_path / "a.mp4", Clip())
     broken = tmp_path / "broken.mov"
     broken.write_bytes(b"\x00" * 64)
-    env = {"FOOTAGE_DATABASE_URL": catalog.engine.url.render_as_string(hide_password=False),
-           "FOOTAGE_CLIP_MODEL": tiny_clip}
+    env = {
+        "FOOTAGE_DATABASE_URL": catalog.engine.url.render_as_string(hide_password=False),
+        "FOOTAGE_CLIP_MODEL": tiny_clip,
+    }
     runner = CliRunner()
     assert runner.invoke(app, ["index", str(path)], env=env).exit_code == 0
     assert runner.invoke(app, ["index", str(broken)], env=env).exit_code == 1

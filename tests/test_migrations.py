@@ -25,9 +25,7 @@ def test_upgrade_downgrade_round_trip(make_database: Callable[[], str]) -> None:
         assert schema.current_revision(engine) == schema.head_revision()
         assert _tables(engine) == FOOTAGE_TABLES
         with engine.connect() as conn:
-            assert conn.execute(
-                sa.text("SELECT extversion FROM pg_extension WHERE extname = 'vector'")
-            ).scalar_one()
+            assert conn.execute(sa.text("SELECT extversion FROM pg_extension WHERE extname = 'vector'")).scalar_one()
 
         assert "procrastinate_jobs" in sa.inspect(engine).get_table_names()
 
@@ -35,11 +33,17 @@ def test_upgrade_downgrade_round_trip(make_database: Callable[[], str]) -> None:
         assert schema.current_revision(engine) is None
         assert _tables(engine) == set()
         with engine.connect() as conn:
-            leftovers = conn.execute(sa.text(
-                "SELECT count(*) FROM pg_class WHERE relname LIKE 'procrastinate%' "
-                "UNION ALL SELECT count(*) FROM pg_proc WHERE proname LIKE 'procrastinate%' "
-                "UNION ALL SELECT count(*) FROM pg_type WHERE typname LIKE 'procrastinate%'"
-            )).scalars().all()
+            leftovers = (
+                conn.execute(
+                    sa.text(
+                        "SELECT count(*) FROM pg_class WHERE relname LIKE 'procrastinate%' "
+                        "UNION ALL SELECT count(*) FROM pg_proc WHERE proname LIKE 'procrastinate%' "
+                        "UNION ALL SELECT count(*) FROM pg_type WHERE typname LIKE 'procrastinate%'"
+                    )
+                )
+                .scalars()
+                .all()
+            )
         assert leftovers == [0, 0, 0]
 
         schema.upgrade(engine)

@@ -8,10 +8,10 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+from media import Clip, truncate, write_clip
 
 from indexer.errors import MediaError
 from indexer.probe import probe
-from media import Clip, truncate, write_clip
 
 
 def test_plain_h264_with_audio(tmp_path: Path) -> None:

@@ -12,22 +12,25 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+from media import Clip, write_clip
+from models import write_identity_compact, write_tiny_compact
 from typer.testing import CliRunner
 
 from cli.main import app
 from indexer.probe import probe
-from models import write_identity_compact, write_tiny_compact
-from media import Clip, write_clip
 from upscaler.errors import PlanError, RenderError
-from upscaler.registry import ModelChoice
 from upscaler.provenance import NOTICE
+from upscaler.registry import ModelChoice
 from upscaler.render import RenderProgress, RenderRequest, render, sha256_of
 
 
 @pytest.fixture(scope="module")
 def weights(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("sr-models")
-    return {"tiny": write_tiny_compact(folder / "tiny.pth"), "identity": write_identity_compact(folder / "identity.pth")}
+    return {
+        "tiny": write_tiny_compact(folder / "tiny.pth"),
+        "identity": write_identity_compact(folder / "identity.pth"),
+    }
 
 
 def _render(master: Path, out: Path, model: Path, **kw: object) -> object:
@@ -119,7 +122,11 @@ def test_colour_survives_the_round_trip(tmp_path: Path, weights: dict[str, Path]
         src = next(a.decode(video=0)).reformat(format="rgb24", src_colorspace="ITU601").to_ndarray().astype(int)
         frame = next(b.decode(video=0))
         assert (frame.colorspace, frame.color_range) == (6, 1)  # smpte170m, limited: said explicitly
-        dst = frame.reformat(format="rgb24", src_colorspace="ITU601", width=128, height=96, interpolation="AREA").to_ndarray().astype(int)
+        dst = (
+            frame.reformat(format="rgb24", src_colorspace="ITU601", width=128, height=96, interpolation="AREA")
+            .to_ndarray()
+            .astype(int)
+        )
     # Compare flat regions away from edges (the moving bar and stripes blur under resampling).
     assert np.median(np.abs(src - dst)) <= 2
 
@@ -162,8 +169,17 @@ def test_failure_leaves_nothing_under_the_final_name(tmp_path: Path, weights: di
             cancel.set()
 
     with pytest.raises(RenderError, match="render cancelled"):
-        render(RenderRequest(master=master, output=out_dir / "m.2x.mov", target="2x",
-                             model=ModelChoice(str(weights["tiny"])), cache_dir=tmp_path), stop_early, cancel)
+        render(
+            RenderRequest(
+                master=master,
+                output=out_dir / "m.2x.mov",
+                target="2x",
+                model=ModelChoice(str(weights["tiny"])),
+                cache_dir=tmp_path,
+            ),
+            stop_early,
+            cancel,
+        )
     assert list(out_dir.iterdir()) == []
 
 
@@ -194,15 +210,23 @@ def test_cli_render_preview_and_models(tmp_path: Path, weights: dict[str, Path])
     master = write_clip(tmp_path / "m.mov", Clip(width=64, height=36))
     env = {"FOOTAGE_MODELS_DIR": str(tmp_path / "cache")}
     out = tmp_path / "m.2x.mov"
-    done = runner.invoke(app, ["render", str(master), "--to", "2x", "-m", str(weights["tiny"]), "-o", str(out), "--json"], env=env)
+    done = runner.invoke(
+        app, ["render", str(master), "--to", "2x", "-m", str(weights["tiny"]), "-o", str(out), "--json"], env=env
+    )
     assert done.exit_code == 0, done.output
     assert json.loads(done.stdout)["frames"] == 50 and out.exists()
-    again = runner.invoke(app, ["render", str(master), "--to", "2x", "-m", str(weights["tiny"]), "-o", str(out)], env=env)
+    again = runner.invoke(
+        app, ["render", str(master), "--to", "2x", "-m", str(weights["tiny"]), "-o", str(out)], env=env
+    )
     assert again.exit_code == 2
     assert again.stderr == f"Error: {out} already exists; choose another --out or add --overwrite\n"
 
     png = tmp_path / "p.png"
-    shown = runner.invoke(app, ["preview", str(master), "--at", "0.5", "--models", f"{weights['tiny']},{weights['identity']}", "-o", str(png)], env=env)
+    shown = runner.invoke(
+        app,
+        ["preview", str(master), "--at", "0.5", "--models", f"{weights['tiny']},{weights['identity']}", "-o", str(png)],
+        env=env,
+    )
     assert shown.exit_code == 0, shown.output
     with av.open(str(png)) as c:
         assert c.streams.video[0].height > 3 * 28  # three labelled rows

@@ -12,17 +12,16 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from media import Clip, write_clip
+from models import write_tiny_compact
+from polling import wait_for
 from typer.testing import CliRunner
 
-from catalog import Asset, Catalog, Rendition, Segment
-from catalog import UnsafePathError
+from catalog import Asset, Catalog, Rendition, Segment, UnsafePathError
 from catalog.renditions import ensure_inside, rendition_path
 from cli.main import app
 from indexer.embed import ClipEmbedder
 from indexer.index import index_file
-from media import Clip, write_clip
-from polling import wait_for
-from models import write_tiny_compact
 
 runner = CliRunner()
 
@@ -130,8 +129,9 @@ def test_path_escapes_are_rejected(tmp_path: Path, setup: dict, catalog: Catalog
     env = setup["env"]
     queued = _invoke(env, "upscale", str(setup["master"]), "--to", "2x", "-m", str(setup["model"]))
     with catalog.session() as s:
-        s.execute(sa.update(Rendition).where(Rendition.id == queued["rendition_id"])
-                  .values(output_path=str(setup["master"])))
+        s.execute(
+            sa.update(Rendition).where(Rendition.id == queued["rendition_id"]).values(output_path=str(setup["master"]))
+        )
     from catalog.jobs import run_worker
     from cli.service import worker_app
 
@@ -146,7 +146,9 @@ def test_path_escapes_are_rejected(tmp_path: Path, setup: dict, catalog: Catalog
     assert setup["master"].read_bytes()[:4] != b""  # the master is still there, untouched
 
 
-def test_rendition_files_are_never_masters(setup: dict, catalog: Catalog, embedder: ClipEmbedder, tmp_path: Path) -> None:
+def test_rendition_files_are_never_masters(
+    setup: dict, catalog: Catalog, embedder: ClipEmbedder, tmp_path: Path
+) -> None:
     done = _invoke(setup["env"], "upscale", str(setup["master"]), "--to", "2x", "-m", str(setup["model"]), "--wait")
     copy = tmp_path / "media" / "someone-copied-it.mov"
     copy.write_bytes(Path(done["output"]).read_bytes())
@@ -169,8 +171,13 @@ def test_link_a_rendition_made_elsewhere(setup: dict, catalog: Catalog, embedder
 
 
 def _worker(env: dict[str, str], *extra: str) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "cli", "worker", "-q", "render", "-q", "index", *extra],
-                            env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "cli", "worker", "-q", "render", "-q", "index", *extra],
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 @pytest.fixture
@@ -190,8 +197,9 @@ def workers() -> Iterator[list[subprocess.Popen[str]]]:
         process.communicate(timeout=30)
 
 
-def test_killed_worker_leaves_no_file_and_another_finishes(setup: dict, catalog: Catalog, long_master: Path,
-                                                          workers: list[subprocess.Popen[str]]) -> None:
+def test_killed_worker_leaves_no_file_and_another_finishes(
+    setup: dict, catalog: Catalog, long_master: Path, workers: list[subprocess.Popen[str]]
+) -> None:
     env = setup["env"]
     queued = _invoke(env, "upscale", str(long_master), "--to", "2x", "-m", str(setup["model"]))
     output = Path(queued["output"])
@@ -210,7 +218,9 @@ def test_killed_worker_leaves_no_file_and_another_finishes(setup: dict, catalog:
     assert not list(output.parent.glob(".*partial*"))  # the killed worker's leftovers are gone
 
 
-def test_cancel_a_running_render(setup: dict, catalog: Catalog, long_master: Path, workers: list[subprocess.Popen[str]]) -> None:
+def test_cancel_a_running_render(
+    setup: dict, catalog: Catalog, long_master: Path, workers: list[subprocess.Popen[str]]
+) -> None:
     env = setup["env"]
     queued = _invoke(env, "upscale", str(long_master), "--to", "2x", "-m", str(setup["model"]))
     workers.append(_worker(env))
@@ -218,12 +228,15 @@ def test_cancel_a_running_render(setup: dict, catalog: Catalog, long_master: Pat
     assert runner.invoke(app, ["jobs", "cancel", str(queued["job_id"])], env=env).exit_code == 0
     wait_for(lambda: _rendition(catalog, queued["rendition_id"]).status == "cancelled", timeout=60)
     assert not Path(queued["output"]).exists()
-    wait_for(lambda: any(j["job_id"] == queued["job_id"] and j["status"] == "aborted"
-                          for j in _invoke(env, "jobs")["jobs"]), timeout=30)
+    wait_for(
+        lambda: any(j["job_id"] == queued["job_id"] and j["status"] == "aborted" for j in _invoke(env, "jobs")["jobs"]),
+        timeout=30,
+    )
 
 
-def test_two_workers_never_render_the_same_job(setup: dict, catalog: Catalog, workers: list[subprocess.Popen[str]],
-                                               embedder: ClipEmbedder) -> None:
+def test_two_workers_never_render_the_same_job(
+    setup: dict, catalog: Catalog, workers: list[subprocess.Popen[str]], embedder: ClipEmbedder
+) -> None:
     env = setup["env"]
     ids = []
     for i in range(4):
@@ -234,10 +247,12 @@ def test_two_workers_never_render_the_same_job(setup: dict, catalog: Catalog, wo
     wait_for(lambda: all(_rendition(catalog, i).status == "done" for i in ids), timeout=300)
     assert [_rendition(catalog, i).attempts for i in ids] == [1, 1, 1, 1]
     with catalog.session() as s:
-        starts = s.execute(sa.text(
-            "SELECT j.args->>'rendition_id', count(*) FROM procrastinate_events e JOIN procrastinate_jobs j "
-            "ON j.id = e.job_id WHERE e.type = 'started' AND j.task_name = 'footage.render' GROUP BY 1"
-        )).all()
+        starts = s.execute(
+            sa.text(
+                "SELECT j.args->>'rendition_id', count(*) FROM procrastinate_events e JOIN procrastinate_jobs j "
+                "ON j.id = e.job_id WHERE e.type = 'started' AND j.task_name = 'footage.render' GROUP BY 1"
+            )
+        ).all()
         workers_used = s.scalars(sa.select(Rendition.worker).distinct()).all()
     assert sorted(int(r) for r, n in starts if n == 1) == sorted(ids)
     assert len(workers_used) == 2  # both took a share

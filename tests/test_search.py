@@ -9,6 +9,7 @@ import av
 import numpy as np
 import pytest
 import sqlalchemy as sa
+from media import Clip, write_clip
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
@@ -17,7 +18,6 @@ from catalog.search import SearchFilters, SearchOptions, search_vector
 from cli.main import app
 from indexer.embed import ClipEmbedder
 from indexer.index import IndexOptions, index_file
-from media import Clip, write_clip
 
 MODEL = "test-model"
 runner = CliRunner()
@@ -35,11 +35,21 @@ def _fill(session: Session, vectors: np.ndarray, per_asset: int, **asset_facts: 
         session.add(asset)
         session.flush()
         ids.append(asset.id)
-        session.execute(sa.insert(Segment), [
-            {"asset_id": asset.id, "start_s": float(i), "end_s": float(i + 1), "frame_s": float(i),
-             "embedding": vectors[a * per_asset + i], "embedding_model": MODEL, "embedding_dim": 512}
-            for i in range(per_asset)
-        ])
+        session.execute(
+            sa.insert(Segment),
+            [
+                {
+                    "asset_id": asset.id,
+                    "start_s": float(i),
+                    "end_s": float(i + 1),
+                    "frame_s": float(i),
+                    "embedding": vectors[a * per_asset + i],
+                    "embedding_model": MODEL,
+                    "embedding_dim": 512,
+                }
+                for i in range(per_asset)
+            ],
+        )
     return ids
 
 
@@ -54,15 +64,22 @@ def test_hnsw_matches_brute_force(session: Session) -> None:
     ids = _fill(session, vectors, per_asset=5, height=1080)
     session.execute(sa.text("ANALYZE segments"))
     session.execute(sa.text("SET LOCAL enable_seqscan = off"))
-    plan = "\n".join(session.execute(sa.text(
-        "EXPLAIN SELECT id FROM segments WHERE embedding_dim = 512 "
-        "ORDER BY (embedding::vector(512)) <=> CAST(:q AS vector(512)) LIMIT 10"
-    ), {"q": vectors[0].tolist()}).scalars())
+    plan = "\n".join(
+        session.execute(
+            sa.text(
+                "EXPLAIN SELECT id FROM segments WHERE embedding_dim = 512 "
+                "ORDER BY (embedding::vector(512)) <=> CAST(:q AS vector(512)) LIMIT 10"
+            ),
+            {"q": vectors[0].tolist()},
+        ).scalars()
+    )
     assert "ix_segments_embedding_hnsw_512" in plan
     for query in _unit(rng, 5):
         expected = _brute_force(vectors, ids, 5, query, 10)
         hnsw = [h.family.master.asset_id for h in search_vector(session, query, MODEL, SearchOptions(limit=10))]
-        exact = [h.family.master.asset_id for h in search_vector(session, query, MODEL, SearchOptions(limit=10, exact=True))]
+        exact = [
+            h.family.master.asset_id for h in search_vector(session, query, MODEL, SearchOptions(limit=10, exact=True))
+        ]
         assert exact == expected
         assert hnsw == expected
 
@@ -113,15 +130,28 @@ def library(catalog: Catalog, embedder: ClipEmbedder, tmp_path: Path) -> dict[st
     rendition = index_file(catalog, embedder, upscaled, IndexOptions(kind="rendition"))
     ids["alpha.4k.mp4"] = rendition.asset_id or 0
     with catalog.session() as s:
-        s.add(Rendition(master_id=ids["alpha.mp4"], rendition_asset_id=ids["alpha.4k.mp4"], label="4k",
-                        target_width=320, target_height=180, model_name="tiny-esrgan", model_sha256="b" * 64,
-                        status="done", progress=1.0, provenance={"model": "tiny-esrgan"}))
+        s.add(
+            Rendition(
+                master_id=ids["alpha.mp4"],
+                rendition_asset_id=ids["alpha.4k.mp4"],
+                label="4k",
+                target_width=320,
+                target_height=180,
+                model_name="tiny-esrgan",
+                model_sha256="b" * 64,
+                status="done",
+                progress=1.0,
+                provenance={"model": "tiny-esrgan"},
+            )
+        )
     return ids
 
 
 def _env(catalog: Catalog, tiny_clip: str) -> dict[str, str]:
-    return {"FOOTAGE_DATABASE_URL": catalog.engine.url.render_as_string(hide_password=False),
-            "FOOTAGE_CLIP_MODEL": tiny_clip}
+    return {
+        "FOOTAGE_DATABASE_URL": catalog.engine.url.render_as_string(hide_password=False),
+        "FOOTAGE_CLIP_MODEL": tiny_clip,
+    }
 
 
 def _search(env: dict[str, str], *args: str) -> dict:
@@ -130,7 +160,9 @@ def _search(env: dict[str, str], *args: str) -> dict:
     return json.loads(result.stdout)
 
 
-def test_query_by_example_finds_that_moment(library: dict[str, int], catalog: Catalog, tiny_clip: str, tmp_path: Path) -> None:
+def test_query_by_example_finds_that_moment(
+    library: dict[str, int], catalog: Catalog, tiny_clip: str, tmp_path: Path
+) -> None:
     still = _grab(tmp_path / "library" / "beta.mov", 2.0, tmp_path / "still.png")
     report = _search(_env(catalog, tiny_clip), "--image", str(still))
     best = report["results"][0]
@@ -162,7 +194,8 @@ def test_cli_filters(library: dict[str, int], catalog: Catalog, tiny_clip: str, 
     assert ids(_search(env, "shot", "--no-rendition")) == sorted([library["beta.mov"], library["gamma.mkv"]])
     assert ids(_search(env, "shot", "--min-height", "100")) == [library["alpha.mp4"]]  # via its 180p rendition
     assert ids(_search(env, "shot", "--kind", "master", "--max-height", "100")) == sorted(
-        [library["alpha.mp4"], library["beta.mov"], library["gamma.mkv"]])
+        [library["alpha.mp4"], library["beta.mov"], library["gamma.mkv"]]
+    )
     assert ids(_search(env, "shot", "--under", str(tmp_path / "library" / "g"))) == [library["gamma.mkv"]]
     assert ids(_search(env, "shot", "--since", "2999-01-01")) == []
 
@@ -197,8 +230,11 @@ def test_missing_master_is_shown_with_its_renditions(library: dict[str, int], ca
         (["search"], 2, "Error: give exactly one of: search text, --image FILE or --like ASSET@TIME\n"),
         (["search", "x", "--kind", "proxy"], 2, "Error: unknown --kind 'proxy'; known: any, master, rendition\n"),
         (["search", "--like", "999@1"], 5, "Error: no asset with id or path '999' in the catalog\n"),
-        (["search", "--like", "1@soon"], 2,
-         "Error: cannot read 'soon' as a time; use seconds (75.5) or H:MM:SS (0:01:15.5)\n"),
+        (
+            ["search", "--like", "1@soon"],
+            2,
+            "Error: cannot read 'soon' as a time; use seconds (75.5) or H:MM:SS (0:01:15.5)\n",
+        ),
         (["show", "/no/such/file.mov"], 5, "Error: no asset with id or path '/no/such/file.mov' in the catalog\n"),
     ],
 )

@@ -10,13 +10,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from models import write_tiny_compact, write_tiny_rrdb
 from safetensors.torch import save_file
 
-from models import write_tiny_compact, write_tiny_rrdb
 from upscaler.errors import ChecksumError, UnknownModelError, UnsupportedModelError
 from upscaler.models import load_model
-from upscaler.registry import ModelChoice
-from upscaler.registry import KNOWN_MODELS, PRESETS, KnownModel, known_model
+from upscaler.registry import KNOWN_MODELS, PRESETS, KnownModel, ModelChoice, known_model
 from upscaler.tiling import upscale_tiled
 from upscaler.weights import fetch, file_sha256
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import os
 import signal
 import subprocess
@@ -14,13 +13,13 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from media import Clip, write_clip
+from polling import wait_for
 
 from catalog import Asset, Catalog
 from indexer.embed import ClipEmbedder
 from indexer.index import IndexOptions, IndexResult, index_file
 from indexer.watch import FolderWatcher, WatchSettings
-from media import Clip, write_clip
-from polling import wait_for
 
 
 class Recorder:
@@ -52,7 +51,9 @@ def media_root(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def running(catalog: Catalog, embedder: ClipEmbedder, media_root: Path, tmp_path: Path) -> Iterator[tuple[FolderWatcher, Recorder]]:
+def running(
+    catalog: Catalog, embedder: ClipEmbedder, media_root: Path, tmp_path: Path
+) -> Iterator[tuple[FolderWatcher, Recorder]]:
     recorder = Recorder(catalog, embedder)
     settings = WatchSettings(settle_s=1.0, tick_s=0.1, exclude=(media_root / "renditions",))
     watcher = FolderWatcher(catalog, [media_root], settings, recorder)
@@ -65,7 +66,9 @@ def running(catalog: Catalog, embedder: ClipEmbedder, media_root: Path, tmp_path
     thread.join(timeout=10)
 
 
-def test_slow_copy_is_indexed_once_after_it_ends(running: tuple[FolderWatcher, Recorder], media_root: Path, tmp_path: Path) -> None:
+def test_slow_copy_is_indexed_once_after_it_ends(
+    running: tuple[FolderWatcher, Recorder], media_root: Path, tmp_path: Path
+) -> None:
     _, recorder = running
     source = write_clip(tmp_path / "source.mp4", Clip(shots=(1.0, 1.0, 1.0)))
     data = source.read_bytes()
@@ -84,7 +87,9 @@ def test_slow_copy_is_indexed_once_after_it_ends(running: tuple[FolderWatcher, R
     assert recorder.results[0].outcome == "indexed"
 
 
-def test_rename_delete_and_bad_files(running: tuple[FolderWatcher, Recorder], catalog: Catalog, media_root: Path) -> None:
+def test_rename_delete_and_bad_files(
+    running: tuple[FolderWatcher, Recorder], catalog: Catalog, media_root: Path
+) -> None:
     _, recorder = running
     write_clip(media_root / "good.mp4", Clip())
     (media_root / "broken.mov").write_bytes(b"\x00" * 2048)
@@ -144,7 +149,9 @@ def test_restart_catches_up(catalog: Catalog, embedder: ClipEmbedder, media_root
     assert after["edited.mp4"].fingerprint != before["edited.mp4"].fingerprint
 
 
-def test_watch_command_runs_jobs_and_stops_cleanly(catalog: Catalog, tiny_clip: str, media_root: Path, tmp_path: Path) -> None:
+def test_watch_command_runs_jobs_and_stops_cleanly(
+    catalog: Catalog, tiny_clip: str, media_root: Path, tmp_path: Path
+) -> None:
     write_clip(media_root / "first.mp4", Clip())
     env = {
         **os.environ,
@@ -154,23 +161,32 @@ def test_watch_command_runs_jobs_and_stops_cleanly(catalog: Catalog, tiny_clip: 
     }
     process = subprocess.Popen(
         [sys.executable, "-m", "cli", "watch", str(media_root), "--settle", "0.5"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
-        wait_for(lambda: _assets(catalog).get("first.mp4") is not None
-                  and _assets(catalog)["first.mp4"].status == "indexed", timeout=90)
+        wait_for(
+            lambda: _assets(catalog).get("first.mp4") is not None and _assets(catalog)["first.mp4"].status == "indexed",
+            timeout=90,
+        )
         write_clip(media_root / "second.mp4", Clip(shots=(0.5, 0.5)))
-        wait_for(lambda: _assets(catalog).get("second.mp4") is not None
-                  and _assets(catalog)["second.mp4"].status == "indexed", timeout=60)
+        wait_for(
+            lambda: (
+                _assets(catalog).get("second.mp4") is not None and _assets(catalog)["second.mp4"].status == "indexed"
+            ),
+            timeout=60,
+        )
     finally:
         process.send_signal(signal.SIGTERM)
         out, err = process.communicate(timeout=60)
     assert process.returncode == 0, err
     assert "Stopped." in out
     with catalog.session() as s:
-        jobs = s.execute(sa.text(
-            "SELECT args->>'path', status FROM procrastinate_jobs WHERE task_name = 'footage.index_file'"
-        )).all()
+        jobs = s.execute(
+            sa.text("SELECT args->>'path', status FROM procrastinate_jobs WHERE task_name = 'footage.index_file'")
+        ).all()
     assert sorted((Path(p).name, st) for p, st in jobs) == [("first.mp4", "succeeded"), ("second.mp4", "succeeded")]
 
 

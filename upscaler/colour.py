@@ -15,8 +15,15 @@ import numpy as np
 from av.video.reformatter import ColorRange, Colorspace, Interpolation, VideoReformatter
 
 # FFmpeg AVColorSpace -> swscale matrix (6, SMPTE 170M, has BT.601's matrix).
-_MATRICES = {1: Colorspace.ITU709, 4: Colorspace.FCC, 5: Colorspace.ITU601, 6: Colorspace.ITU601,
-             7: Colorspace.SMPTE240M, 9: Colorspace.BT2020, 10: Colorspace.BT2020}
+_MATRICES = {
+    1: Colorspace.ITU709,
+    4: Colorspace.FCC,
+    5: Colorspace.ITU601,
+    6: Colorspace.ITU601,
+    7: Colorspace.SMPTE240M,
+    9: Colorspace.BT2020,
+    10: Colorspace.BT2020,
+}
 _UNSPECIFIED = 2
 # FFmpeg enums: primaries/transfer BT.709 = 1, SMPTE 170M = 6; matrix BT.709 = 1, SMPTE 170M = 6.
 _SD = (6, 6, 6)
@@ -72,19 +79,30 @@ def rgb_format(bit_depth: int) -> str:
 def to_rgb(frame: av.VideoFrame, tags: ColourTags, fmt: str, reformatter: VideoReformatter) -> np.ndarray:
     """RGB (H, W, 3) uint8 or uint16 of a decoded frame, converted with the source's matrix and range."""
     rgb = reformatter.reformat(
-        frame, format=fmt, src_colorspace=tags.swscale_matrix, src_color_range=tags.swscale_range,
-        dst_color_range=ColorRange.JPEG, interpolation=_ROUND,
+        frame,
+        format=fmt,
+        src_colorspace=tags.swscale_matrix,
+        src_color_range=tags.swscale_range,
+        dst_color_range=ColorRange.JPEG,
+        interpolation=_ROUND,
     )
     return rgb.to_ndarray()
 
 
-def from_rgb(pixels: np.ndarray, fmt: str, pix_fmt: str, tags: ColourTags, reformatter: VideoReformatter) -> av.VideoFrame:
+def from_rgb(
+    pixels: np.ndarray, fmt: str, pix_fmt: str, tags: ColourTags, reformatter: VideoReformatter
+) -> av.VideoFrame:
     """An encoder-ready frame in ``pix_fmt`` from RGB pixels, in the same matrix and range, tagged."""
     frame = av.VideoFrame.from_ndarray(pixels, format=fmt)
     out = reformatter.reformat(
-        frame, format=pix_fmt, dst_colorspace=tags.swscale_matrix, src_color_range=ColorRange.JPEG,
-        dst_color_range=tags.swscale_range, interpolation=_ROUND,
-        dst_color_trc=tags.transfer, dst_color_primaries=tags.primaries,
+        frame,
+        format=pix_fmt,
+        dst_colorspace=tags.swscale_matrix,
+        src_color_range=ColorRange.JPEG,
+        dst_color_range=tags.swscale_range,
+        interpolation=_ROUND,
+        dst_color_trc=tags.transfer,
+        dst_color_primaries=tags.primaries,
     )
     out.colorspace = tags.matrix
     out.color_range = tags.range

@@ -28,20 +28,49 @@ class Codec:
 CODECS: dict[str, Codec] = {
     c.name: c
     for c in (
-        Codec("hevc", ("hevc_nvenc", "libx265"), ".mov", "yuv420p", "yuv420p10le",
-              {"hevc_nvenc": {"preset": "p5", "tune": "hq", "rc": "vbr", "cq": "19"},
-               "libx265": {"crf": "18", "preset": "medium", "x265-params": "log-level=error"}},
-              codec_tag="hvc1", description="HEVC (NVENC when it works, else x265), CRF 18 / CQ 19"),
-        Codec("h264", ("h264_nvenc", "libx264"), ".mov", "yuv420p", "yuv420p10le",
-              {"h264_nvenc": {"preset": "p5", "tune": "hq", "rc": "vbr", "cq": "17"},
-               "libx264": {"crf": "16", "preset": "medium"}},
-              description="H.264, CRF 16 (10-bit sources: High 10)"),
-        Codec("prores", ("prores_ks",), ".mov", "yuv422p10le", "yuv422p10le",
-              {"prores_ks": {"profile": "3", "vendor": "apl0"}},
-              description="ProRes 422 HQ, 10-bit, for editing"),
-        Codec("av1", ("av1_nvenc", "libsvtav1"), ".mp4", "yuv420p", "yuv420p10le",
-              {"av1_nvenc": {"preset": "p5", "cq": "24"}, "libsvtav1": {"crf": "24", "preset": "6"}},
-              description="AV1 (SVT-AV1), CRF 24, for delivery"),
+        Codec(
+            "hevc",
+            ("hevc_nvenc", "libx265"),
+            ".mov",
+            "yuv420p",
+            "yuv420p10le",
+            {
+                "hevc_nvenc": {"preset": "p5", "tune": "hq", "rc": "vbr", "cq": "19"},
+                "libx265": {"crf": "18", "preset": "medium", "x265-params": "log-level=error"},
+            },
+            codec_tag="hvc1",
+            description="HEVC (NVENC when it works, else x265), CRF 18 / CQ 19",
+        ),
+        Codec(
+            "h264",
+            ("h264_nvenc", "libx264"),
+            ".mov",
+            "yuv420p",
+            "yuv420p10le",
+            {
+                "h264_nvenc": {"preset": "p5", "tune": "hq", "rc": "vbr", "cq": "17"},
+                "libx264": {"crf": "16", "preset": "medium"},
+            },
+            description="H.264, CRF 16 (10-bit sources: High 10)",
+        ),
+        Codec(
+            "prores",
+            ("prores_ks",),
+            ".mov",
+            "yuv422p10le",
+            "yuv422p10le",
+            {"prores_ks": {"profile": "3", "vendor": "apl0"}},
+            description="ProRes 422 HQ, 10-bit, for editing",
+        ),
+        Codec(
+            "av1",
+            ("av1_nvenc", "libsvtav1"),
+            ".mp4",
+            "yuv420p",
+            "yuv420p10le",
+            {"av1_nvenc": {"preset": "p5", "cq": "24"}, "libsvtav1": {"crf": "24", "preset": "6"}},
+            description="AV1 (SVT-AV1), CRF 24, for delivery",
+        ),
     )
 }
 DEFAULT_CODEC = "hevc"

@@ -102,7 +102,9 @@ class FrameUpscaler:
                 image = torch.rot90(image, k=self.rotation // 90, dims=(2, 3))
             out = self._checked_model(image)
             if out.shape[-2:] != (self.height, self.width):
-                out = F.interpolate(out, size=(self.height, self.width), mode="bicubic", antialias=True, align_corners=False)
+                out = F.interpolate(
+                    out, size=(self.height, self.width), mode="bicubic", antialias=True, align_corners=False
+                )
             out = (out.clamp(0, 1) * peak).round()
             result = out[0].permute(1, 2, 0).to(torch.int32 if peak > 255 else torch.uint8).cpu().numpy()
         return result.astype(np.uint16) if peak > 255 else result

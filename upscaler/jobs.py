@@ -13,7 +13,7 @@ import socket
 import threading
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from fractions import Fraction
 from pathlib import Path
 
@@ -28,8 +28,7 @@ from catalog.jobs import RENDER_QUEUE, RENDER_TASK, defer_index, defer_render
 from upscaler.encode import CODECS
 from upscaler.errors import DownloadError, PlanError, RenderError
 from upscaler.geometry import Plan, Source, plan
-from upscaler.registry import ModelChoice
-from upscaler.registry import known_model
+from upscaler.registry import ModelChoice, known_model
 from upscaler.render import RenderProgress, RenderRequest, render, sha256_of
 from upscaler.weights import file_sha256
 
@@ -78,7 +77,9 @@ def _model_identity(choice: ModelChoice) -> tuple[str, str]:
     return known.name, (choice.sha256 or known.sha256).lower()
 
 
-def request_upscale(catalog: Catalog, app: procrastinate.App, request: UpscaleRequest, settings: UpscaleSettings) -> Requested:
+def request_upscale(
+    catalog: Catalog, app: procrastinate.App, request: UpscaleRequest, settings: UpscaleSettings
+) -> Requested:
     """Validate, plan and record a rendition, and queue its render (or return the same one)."""
     if request.codec not in CODECS:
         raise PlanError(f"unknown codec {request.codec!r}; choose one of {', '.join(CODECS)}")
@@ -88,19 +89,24 @@ def request_upscale(catalog: Catalog, app: procrastinate.App, request: UpscaleRe
         if master.kind != "master":
             raise FootageError(f"{master.path} is a rendition; upscale its master instead")
         if master.status != "indexed" or not os.path.exists(master.path):
-            raise FootageError(f"{master.path} is {master.status if master.status != 'indexed' else 'missing'}; "
-                               "only present, indexed masters can be upscaled")
+            raise FootageError(
+                f"{master.path} is {master.status if master.status != 'indexed' else 'missing'}; "
+                "only present, indexed masters can be upscaled"
+            )
         if not master.width or not master.height:
             raise FootageError(f"{master.path} has no known picture size")
         sar = Fraction(master.sar_num or 1, master.sar_den or 1)
-        the_plan = plan(Source(master.width, master.height, sar, master.rotation or 0), request.target, force=request.force)
+        the_plan = plan(
+            Source(master.width, master.height, sar, master.rotation or 0), request.target, force=request.force
+        )
         parameters: dict[str, object] = {"codec": request.codec}
         if Path(request.model.name).expanduser().is_file():
             parameters["model_file"] = str(Path(request.model.name).expanduser().resolve())
         if request.model.denoise is not None:
             parameters["denoise"] = request.model.denoise
-        spec = records.RenditionSpec(master.id, the_plan.label, the_plan.width, the_plan.height,
-                                     model_name, model_sha, parameters)
+        spec = records.RenditionSpec(
+            master.id, the_plan.label, the_plan.width, the_plan.height, model_name, model_sha, parameters
+        )
         if not request.again and (same := records.find_same(session, spec)) is not None:
             return Requested(same.id, same.job_id, the_plan, Path(same.output_path or ""), True, same.status)
         folder = settings.renditions_dir
@@ -108,8 +114,9 @@ def request_upscale(catalog: Catalog, app: procrastinate.App, request: UpscaleRe
         stem = Path(master.path).stem
         output = records.rendition_path(folder, stem, the_plan.label, model_name, CODECS[request.codec].suffix)
         if request.again or output.exists() or _path_taken(session, output):
-            output = records.rendition_path(folder, stem, f"{the_plan.label}-{int(time.time())}", model_name,
-                                            CODECS[request.codec].suffix)
+            output = records.rendition_path(
+                folder, stem, f"{the_plan.label}-{int(time.time())}", model_name, CODECS[request.codec].suffix
+            )
         rendition = records.create(session, spec, output)
         rendition_id = rendition.id
     job_id = defer_render(app, rendition_id)
@@ -136,15 +143,23 @@ def register_render_task(app: procrastinate.App, catalog: Catalog, settings: Ups
 
     # Only failures that may pass are retried (a cut download, an encoder or
     # I/O hiccup); a bad request fails at once with its reason.
-    @app.task(name=RENDER_TASK, queue=RENDER_QUEUE, pass_context=True,
-              retry=procrastinate.RetryStrategy(max_attempts=MAX_ATTEMPTS - 1, wait=10,
-                                                retry_exceptions=RETRYABLE))
+    @app.task(
+        name=RENDER_TASK,
+        queue=RENDER_QUEUE,
+        pass_context=True,
+        retry=procrastinate.RetryStrategy(max_attempts=MAX_ATTEMPTS - 1, wait=10, retry_exceptions=RETRYABLE),
+    )
     def render_job(context: procrastinate.JobContext, rendition_id: int) -> None:
         run_render_job(catalog, app, settings, rendition_id, context)
 
 
-def run_render_job(catalog: Catalog, app: procrastinate.App, settings: UpscaleSettings, rendition_id: int,
-                   context: procrastinate.JobContext | None = None) -> None:
+def run_render_job(
+    catalog: Catalog,
+    app: procrastinate.App,
+    settings: UpscaleSettings,
+    rendition_id: int,
+    context: procrastinate.JobContext | None = None,
+) -> None:
     worker = f"{socket.gethostname()}:{os.getpid()}"
     with catalog.session() as session:
         rendition = records.get(session, rendition_id, lock=True)
@@ -159,20 +174,28 @@ def run_render_job(catalog: Catalog, app: procrastinate.App, settings: UpscaleSe
                 raise UnsafePathError(f"refusing to write over the master {master.path}")
         except FootageError as exc:
             rendition.status, rendition.error = "failed", str(exc)
-            rendition.finished_at = datetime.now(timezone.utc)
+            rendition.finished_at = datetime.now(UTC)
             logger.error("rendition %s: %s", rendition_id, exc)
             return
         rendition.status, rendition.worker, rendition.error = "running", worker, None
         rendition.attempts += 1
-        rendition.started_at = datetime.now(timezone.utc)
+        rendition.started_at = datetime.now(UTC)
         rendition.frames_done, rendition.progress = 0, 0.0
         request = RenderRequest(
-            master=Path(master.path), output=output, target=f"{rendition.target_width}x{rendition.target_height}",
+            master=Path(master.path),
+            output=output,
+            target=f"{rendition.target_width}x{rendition.target_height}",
             # A local model file travels by path (shared storage); its hash is checked again.
-            model=ModelChoice(name=rendition.parameters.get("model_file") or rendition.model_name,
-                              sha256=rendition.model_sha256, denoise=rendition.parameters.get("denoise")),
-            codec=rendition.parameters.get("codec", "hevc"), force=True, device=settings.device,
-            cache_dir=settings.models_dir, overwrite=True,
+            model=ModelChoice(
+                name=rendition.parameters.get("model_file") or rendition.model_name,
+                sha256=rendition.model_sha256,
+                denoise=rendition.parameters.get("denoise"),
+            ),
+            codec=rendition.parameters.get("codec", "hevc"),
+            force=True,
+            device=settings.device,
+            cache_dir=settings.models_dir,
+            overwrite=True,
         )
         attempt = rendition.attempts
     _remove_stale_partials(output)
@@ -197,21 +220,26 @@ def run_render_job(catalog: Catalog, app: procrastinate.App, settings: UpscaleSe
             row = records.get(session, rendition_id)
             row.status = "cancelled" if cancelled else ("queued" if retried else "failed")
             row.error = "cancelled by a user" if cancelled else str(exc)
-            row.finished_at = datetime.now(timezone.utc) if row.status != "queued" else None
+            row.finished_at = datetime.now(UTC) if row.status != "queued" else None
         if cancelled:
             raise procrastinate_errors.JobAborted() from exc
         raise
 
     with catalog.session() as session:
-        values = {"width": result.plan.width, "height": result.plan.height, "size_bytes": output.stat().st_size,
-                  "content_hash": sha256_of(output), "video_codec": result.provenance["output"]["codec"],
-                  "duration_s": result.duration_s}
+        values = {
+            "width": result.plan.width,
+            "height": result.plan.height,
+            "size_bytes": output.stat().st_size,
+            "content_hash": sha256_of(output),
+            "video_codec": result.provenance["output"]["codec"],
+            "duration_s": result.duration_s,
+        }
         asset_id = records.register_file(session, output, values)
         row = records.get(session, rendition_id)
         row.rendition_asset_id = asset_id
         row.status, row.progress, row.frames_done = "done", 1.0, result.frames
         row.frames_total = result.frames
-        row.finished_at = datetime.now(timezone.utc)
+        row.finished_at = datetime.now(UTC)
         row.timings = result.provenance["timings"]
         row.provenance = result.provenance
     defer_index(app, str(output), kind="rendition")

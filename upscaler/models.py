@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from spandrel import ImageModelDescriptor, ModelLoader, UnsupportedModelError as SpandrelUnsupported
+from spandrel import ImageModelDescriptor, ModelLoader
+from spandrel import UnsupportedModelError as SpandrelUnsupported
 
 from upscaler.errors import ChecksumError, UnsupportedModelError
 from upscaler.registry import DENOISE_PAIRS, KNOWN_MODELS, KnownModel, ModelChoice, known_model
@@ -56,7 +57,9 @@ def _resolve(choice: ModelChoice, cache_dir: Path) -> tuple[Path, KnownModel | N
     return fetch(known, cache_dir, expected_sha256=choice.sha256), known
 
 
-def load_model(choice: ModelChoice, cache_dir: Path, device: torch.device) -> tuple[ImageModelDescriptor[Any], ModelIdentity]:
+def load_model(
+    choice: ModelChoice, cache_dir: Path, device: torch.device
+) -> tuple[ImageModelDescriptor[Any], ModelIdentity]:
     """Load the chosen model onto ``device`` through spandrel, verified and described."""
     path, known = _resolve(choice, cache_dir)
     loader = ModelLoader(device="cpu")

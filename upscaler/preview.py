@@ -57,7 +57,9 @@ def _labelled(image: Image.Image, label: str) -> Image.Image:
     return panel
 
 
-def preview(master: Path, at_s: float, models: list[str], out: Path, cache_dir: Path, device: str | None = None) -> PreviewResult:
+def preview(
+    master: Path, at_s: float, models: list[str], out: Path, cache_dir: Path, device: str | None = None
+) -> PreviewResult:
     """Write a PNG: rows of (whole frame, 4x zoom of its centre) for bicubic and each model."""
     pixels, frame_s, sar, rotation = _frame_at(master, at_s)
     scale = 4
@@ -72,14 +74,22 @@ def preview(master: Path, at_s: float, models: list[str], out: Path, cache_dir: 
     for name in models:
         descriptor, identity = load_model(ModelChoice(name), cache_dir, torch_device)
         upscaler = FrameUpscaler(descriptor, torch_device, width * scale, height * scale, rotation)
-        results.append((f"{identity.name} ({identity.architecture}, x{identity.scale})", Image.fromarray(upscaler(pixels))))
+        results.append(
+            (f"{identity.name} ({identity.architecture}, x{identity.scale})", Image.fromarray(upscaler(pixels)))
+        )
     # The zoom: the centre quarter of the frame, shown at the panel's width.
     rows = []
     for label, image in results:
         whole = image.resize((_PANEL_WIDTH, round(_PANEL_WIDTH * image.height / image.width)), Image.Resampling.LANCZOS)
         cw, ch = image.width // 4, image.height // 4
-        crop = image.crop((image.width // 2 - cw // 2, image.height // 2 - ch // 2,
-                           image.width // 2 + cw // 2, image.height // 2 + ch // 2))
+        crop = image.crop(
+            (
+                image.width // 2 - cw // 2,
+                image.height // 2 - ch // 2,
+                image.width // 2 + cw // 2,
+                image.height // 2 + ch // 2,
+            )
+        )
         zoom = crop.resize((_PANEL_WIDTH, round(_PANEL_WIDTH * crop.height / crop.width)), Image.Resampling.NEAREST)
         row = Image.new("RGB", (2 * _PANEL_WIDTH, max(whole.height, zoom.height)), "black")
         row.paste(whole, (0, 0))

@@ -7,7 +7,7 @@ import json
 import os
 import platform
 import tempfile
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -49,7 +49,9 @@ def container_tags(provenance: dict[str, Any], master_name: str) -> dict[str, st
     model = provenance["model"]
     return {
         "title": f"{master_name} ({provenance['output']['label']}, AI-upscaled)",
-        "comment": f"{NOTICE} Model {model['name']} (sha256 {model['sha256']}); master {provenance['master']['content_hash']}.",
+        "comment": (
+            f"{NOTICE} Model {model['name']} (sha256 {model['sha256']}); master {provenance['master']['content_hash']}."
+        ),
         TAG_MARKER: "1",
         "footage_model": model["name"],
         "footage_model_sha256": model["sha256"],
@@ -80,4 +82,4 @@ def write_sidecar(video: Path, provenance: dict[str, Any]) -> Path:
 
 
 def now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")

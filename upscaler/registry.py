@@ -33,24 +33,66 @@ class KnownModel:
 KNOWN_MODELS: dict[str, KnownModel] = {
     m.name: m
     for m in (
-        KnownModel("RealESRGAN_x4plus", _RELEASES + "v0.1.0/RealESRGAN_x4plus.pth",
-                   "4fa0d38905f75ac06eb49a7951b426670021be3018265fd191d2125df9d682f1", 4, "ESRGAN (RRDBNet)",
-                   "BSD-3-Clause", "live action, best detail; slowest", 63.9),
-        KnownModel("RealESRGAN_x2plus", _RELEASES + "v0.2.1/RealESRGAN_x2plus.pth",
-                   "49fafd45f8fd7aa8d31ab2a22d14d91b536c34494a5cfe31eb5d89c2fa266abb", 2, "ESRGAN (RRDBNet)",
-                   "BSD-3-Clause", "live action at 2x (HD to UHD)", 64.0),
-        KnownModel("RealESRGAN_x4plus_anime_6B", _RELEASES + "v0.2.2.4/RealESRGAN_x4plus_anime_6B.pth",
-                   "f872d837d3c90ed2e05227bed711af5671a6fd1c9f7d7e91c911a61f155e99da", 4, "ESRGAN (RRDBNet, 6 blocks)",
-                   "BSD-3-Clause", "animation and illustration, stills quality", 17.0),
-        KnownModel("realesr-general-x4v3", _RELEASES + "v0.2.5.0/realesr-general-x4v3.pth",
-                   "8dc7edb9ac80ccdc30c3a5dca6616509367f05fbc184ad95b731f05bece96292", 4, "SRVGGNetCompact",
-                   "BSD-3-Clause", "live action, fast; strong denoise (see --denoise)", 4.7),
-        KnownModel("realesr-general-wdn-x4v3", _RELEASES + "v0.2.5.0/realesr-general-wdn-x4v3.pth",
-                   "1641f8c4464b9f097c9fdda5589273713f67cf59f3d909e0bd688f0cee269dca", 4, "SRVGGNetCompact",
-                   "BSD-3-Clause", "weak-denoise twin of general-x4v3, for --denoise", 4.7),
-        KnownModel("realesr-animevideov3", _RELEASES + "v0.2.5.0/realesr-animevideov3.pth",
-                   "b8a8376811077954d82ca3fcf476f1ac3da3e8a68a4f4d71363008000a18b75d", 4, "SRVGGNetCompact",
-                   "BSD-3-Clause", "animation video, fast and temporally calm", 2.4),
+        KnownModel(
+            "RealESRGAN_x4plus",
+            _RELEASES + "v0.1.0/RealESRGAN_x4plus.pth",
+            "4fa0d38905f75ac06eb49a7951b426670021be3018265fd191d2125df9d682f1",
+            4,
+            "ESRGAN (RRDBNet)",
+            "BSD-3-Clause",
+            "live action, best detail; slowest",
+            63.9,
+        ),
+        KnownModel(
+            "RealESRGAN_x2plus",
+            _RELEASES + "v0.2.1/RealESRGAN_x2plus.pth",
+            "49fafd45f8fd7aa8d31ab2a22d14d91b536c34494a5cfe31eb5d89c2fa266abb",
+            2,
+            "ESRGAN (RRDBNet)",
+            "BSD-3-Clause",
+            "live action at 2x (HD to UHD)",
+            64.0,
+        ),
+        KnownModel(
+            "RealESRGAN_x4plus_anime_6B",
+            _RELEASES + "v0.2.2.4/RealESRGAN_x4plus_anime_6B.pth",
+            "f872d837d3c90ed2e05227bed711af5671a6fd1c9f7d7e91c911a61f155e99da",
+            4,
+            "ESRGAN (RRDBNet, 6 blocks)",
+            "BSD-3-Clause",
+            "animation and illustration, stills quality",
+            17.0,
+        ),
+        KnownModel(
+            "realesr-general-x4v3",
+            _RELEASES + "v0.2.5.0/realesr-general-x4v3.pth",
+            "8dc7edb9ac80ccdc30c3a5dca6616509367f05fbc184ad95b731f05bece96292",
+            4,
+            "SRVGGNetCompact",
+            "BSD-3-Clause",
+            "live action, fast; strong denoise (see --denoise)",
+            4.7,
+        ),
+        KnownModel(
+            "realesr-general-wdn-x4v3",
+            _RELEASES + "v0.2.5.0/realesr-general-wdn-x4v3.pth",
+            "1641f8c4464b9f097c9fdda5589273713f67cf59f3d909e0bd688f0cee269dca",
+            4,
+            "SRVGGNetCompact",
+            "BSD-3-Clause",
+            "weak-denoise twin of general-x4v3, for --denoise",
+            4.7,
+        ),
+        KnownModel(
+            "realesr-animevideov3",
+            _RELEASES + "v0.2.5.0/realesr-animevideov3.pth",
+            "b8a8376811077954d82ca3fcf476f1ac3da3e8a68a4f4d71363008000a18b75d",
+            4,
+            "SRVGGNetCompact",
+            "BSD-3-Clause",
+            "animation video, fast and temporally calm",
+            2.4,
+        ),
     )
 }
 
@@ -72,6 +114,7 @@ class ModelChoice:
     sha256: str | None = None  # overrides the registry's hash (or pins a local file)
     denoise: float | None = None  # 0 keeps noise, 1 removes it (general-x4v3 only)
 
+
 # general-x4v3's --denoise blends its weights with this twin (Real-ESRGAN's DNI).
 DENOISE_PAIRS: dict[str, str] = {"realesr-general-x4v3": "realesr-general-wdn-x4v3"}
 
@@ -83,4 +126,6 @@ def known_model(name: str) -> KnownModel:
         return KNOWN_MODELS[resolved]
     except KeyError:
         choices = ", ".join([*PRESETS, *KNOWN_MODELS])
-        raise UnknownModelError(f"unknown model {name!r}; choose one of {choices}, or a .pth/.safetensors/.pt file") from None
+        raise UnknownModelError(
+            f"unknown model {name!r}; choose one of {choices}, or a .pth/.safetensors/.pt file"
+        ) from None

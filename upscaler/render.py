@@ -31,8 +31,8 @@ from upscaler.errors import PlanError, RenderError
 from upscaler.geometry import Plan, Source, plan
 from upscaler.inference import FrameUpscaler, best_device
 from upscaler.models import ModelIdentity, load_model
-from upscaler.registry import ModelChoice
 from upscaler.provenance import NOTICE, container_tags, now, software, write_sidecar
+from upscaler.registry import ModelChoice
 from upscaler.weights import file_sha256
 
 logger = logging.getLogger(__name__)
@@ -192,10 +192,18 @@ def _decode(job: _Job, container: av.container.InputContainer, out_q: queue.Queu
         shared.fail(exc)
 
 
-def _open_output(job: _Job, tmp: Path, master: av.container.InputContainer, metadata: dict[str, str]) -> tuple[av.container.OutputContainer, Any, dict[int, Any]]:
+def _open_output(
+    job: _Job, tmp: Path, master: av.container.InputContainer, metadata: dict[str, str]
+) -> tuple[av.container.OutputContainer, Any, dict[int, Any]]:
     options = {"movflags": "use_metadata_tags+write_colr"} if tmp.suffix in (".mov", ".mp4") else {}
     out = av.open(str(tmp), "w", format="mov" if job.request.output.suffix == ".mov" else None, options=options)
-    out.metadata.update({k: v for k, v in master.metadata.items() if k.lower() not in ("encoder", "major_brand", "minor_version", "compatible_brands")})
+    out.metadata.update(
+        {
+            k: v
+            for k, v in master.metadata.items()
+            if k.lower() not in ("encoder", "major_brand", "minor_version", "compatible_brands")
+        }
+    )
     out.metadata.update(metadata)
     vs = out.add_stream(job.encoder.encoder, rate=job.rate, options=job.encoder.options)
     vs.width, vs.height, vs.pix_fmt = job.plan.width, job.plan.height, job.encoder.pix_fmt
@@ -228,8 +236,16 @@ def _open_output(job: _Job, tmp: Path, master: av.container.InputContainer, meta
     return out, vs, streams
 
 
-def _encode(job: _Job, out: av.container.OutputContainer, vs: Any, streams: dict[int, Any],
-            master: av.container.InputContainer, in_q: queue.Queue[Any], shared: _Shared, counts: dict[str, int]) -> None:
+def _encode(
+    job: _Job,
+    out: av.container.OutputContainer,
+    vs: Any,
+    streams: dict[int, Any],
+    master: av.container.InputContainer,
+    in_q: queue.Queue[Any],
+    shared: _Shared,
+    counts: dict[str, int],
+) -> None:
     try:
         reformatter = VideoReformatter()
         while (item := shared.get(in_q)) is not None:
@@ -283,7 +299,9 @@ def _stream_plan(master: av.container.InputContainer, suffix: str) -> tuple[list
     for stream in master.streams:
         if stream.type == "video":
             if stream.index != master.streams.video[0].index:
-                dropped.append(f"#{stream.index} video ({stream.codec_context.name}): only the first video stream is upscaled")
+                dropped.append(
+                    f"#{stream.index} video ({stream.codec_context.name}): only the first video stream is upscaled"
+                )
         elif stream.type == "audio":
             (copied if stream.codec_context.name in _COPYABLE_AUDIO[suffix] else transcoded).append(stream.index)
         elif stream.type == "subtitle" and stream.codec_context.name == "mov_text":
@@ -339,35 +357,77 @@ def render(
         interlaced = bool(first.interlaced_frame) or int(stream.codec_context.field_order or 0) > 1
         copied, transcoded, dropped = _stream_plan(container, output.suffix)
         rate = stream.average_rate or stream.guessed_rate
-        job = _Job(request, the_plan, encoder, source_tags(stream.codec_context, first), rgb_format(bit_depth),
-                   interlaced, copied, transcoded, dropped, stream.frames or None,
-                   stream.time_base, Fraction(rate) if rate else None)
+        job = _Job(
+            request,
+            the_plan,
+            encoder,
+            source_tags(stream.codec_context, first),
+            rgb_format(bit_depth),
+            interlaced,
+            copied,
+            transcoded,
+            dropped,
+            stream.frames or None,
+            stream.time_base,
+            Fraction(rate) if rate else None,
+        )
         upscaler = FrameUpscaler(descriptor, device, the_plan.width, the_plan.height, rotation, tile=request.tile)
         provenance: dict[str, Any] = {
             "notice": NOTICE,
             "created_at": now(),
-            "master": {"path": str(master_path), "content_hash": master_hash, "width": stream.width,
-                       "height": stream.height, "sample_aspect_ratio": str(sar), "codec": stream.codec_context.name,
-                       "pix_fmt": stream.codec_context.pix_fmt, "interlaced": interlaced, "rotation": rotation},
-            "model": {"name": identity.name, "sha256": identity.sha256, "architecture": identity.architecture,
-                      "scale": identity.scale, "parameters": identity.parameters},
-            "output": {"label": the_plan.label, "width": the_plan.width, "height": the_plan.height,
-                       "codec": encoder.codec.name, "encoder": encoder.encoder, "pix_fmt": encoder.pix_fmt,
-                       "encoder_options": encoder.options, "container": output.suffix.lstrip("."),
-                       "colour": {"primaries": job.tags.primaries, "transfer": job.tags.transfer,
-                                  "matrix": job.tags.matrix, "range": job.tags.range}},
-            "processing": {"device": str(device), "deinterlaced": "bwdif (send_frame)" if interlaced else None,
-                           "resize": "bicubic, antialiased, on the device"},
-            "streams": {"copied": copied, "transcoded": {i: _TRANSCODE_AUDIO[output.suffix] for i in transcoded},
-                        "dropped": dropped},
+            "master": {
+                "path": str(master_path),
+                "content_hash": master_hash,
+                "width": stream.width,
+                "height": stream.height,
+                "sample_aspect_ratio": str(sar),
+                "codec": stream.codec_context.name,
+                "pix_fmt": stream.codec_context.pix_fmt,
+                "interlaced": interlaced,
+                "rotation": rotation,
+            },
+            "model": {
+                "name": identity.name,
+                "sha256": identity.sha256,
+                "architecture": identity.architecture,
+                "scale": identity.scale,
+                "parameters": identity.parameters,
+            },
+            "output": {
+                "label": the_plan.label,
+                "width": the_plan.width,
+                "height": the_plan.height,
+                "codec": encoder.codec.name,
+                "encoder": encoder.encoder,
+                "pix_fmt": encoder.pix_fmt,
+                "encoder_options": encoder.options,
+                "container": output.suffix.lstrip("."),
+                "colour": {
+                    "primaries": job.tags.primaries,
+                    "transfer": job.tags.transfer,
+                    "matrix": job.tags.matrix,
+                    "range": job.tags.range,
+                },
+            },
+            "processing": {
+                "device": str(device),
+                "deinterlaced": "bwdif (send_frame)" if interlaced else None,
+                "resize": "bicubic, antialiased, on the device",
+            },
+            "streams": {
+                "copied": copied,
+                "transcoded": {i: _TRANSCODE_AUDIO[output.suffix] for i in transcoded},
+                "dropped": dropped,
+            },
             "software": software(),
         }
         out, vs, streams = _open_output(job, tmp, container, container_tags(provenance, master_path.name))
         to_model: queue.Queue[Any] = queue.Queue(QUEUE_DEPTH)
         to_encoder: queue.Queue[Any] = queue.Queue(QUEUE_DEPTH)
         decoder = threading.Thread(target=_decode, args=(job, container, to_model, shared), name="footage-decode")
-        encoder_thread = threading.Thread(target=_encode, args=(job, out, vs, streams, container, to_encoder, shared, counts),
-                                          name="footage-encode")
+        encoder_thread = threading.Thread(
+            target=_encode, args=(job, out, vs, streams, container, to_encoder, shared, counts), name="footage-encode"
+        )
         decoder.start()
         encoder_thread.start()
         model_s, done, t0 = 0.0, 0, time.perf_counter()
@@ -394,8 +454,13 @@ def render(
             raise shared.error
         if not counts["closed"]:
             raise RenderError("the encoder stopped before the end")
-        timings.update({"pipeline_s": time.perf_counter() - t0, "model_s": model_s,
-                        "fps": done / max(1e-9, time.perf_counter() - t0)})
+        timings.update(
+            {
+                "pipeline_s": time.perf_counter() - t0,
+                "model_s": model_s,
+                "fps": done / max(1e-9, time.perf_counter() - t0),
+            }
+        )
         frame_s = 1 / float(job.rate) if job.rate else 0.04
         master_duration = float(stream.duration * stream.time_base) if stream.duration else None
         if master_duration is None and container.duration:
@@ -403,8 +468,9 @@ def render(
         duration = _verify(tmp, done, master_duration, frame_s, len(copied) + len(transcoded))
         if sha256_of(master_path) != master_hash:
             raise RenderError(f"{master_path} changed during the render; the rendition was discarded")
-        provenance["processing"].update({"precision": upscaler.precision, "tile": upscaler.tile,
-                                         "fallbacks": upscaler.fallbacks, "frames": done})
+        provenance["processing"].update(
+            {"precision": upscaler.precision, "tile": upscaler.tile, "fallbacks": upscaler.fallbacks, "frames": done}
+        )
         provenance["timings"] = {k: round(v, 3) for k, v in timings.items()}
         sidecar = write_sidecar(output, provenance)
         os.replace(tmp, output)

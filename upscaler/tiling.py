@@ -17,8 +17,9 @@ import torch
 Model = Callable[[torch.Tensor], torch.Tensor]
 
 
-def _weights(start: int, stop: int, core_start: int, core_stop: int, length: int, blend: int,
-             device: torch.device) -> torch.Tensor:
+def _weights(
+    start: int, stop: int, core_start: int, core_stop: int, length: int, blend: int, device: torch.device
+) -> torch.Tensor:
     """Per-pixel weights along one axis for the span [start, stop) of a tile whose core is [core_start, core_stop)."""
     positions = torch.arange(start, stop, device=device, dtype=torch.float32) + 0.5
     weights = torch.ones(stop - start, device=device)

@@ -78,28 +78,18 @@ def upgrade() -> None:
         sa.Column("updated_at", TZ, server_default=sa.func.now(), nullable=False),
         sa.Column("indexed_at", TZ, nullable=True),
         sa.CheckConstraint("kind IN ('master', 'rendition')", name=op.f("ck_assets_kind_known")),
-        sa.CheckConstraint(
-            "status IN ('pending', 'indexed', 'missing', 'error')", name=op.f("ck_assets_status_known")
-        ),
-        sa.CheckConstraint(
-            "status <> 'error' OR error IS NOT NULL", name=op.f("ck_assets_error_has_message")
-        ),
+        sa.CheckConstraint("status IN ('pending', 'indexed', 'missing', 'error')", name=op.f("ck_assets_status_known")),
+        sa.CheckConstraint("status <> 'error' OR error IS NOT NULL", name=op.f("ck_assets_error_has_message")),
         sa.CheckConstraint("path LIKE '/%'", name=op.f("ck_assets_path_absolute")),
         sa.CheckConstraint("size_bytes >= 0", name=op.f("ck_assets_size_not_negative")),
         sa.CheckConstraint("width > 0 AND height > 0", name=op.f("ck_assets_dimensions_positive")),
         sa.CheckConstraint("sar_num > 0 AND sar_den > 0", name=op.f("ck_assets_sar_positive")),
         sa.CheckConstraint("dar_num > 0 AND dar_den > 0", name=op.f("ck_assets_dar_positive")),
-        sa.CheckConstraint(
-            "frame_rate_num > 0 AND frame_rate_den > 0", name=op.f("ck_assets_frame_rate_positive")
-        ),
+        sa.CheckConstraint("frame_rate_num > 0 AND frame_rate_den > 0", name=op.f("ck_assets_frame_rate_positive")),
         sa.CheckConstraint("duration_s >= 0", name=op.f("ck_assets_duration_not_negative")),
         sa.CheckConstraint("bit_depth BETWEEN 1 AND 16", name=op.f("ck_assets_bit_depth_range")),
-        sa.CheckConstraint(
-            "rotation IN (0, 90, 180, 270)", name=op.f("ck_assets_rotation_quarter_turns")
-        ),
-        sa.ForeignKeyConstraint(
-            ["root_id"], ["roots.id"], name=op.f("fk_assets_root_id_roots"), ondelete="SET NULL"
-        ),
+        sa.CheckConstraint("rotation IN (0, 90, 180, 270)", name=op.f("ck_assets_rotation_quarter_turns")),
+        sa.ForeignKeyConstraint(["root_id"], ["roots.id"], name=op.f("fk_assets_root_id_roots"), ondelete="SET NULL"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_assets")),
         sa.UniqueConstraint("id", "kind", name=op.f("uq_assets_id_kind")),
         sa.UniqueConstraint("path", name=op.f("uq_assets_path")),
@@ -120,13 +110,9 @@ def upgrade() -> None:
         sa.Column("embedding", Vector(), nullable=False),
         sa.Column("embedding_model", sa.Text(), nullable=False),
         sa.Column("embedding_dim", sa.SmallInteger(), nullable=False),
-        sa.CheckConstraint(
-            "frame_s >= start_s AND frame_s <= end_s", name=op.f("ck_segments_frame_in_span")
-        ),
+        sa.CheckConstraint("frame_s >= start_s AND frame_s <= end_s", name=op.f("ck_segments_frame_in_span")),
         sa.CheckConstraint("view >= 0", name=op.f("ck_segments_view_not_negative")),
-        sa.CheckConstraint(
-            "vector_dims(embedding) = embedding_dim", name=op.f("ck_segments_embedding_dim_matches")
-        ),
+        sa.CheckConstraint("vector_dims(embedding) = embedding_dim", name=op.f("ck_segments_embedding_dim_matches")),
         sa.ForeignKeyConstraint(
             ["asset_id"], ["assets.id"], name=op.f("fk_segments_asset_id_assets"), ondelete="CASCADE"
         ),
@@ -175,22 +161,14 @@ def upgrade() -> None:
         sa.Column("timings", JSONB(), server_default=sa.text("'{}'::jsonb"), nullable=False),
         sa.Column("provenance", JSONB(), server_default=sa.text("'{}'::jsonb"), nullable=False),
         sa.CheckConstraint("master_kind = 'master'", name=op.f("ck_renditions_master_kind_master")),
-        sa.CheckConstraint(
-            "rendition_kind = 'rendition'", name=op.f("ck_renditions_rendition_kind_rendition")
-        ),
+        sa.CheckConstraint("rendition_kind = 'rendition'", name=op.f("ck_renditions_rendition_kind_rendition")),
         sa.CheckConstraint(
             "status IN ('queued', 'running', 'done', 'failed', 'cancelled')",
             name=op.f("ck_renditions_status_known"),
         ),
-        sa.CheckConstraint(
-            "target_width > 0 AND target_height > 0", name=op.f("ck_renditions_target_positive")
-        ),
-        sa.CheckConstraint(
-            "model_sha256 ~ '^[0-9a-f]{64}$'", name=op.f("ck_renditions_model_sha256_hex")
-        ),
-        sa.CheckConstraint(
-            "progress >= 0 AND progress <= 1", name=op.f("ck_renditions_progress_fraction")
-        ),
+        sa.CheckConstraint("target_width > 0 AND target_height > 0", name=op.f("ck_renditions_target_positive")),
+        sa.CheckConstraint("model_sha256 ~ '^[0-9a-f]{64}$'", name=op.f("ck_renditions_model_sha256_hex")),
+        sa.CheckConstraint("progress >= 0 AND progress <= 1", name=op.f("ck_renditions_progress_fraction")),
         sa.CheckConstraint("attempts >= 0", name=op.f("ck_renditions_attempts_not_negative")),
         sa.CheckConstraint(
             "frames_done >= 0 AND (frames_total IS NULL OR frames_done <= frames_total)",
@@ -200,9 +178,7 @@ def upgrade() -> None:
             "status <> 'done' OR (rendition_asset_id IS NOT NULL AND progress = 1)",
             name=op.f("ck_renditions_done_has_file"),
         ),
-        sa.CheckConstraint(
-            "status <> 'failed' OR error IS NOT NULL", name=op.f("ck_renditions_failed_has_error")
-        ),
+        sa.CheckConstraint("status <> 'failed' OR error IS NOT NULL", name=op.f("ck_renditions_failed_has_error")),
         sa.ForeignKeyConstraint(
             ["master_id", "master_kind"],
             ["assets.id", "assets.kind"],
