@@ -22,7 +22,7 @@ from bench.common import hardware, scratch_catalog, write_footage  # noqa: E402
 from indexer.embed import ClipEmbedder, EmbeddingSettings  # noqa: E402
 from indexer.index import IndexOptions, index_file  # noqa: E402
 from indexer.probe import probe  # noqa: E402
-from indexer.sampling import SamplingOptions, sample_frames  # noqa: E402
+from indexer.sampling import SamplingOptions, sample_moments  # noqa: E402
 
 
 def _embedder(model: str, pretrained: str | None) -> tuple[ClipEmbedder, str]:
@@ -35,8 +35,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--model", default="ViT-B-32")
-    parser.add_argument("--pretrained", default=None,
-                        help="weights tag or file (default: random weights, same compute)")
+    parser.add_argument(
+        "--pretrained", default=None, help="weights tag or file (default: random weights, same compute)"
+    )
     args = parser.parse_args()
 
     print(f"hardware: {hardware()}")
@@ -49,7 +50,7 @@ def main() -> None:
         for mode, keyframes in (("full", False), ("keyframes", True)):
             sampling = SamplingOptions(keyframes_only=keyframes)
             start = time.perf_counter()
-            moments = sum(1 for _ in sample_frames(video, info, sampling))
+            moments = sum(1 for _ in sample_moments(video, info, sampling))
             decode_s = time.perf_counter() - start
 
             start = time.perf_counter()
@@ -57,8 +58,10 @@ def main() -> None:
             total_s = time.perf_counter() - start
             assert result.outcome == "indexed", result.message
             seconds = info.duration_s or 0.0
-            print(f"index {mode}: {seconds / total_s:.2f}x real time end to end "
-                  f"({total_s:.2f} s wall, {moments} moments, {result.segments} vectors)")
+            print(
+                f"index {mode}: {seconds / total_s:.2f}x real time end to end "
+                f"({total_s:.2f} s wall, {moments} moments, {result.segments} vectors)"
+            )
             print(f"decode+sample {mode}: {seconds / decode_s:.2f}x real time ({decode_s:.2f} s)")
 
 

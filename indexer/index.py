@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,7 @@ from indexer.embed import ClipEmbedder, square_views
 from indexer.errors import MediaError
 from indexer.fingerprint import content_hash, quick_fingerprint
 from indexer.probe import MediaInfo, probe
-from indexer.sampling import SampledFrame, SamplingOptions, sample_frames
+from indexer.sampling import Moment, SamplingOptions, sample_moments
 
 OUTCOMES = ("indexed", "unchanged", "moved", "failed", "skipped")
 
@@ -81,8 +81,13 @@ def media_facts(info: MediaInfo) -> dict[str, Any]:
         "rotation": info.rotation,
         "timecode": info.timecode,
         "audio_streams": [
-            {"index": a.index, "codec": a.codec, "channels": a.channels,
-             "sample_rate": a.sample_rate, "language": a.language}
+            {
+                "index": a.index,
+                "codec": a.codec,
+                "channels": a.channels,
+                "sample_rate": a.sample_rate,
+                "language": a.language,
+            }
             for a in info.audio_streams
         ],
     }
@@ -90,27 +95,24 @@ def media_facts(info: MediaInfo) -> dict[str, Any]:
 
 def _file_facts(path: Path) -> tuple[int, datetime]:
     st = os.stat(path)
-    return st.st_size, datetime.fromtimestamp(st.st_mtime, timezone.utc)
+    return st.st_size, datetime.fromtimestamp(st.st_mtime, UTC)
 
 
-def _embed_moments(
-    embedder: ClipEmbedder, moments: list[SampledFrame]
-) -> list[SegmentRow]:
-    views: list[tuple[SampledFrame, int, Any]] = []
+def _embed_moments(embedder: ClipEmbedder, moments: list[Moment]) -> list[SegmentRow]:
+    views: list[tuple[Moment, int, Any]] = []
     for moment in moments:
         views.extend((moment, i, view) for i, view in enumerate(square_views(moment.image)))
     vectors = embedder.embed_images([v for _, _, v in views])
     return [
-        SegmentRow(m.start_s, m.end_s, m.frame_s, i, vector)
-        for (m, i, _), vector in zip(views, vectors, strict=True)
+        SegmentRow(m.start_s, m.end_s, m.frame_s, i, vector) for (m, i, _), vector in zip(views, vectors, strict=True)
     ]
 
 
 def _segments(path: Path, info: MediaInfo, embedder: ClipEmbedder, options: SamplingOptions) -> list[SegmentRow]:
     rows: list[SegmentRow] = []
-    pending: list[SampledFrame] = []
+    pending: list[Moment] = []
     # Embed in batches as frames arrive, so only one batch of pictures is held.
-    for moment in sample_frames(path, info, options):
+    for moment in sample_moments(path, info, options):
         pending.append(moment)
         if len(pending) >= embedder.settings.batch_size:
             rows.extend(_embed_moments(embedder, pending))
@@ -134,7 +136,9 @@ def record_failure(catalog: Catalog, path: Path, message: str, kind: str, root_i
         return upsert_asset(session, str(path), values)
 
 
-def _try_move(catalog: Catalog, path: Path, fingerprint: str, embedder: ClipEmbedder, root_id: int | None) -> IndexResult | None:
+def _try_move(
+    catalog: Catalog, path: Path, fingerprint: str, embedder: ClipEmbedder, root_id: int | None
+) -> IndexResult | None:
     with catalog.session() as session:
         for candidate in assets_with_fingerprint(session, fingerprint):
             if candidate.path != str(path) and not os.path.exists(candidate.path):
@@ -143,9 +147,13 @@ def _try_move(catalog: Catalog, path: Path, fingerprint: str, embedder: ClipEmbe
                     candidate.status = "indexed"
                 if segment_count(session, candidate.id, embedder.identity) == 0:
                     return None  # same file, but never embedded with this model: index it
-                return IndexResult(str(path), "moved", candidate.id,
-                                   media_seconds=candidate.duration_s or 0.0,
-                                   message=f"moved from {candidate.path}")
+                return IndexResult(
+                    str(path),
+                    "moved",
+                    candidate.id,
+                    media_seconds=candidate.duration_s or 0.0,
+                    message=f"moved from {candidate.path}",
+                )
     return None
 
 
@@ -210,7 +218,7 @@ def index_file(
         "content_hash": digest,
         "size_bytes": size,
         "mtime": mtime,
-        "indexed_at": datetime.now(timezone.utc),
+        "indexed_at": datetime.now(UTC),
     }
     if options.root_id is not None:
         values["root_id"] = options.root_id

@@ -10,14 +10,11 @@ from typing import Any
 
 import av
 
+from catalog.media import RENDITION_TAG, Picture, first_frame, video_facts
 from indexer.errors import MediaError
 
-# FFmpeg's AVFieldOrder, as PyAV reports it.
-FIELD_ORDERS = {0: None, 1: "progressive", 2: "tt", 3: "bb", 4: "tb", 5: "bt"}
 # Packets looked at to decide whether the frame rate is variable.
 _VFR_PACKETS = 240
-# Tag footage writes into renditions it makes, so it never takes them as masters.
-RENDITION_TAG = "footage_rendition"
 
 
 @dataclass(frozen=True)
@@ -33,8 +30,9 @@ class AudioStreamInfo:
 class MediaInfo:
     """What a video file holds. Sizes are coded pixels; times are seconds.
 
-    ``display_width``/``display_height`` are what a viewer sees: non-square
-    pixels made square and rotation applied.
+    ``display_aspect_ratio`` is the coded frame's, before rotation, as
+    containers state it (and the catalog stores it); ``display_size`` is what
+    a viewer sees: non-square pixels made square and rotation applied.
     """
 
     container: str
@@ -68,25 +66,64 @@ class MediaInfo:
         return RENDITION_TAG in {k.lower() for k in self.tags}
 
     @property
+    def picture(self) -> Picture:
+        return Picture(self.width, self.height, self.sample_aspect_ratio, self.rotation)
+
+    @property
     def display_size(self) -> tuple[int, int]:
         """(width, height) in square pixels as displayed, after rotation."""
-        width = max(2, round(self.height * self.display_aspect_ratio))
-        return (self.height, width) if self.rotation in (90, 270) else (width, self.height)
+        return self.picture.display_size
 
 
 # FFmpeg's colour enums (pixfmt.h) by number, named as ffprobe names them; 2 is "unspecified".
-PRIMARIES = {1: "bt709", 4: "bt470m", 5: "bt470bg", 6: "smpte170m", 7: "smpte240m", 8: "film",
-             9: "bt2020", 10: "smpte428", 11: "smpte431", 12: "smpte432", 22: "ebu3213"}
-TRANSFERS = {1: "bt709", 4: "gamma22", 5: "gamma28", 6: "smpte170m", 7: "smpte240m", 8: "linear",
-             11: "iec61966-2-4", 13: "iec61966-2-1", 14: "bt2020-10", 15: "bt2020-12",
-             16: "smpte2084", 18: "arib-std-b67"}
-MATRICES = {0: "gbr", 1: "bt709", 4: "fcc", 5: "bt470bg", 6: "smpte170m", 7: "smpte240m",
-            8: "ycgco", 9: "bt2020nc", 10: "bt2020c"}
+PRIMARIES = {
+    1: "bt709",
+    4: "bt470m",
+    5: "bt470bg",
+    6: "smpte170m",
+    7: "smpte240m",
+    8: "film",
+    9: "bt2020",
+    10: "smpte428",
+    11: "smpte431",
+    12: "smpte432",
+    22: "ebu3213",
+}
+TRANSFERS = {
+    1: "bt709",
+    4: "gamma22",
+    5: "gamma28",
+    6: "smpte170m",
+    7: "smpte240m",
+    8: "linear",
+    11: "iec61966-2-4",
+    13: "iec61966-2-1",
+    14: "bt2020-10",
+    15: "bt2020-12",
+    16: "smpte2084",
+    18: "arib-std-b67",
+}
+MATRICES = {
+    0: "gbr",
+    1: "bt709",
+    4: "fcc",
+    5: "bt470bg",
+    6: "smpte170m",
+    7: "smpte240m",
+    8: "ycgco",
+    9: "bt2020nc",
+    10: "bt2020c",
+}
 RANGES = {1: "tv", 2: "pc"}
 
 # First bytes of containers, to tell "damaged" from "not a video at all".
-_SIGNATURES = ((4, b"ftyp", "MP4/QuickTime"), (0, b"\x1aE\xdf\xa3", "Matroska/WebM"),
-               (0, b"RIFF", "AVI"), (0, b"\x00\x00\x01\xba", "MPEG-PS"), (0, b"\x06\x0e\x2b\x34", "MXF"))
+_SIGNATURES = (
+    (4, b"ftyp", "MP4/QuickTime"),
+    (0, b"\x1aE\xdf\xa3", "Matroska/WebM"),
+    (0, b"RIFF", "AVI"),
+    (0, b"\x00\x00\x01\xba", "MPEG-PS"),
+    (0, b"\x06\x0e\x2b\x34", "MXF"),
+)
 
 
 def _named(table: dict[int, str], value: Any) -> str | None:
@@ -102,13 +139,6 @@ def _container_signature(path: Path) -> str | None:
     return None
 
 
-def _bit_depth(stream: av.video.stream.VideoStream) -> int | None:
-    fmt = stream.codec_context.format
-    if fmt is None or not fmt.components:
-        return None
-    return max(c.bits for c in fmt.components)
-
-
 def _is_vfr(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> bool:
     pts = []
     for packet in container.demux(stream):
@@ -117,7 +147,7 @@ def _is_vfr(container: av.container.InputContainer, stream: av.video.stream.Vide
         if len(pts) >= _VFR_PACKETS:
             break
     pts.sort()
-    deltas = {b - a for a, b in zip(pts, pts[1:]) if b > a}
+    deltas = {b - a for a, b in zip(pts, pts[1:], strict=False) if b > a}
     if len(deltas) <= 1:
         return False
     # Rounding of a fixed rate into the time base gives deltas one tick apart.
@@ -181,18 +211,34 @@ def probe(path: Path) -> MediaInfo:
         raise MediaError(f"{path}: unreadable ({exc.strerror or exc})") from exc
 
 
-def _probe_open(path: Path, container: av.container.InputContainer) -> MediaInfo:
+def _video_stream(path: Path, container: av.container.InputContainer) -> av.video.stream.VideoStream:
+    """The first video stream, if it is one footage can read at all."""
     if not container.streams.video:
         kinds = sorted({s.type for s in container.streams}) or ["no streams"]
         raise MediaError(f"{path}: no video stream (holds {', '.join(kinds)})")
     stream = container.streams.video[0]
-    ctx = stream.codec_context
     if _encrypted(container, stream):
         raise MediaError(f"{path}: encrypted (DRM-protected) video cannot be indexed")
-    if not ctx.width or not ctx.height:
+    if not stream.codec_context.width or not stream.codec_context.height:
         raise MediaError(f"{path}: video stream has no picture size (truncated or damaged)")
+    return stream
 
-    audio = tuple(
+
+def _decoded_first_frame(
+    path: Path, container: av.container.InputContainer, stream: av.video.stream.VideoStream
+) -> av.VideoFrame:
+    """One decoded frame: proof that the stream decodes, and the facts that live on frames."""
+    try:
+        frame = first_frame(container, stream)
+    except av.error.FFmpegError as exc:
+        raise MediaError(f"{path}: video does not decode ({exc.strerror or exc})") from exc
+    if frame is None:
+        raise MediaError(f"{path}: no decodable video frame (truncated or damaged)")
+    return frame
+
+
+def _audio_streams(container: av.container.InputContainer) -> tuple[AudioStreamInfo, ...]:
+    return tuple(
         AudioStreamInfo(
             index=a.index,
             codec=a.codec_context.name,
@@ -202,61 +248,35 @@ def _probe_open(path: Path, container: av.container.InputContainer) -> MediaInfo
         )
         for a in container.streams.audio
     )
-    tags = _tags(container, stream)
-    sar = stream.sample_aspect_ratio or ctx.sample_aspect_ratio or Fraction(1)
-    sar = Fraction(sar) if sar and sar > 0 else Fraction(1)
-    dar = Fraction(ctx.width * sar.numerator, ctx.height * sar.denominator)
 
-    rate = stream.average_rate or stream.guessed_rate or stream.base_rate
-    start = (
-        float(stream.start_time * stream.time_base)
-        if stream.start_time is not None and stream.time_base
-        else 0.0
-    )
 
-    # Decoding one frame proves the stream is decodable and gives the facts
-    # that live on frames (rotation, interlacing flags).
-    container.seek(0)
-    rotation, interlaced_frame = 0, False
-    try:
-        for frame in container.decode(stream):
-            rotation = int(round(frame.rotation or 0)) % 360
-            interlaced_frame = bool(frame.interlaced_frame)
-            break
-        else:
-            raise MediaError(f"{path}: no decodable video frame (truncated or damaged)")
-    except av.error.FFmpegError as exc:
-        raise MediaError(f"{path}: video does not decode ({exc.strerror or exc})") from exc
-
-    container.seek(0)
+def _probe_open(path: Path, container: av.container.InputContainer) -> MediaInfo:
+    stream = _video_stream(path, container)
+    facts = video_facts(stream, _decoded_first_frame(path, container, stream))
     vfr = _is_vfr(container, stream)
     end = _end_time(container, stream)
-    duration = max(0.0, end - start) if end is not None else None
-
-    field_order = FIELD_ORDERS.get(int(ctx.field_order or 0))
-    if interlaced_frame and field_order in (None, "progressive"):
-        field_order = "tt"
-
+    ctx = stream.codec_context
+    tags = _tags(container, stream)
     return MediaInfo(
         container=container.format.name,
         video_codec=ctx.name,
-        width=ctx.width,
-        height=ctx.height,
-        sample_aspect_ratio=sar,
-        display_aspect_ratio=dar,
-        frame_rate=Fraction(rate) if rate else None,
+        width=facts.picture.width,
+        height=facts.picture.height,
+        sample_aspect_ratio=facts.picture.sample_aspect_ratio,
+        display_aspect_ratio=facts.picture.frame_aspect_ratio,
+        frame_rate=facts.frame_rate,
         variable_frame_rate=vfr,
-        duration_s=duration,
-        start_time_s=start,
+        duration_s=max(0.0, end - facts.start_time_s) if end is not None else None,
+        start_time_s=facts.start_time_s,
         pixel_format=ctx.pix_fmt,
-        bit_depth=_bit_depth(stream),
+        bit_depth=facts.bit_depth,
         color_primaries=_named(PRIMARIES, ctx.color_primaries),
         color_transfer=_named(TRANSFERS, ctx.color_trc),
         color_matrix=_named(MATRICES, ctx.colorspace),
         color_range=_named(RANGES, ctx.color_range),
-        field_order=field_order,
-        rotation=rotation if rotation in (0, 90, 180, 270) else 0,
+        field_order=facts.field_order,
+        rotation=facts.picture.rotation,
         timecode=tags.get("timecode"),
-        audio_streams=audio,
+        audio_streams=_audio_streams(container),
         tags=tags,
     )

@@ -24,7 +24,7 @@ WORKING_SHORT_SIDE = 448
 
 
 @dataclass(frozen=True)
-class SampledFrame:
+class Moment:
     """A moment: its span and the frame standing for it, in seconds from the first frame.
 
     ``image`` is RGB uint8 (H, W, 3) as displayed: square pixels, rotation applied.
@@ -45,8 +45,7 @@ class SamplingOptions:
 
 def _working_size(info: MediaInfo) -> tuple[int, int]:
     """(width, height) before rotation, square pixels, short side capped."""
-    width = max(2, round(info.height * info.display_aspect_ratio))
-    height = info.height
+    width, height = info.picture.square_size
     scale = min(1.0, WORKING_SHORT_SIDE / min(width, height))
     return max(2, round(width * scale)), max(2, round(height * scale))
 
@@ -61,10 +60,10 @@ def _thumb(frame: av.VideoFrame) -> np.ndarray:
     return frame.reformat(width=32, height=18, format="gray", interpolation="AREA").to_ndarray().astype(np.float32)
 
 
-def sample_frames(path: Path, info: MediaInfo, options: SamplingOptions = SamplingOptions()) -> Iterator[SampledFrame]:
+def sample_moments(path: Path, info: MediaInfo, options: SamplingOptions = SamplingOptions()) -> Iterator[Moment]:
     """Yield the moments of ``path`` in order, decoding as it goes (memory stays flat).
 
-    Each window opens at a cut or when the previous one reached ``max_gap_s``;
+    Each moment opens at a cut or when the previous one reached ``max_gap_s``;
     its representative is the frame nearest its middle that the shot reaches.
     """
     size = _working_size(info)
@@ -74,16 +73,16 @@ def sample_frames(path: Path, info: MediaInfo, options: SamplingOptions = Sampli
             stream.thread_type = "AUTO"
             if options.keyframes_only:
                 stream.codec_context.skip_frame = "NONKEY"
-            yield from _windows(container.decode(stream), info, size, options)
+            yield from _moments(container.decode(stream), info, size, options)
     except av.error.FFmpegError as exc:
         raise MediaError(f"{path}: video stops decoding ({exc.strerror or exc})") from exc
 
 
-def _windows(
+def _moments(
     frames: Iterator[av.VideoFrame], info: MediaInfo, size: tuple[int, int], options: SamplingOptions
-) -> Iterator[SampledFrame]:
+) -> Iterator[Moment]:
     start_offset = info.start_time_s
-    window_start: float | None = None
+    moment_start: float | None = None
     chosen: tuple[float, np.ndarray] | None = None
     middle_taken = False
     previous_thumb: np.ndarray | None = None
@@ -95,16 +94,16 @@ def _windows(
         thumb = _thumb(frame)
         cut = previous_thumb is not None and float(np.abs(thumb - previous_thumb).mean()) > options.cut_threshold
         previous_thumb = thumb
-        if window_start is None or chosen is None:
-            window_start, chosen, middle_taken = t, (t, _picture(frame, size, info.rotation)), False
-        elif cut or t - window_start >= options.max_gap_s:
-            yield SampledFrame(window_start, t, chosen[0], chosen[1])
-            window_start, chosen, middle_taken = t, (t, _picture(frame, size, info.rotation)), False
-        elif not middle_taken and t >= window_start + options.max_gap_s / 2:
+        if moment_start is None or chosen is None:
+            moment_start, chosen, middle_taken = t, (t, _picture(frame, size, info.rotation)), False
+        elif cut or t - moment_start >= options.max_gap_s:
+            yield Moment(moment_start, t, chosen[0], chosen[1])
+            moment_start, chosen, middle_taken = t, (t, _picture(frame, size, info.rotation)), False
+        elif not middle_taken and t >= moment_start + options.max_gap_s / 2:
             chosen, middle_taken = (t, _picture(frame, size, info.rotation)), True
         last_t = t
-    if window_start is None or chosen is None:
+    if moment_start is None or chosen is None:
         return
     frame_duration = 1 / float(info.frame_rate) if info.frame_rate else 0.0
     end = max(last_t + frame_duration, info.duration_s or 0.0, chosen[0])
-    yield SampledFrame(window_start, end, chosen[0], chosen[1])
+    yield Moment(moment_start, end, chosen[0], chosen[1])

@@ -7,17 +7,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from media import Clip, write_clip
 
 from indexer.embed import square_views
 from indexer.probe import probe
-from indexer.sampling import SamplingOptions, sample_frames
-from media import Clip, write_clip
+from indexer.sampling import SamplingOptions, sample_moments
 
 FRAME = 1 / 25
 
 
 def _moments(path: Path, **options: object) -> list:
-    return list(sample_frames(path, probe(path), SamplingOptions(**options)))  # type: ignore[arg-type]
+    return list(sample_moments(path, probe(path), SamplingOptions(**options)))  # type: ignore[arg-type]
 
 
 def test_cuts_and_max_gap(tmp_path: Path) -> None:
@@ -26,13 +26,13 @@ def test_cuts_and_max_gap(tmp_path: Path) -> None:
     starts = [m.start_s for m in moments]
     # Cuts at 1 s and 4 s; the 3 s shot is split after 2 s.
     assert starts == pytest.approx([0.0, 1.0, 3.0, 4.0], abs=FRAME + 1e-6)
-    for a, b in zip(moments, moments[1:]):
+    for a, b in zip(moments, moments[1:], strict=False):
         assert a.end_s == pytest.approx(b.start_s)
     assert moments[-1].end_s == pytest.approx(5.0, abs=FRAME + 1e-6)
     for m in moments:
         assert m.start_s <= m.frame_s <= m.end_s
         assert m.end_s - m.start_s <= 2.0 + FRAME
-    # The long window's representative sits at its middle, not at the cut.
+    # The long moment's representative sits at its middle, not at the cut.
     assert moments[1].frame_s == pytest.approx(2.0, abs=FRAME + 1e-6)
 
 
