@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -62,7 +63,7 @@ def write_footage(
     """Camera-like footage: moving noise-textured shots with cuts every ``shot_s`` seconds."""
     rng = np.random.default_rng(0)
     with av.open(str(path), "w") as out:
-        stream = out.add_stream(codec, rate=fps, options={"g": str(gop), "preset": "ultrafast"})
+        stream: Any = out.add_stream(codec, rate=fps, options={"g": str(gop), "preset": "ultrafast"})
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         base = None
         for i in range(int(seconds * fps)):

@@ -49,6 +49,7 @@ def _load(catalog: Catalog, vectors: np.ndarray) -> float:
     raw = catalog.engine.raw_connection()
     try:
         conn = raw.driver_connection
+        assert conn is not None
         from pgvector.psycopg import register_vector
 
         register_vector(conn)

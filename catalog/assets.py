@@ -53,10 +53,10 @@ def upsert_asset(session: Session, path: str, values: dict[str, Any]) -> int:
     """
     values = {**values, "path": path, "updated_at": datetime.now(UTC)}
     statement = insert(Asset).values(**values)
-    statement = statement.on_conflict_do_update(
+    upsert = statement.on_conflict_do_update(
         index_elements=[Asset.path], set_={k: statement.excluded[k] for k in values if k != "path"}
     ).returning(Asset.id)
-    return int(session.execute(statement).scalar_one())
+    return int(session.execute(upsert).scalar_one())
 
 
 def replace_segments(session: Session, asset_id: int, embedding_model: str, rows: Sequence[SegmentRow]) -> None:
@@ -83,12 +83,13 @@ def replace_segments(session: Session, asset_id: int, embedding_model: str, rows
 
 def mark_missing(session: Session, path: str) -> bool:
     """Record that the file at ``path`` is gone; its rows and history stay. False if unknown."""
-    result = session.execute(
+    changed = session.scalars(
         sa.update(Asset)
         .where(Asset.path == path, Asset.status != "missing")
         .values(status="missing", error=None, updated_at=sa.func.now())
-    )
-    return bool(result.rowcount)
+        .returning(Asset.id)
+    ).all()
+    return bool(changed)
 
 
 def move_asset(session: Session, asset_id: int, new_path: str, root_id: int | None) -> None:
@@ -117,10 +118,10 @@ def move_folder(session: Session, old_prefix: str, new_prefix: str) -> int:
 def upsert_root(session: Session, path: str, polling: bool) -> int:
     """Register a watched folder (idempotent) and return its id."""
     statement = insert(Root).values(path=path, polling=polling)
-    statement = statement.on_conflict_do_update(
+    upsert = statement.on_conflict_do_update(
         index_elements=[Root.path], set_={"polling": statement.excluded.polling}
     ).returning(Root.id)
-    return int(session.execute(statement).scalar_one())
+    return int(session.execute(upsert).scalar_one())
 
 
 def touch_root_scan(session: Session, root_id: int) -> None:

@@ -65,7 +65,7 @@ def start_embedded(pgdata: Path) -> EmbeddedServer:
 def stop_embedded(pgdata: Path) -> bool:
     """Stop the embedded server in ``pgdata``; returns False when none was running."""
     _, postmaster_info = _pgserver()
-    from pgserver._commands import pg_ctl
+    from pgserver._commands import pg_ctl  # type: ignore[attr-defined]  # made at import, by name
 
     if not pgdata.exists():
         return False

@@ -113,7 +113,7 @@ def run_worker(
         async with app.open_async():
             worker = asyncio.create_task(
                 app.run_worker_async(
-                    queues=queues,
+                    queues=queues,  # type: ignore[arg-type]  # None means every queue
                     concurrency=concurrency,
                     name=name,
                     wait=wait,

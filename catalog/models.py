@@ -4,6 +4,7 @@ keeps these models and the migrated schema identical."""
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from pgvector.sqlalchemy import Vector
@@ -30,7 +31,19 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 ASSET_KINDS = ("master", "rendition")
 ASSET_STATUSES = ("pending", "indexed", "missing", "error")
-RENDITION_STATUSES = ("queued", "running", "done", "failed", "cancelled")
+
+
+class RenditionStatus(StrEnum):
+    """Where a rendition stands; ``catalog.renditions`` owns every change of it."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+RENDITION_STATUSES = tuple(s.value for s in RenditionStatus)
 
 # The HNSW index needs a fixed dimension; vectors of other sizes (another CLIP
 # model) are stored too, and get their own partial index when that model is used.
@@ -222,7 +235,7 @@ class Rendition(Base):
     model_sha256: Mapped[str | None] = mapped_column(Text)  # None: linked by hand, model unknown
     parameters: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
 
-    status: Mapped[str] = mapped_column(Text, server_default="queued")
+    status: Mapped[str] = mapped_column(Text, server_default=RenditionStatus.QUEUED.value)
     progress: Mapped[float] = mapped_column(Double, server_default=text("0"))
     frames_done: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
     frames_total: Mapped[int | None] = mapped_column(BigInteger)

@@ -1,4 +1,8 @@
-"""Rendition records: requests, progress, completion, links and pairs."""
+"""Rendition records: requests, progress, completion, links and pairs.
+
+Every change of a rendition's status happens here, through ``_move``, which
+checks it against ``_NEXT``; no other module writes ``Rendition.status``.
+"""
 
 from __future__ import annotations
 
@@ -14,9 +18,37 @@ from sqlalchemy.orm import Session
 from catalog.assets import upsert_asset
 from catalog.errors import FootageError, NotFoundError, UnsafePathError
 from catalog.families import Family, families, family_master_id, resolve_asset
-from catalog.models import Rendition
+from catalog.models import Rendition, RenditionStatus
 
-ACTIVE = ("queued", "running", "done")
+S = RenditionStatus
+# Statuses in which a request counts as made: asking again returns it.
+ACTIVE = (S.QUEUED, S.RUNNING, S.DONE)
+# Statuses a rendition never leaves (``--again`` makes a new one).
+ENDED = (S.DONE, S.FAILED, S.CANCELLED)
+# Which status may follow which. RUNNING may start again: a stalled worker's
+# job is handed to another worker, which starts the render over.
+_NEXT: dict[RenditionStatus, frozenset[RenditionStatus]] = {
+    S.QUEUED: frozenset({S.RUNNING, S.FAILED, S.CANCELLED}),
+    S.RUNNING: frozenset({S.RUNNING, S.QUEUED, S.DONE, S.FAILED, S.CANCELLED}),
+    S.DONE: frozenset(),
+    S.FAILED: frozenset(),
+    S.CANCELLED: frozenset(),
+}
+# A running render's progress stops short of 1: only a finished, verified
+# rendition reads as complete (the done_has_file constraint ties 1 to done).
+_RUNNING_PROGRESS_CAP = 0.999
+CANCELLED_BY_USER = "cancelled by a user"
+
+
+class RenditionStateError(FootageError):
+    """A change of status the life of a rendition does not allow (say, done -> running)."""
+
+
+def _move(rendition: Rendition, to: RenditionStatus) -> None:
+    now = RenditionStatus(rendition.status)
+    if to not in _NEXT[now]:
+        raise RenditionStateError(f"rendition {rendition.id} is {now}; it cannot become {to}")
+    rendition.status = to.value
 
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -86,7 +118,7 @@ def create(session: Session, spec: RenditionSpec, output_path: Path) -> Renditio
         model_name=spec.model_name,
         model_sha256=spec.model_sha256,
         parameters=spec.parameters,
-        status="queued",
+        status=S.QUEUED,
         output_path=str(output_path),
     )
     session.add(rendition)
@@ -102,20 +134,71 @@ def get(session: Session, rendition_id: int, *, lock: bool = False) -> Rendition
     return rendition
 
 
-def by_job(session: Session, job_id: int) -> Rendition | None:
-    return session.scalar(sa.select(Rendition).where(Rendition.job_id == job_id))
+def set_job(session: Session, rendition_id: int, job_id: int | None) -> None:
+    """Remember which queued job renders the rendition."""
+    get(session, rendition_id).job_id = job_id
+
+
+def start(rendition: Rendition, worker: str) -> None:
+    """A worker begins (or, after a stalled worker, begins again) to render; progress restarts."""
+    _move(rendition, S.RUNNING)
+    rendition.worker, rendition.error = worker, None
+    rendition.attempts += 1
+    rendition.started_at = datetime.now(UTC)
+    rendition.frames_done, rendition.progress = 0, 0.0
 
 
 def record_progress(
     session: Session, rendition_id: int, frames_done: int, frames_total: int | None, fps: float
 ) -> None:
+    """Frames rendered so far; ignored unless the rendition is running (a late update never revives it)."""
     total = frames_total if frames_total and frames_total >= frames_done else None
-    progress = min(0.999, frames_done / total) if total else 0.0
+    progress = min(_RUNNING_PROGRESS_CAP, frames_done / total) if total else 0.0
     session.execute(
         sa.update(Rendition)
-        .where(Rendition.id == rendition_id, Rendition.status == "running")
+        .where(Rendition.id == rendition_id, Rendition.status == S.RUNNING)
         .values(frames_done=frames_done, frames_total=total, fps=fps, progress=progress)
     )
+
+
+def finish(rendition: Rendition, asset_id: int, frames: int, provenance: dict[str, Any]) -> None:
+    """The rendition file is written, verified and registered as ``asset_id``."""
+    _move(rendition, S.DONE)
+    rendition.rendition_asset_id = asset_id
+    rendition.progress, rendition.frames_done, rendition.frames_total = 1.0, frames, frames
+    rendition.finished_at = datetime.now(UTC)
+    rendition.timings = provenance.get("timings", {})
+    rendition.provenance = provenance
+
+
+def fail(rendition: Rendition, error: str) -> None:
+    """The rendition cannot be made; ``error`` says why."""
+    _move(rendition, S.FAILED)
+    rendition.error = error
+    rendition.finished_at = datetime.now(UTC)
+
+
+def retry(rendition: Rendition, error: str) -> None:
+    """A failure that may pass: the rendition waits for the job's next attempt."""
+    _move(rendition, S.QUEUED)
+    rendition.error = error
+    rendition.finished_at = None
+
+
+def cancel(rendition: Rendition, reason: str = CANCELLED_BY_USER) -> None:
+    _move(rendition, S.CANCELLED)
+    rendition.error = reason
+    rendition.finished_at = datetime.now(UTC)
+
+
+def cancel_waiting(session: Session, job_id: int) -> None:
+    """After ``job_id`` was cancelled: its rendition, if it had not started, is cancelled.
+
+    A running one is cancelled by its worker, which sees the abort request.
+    """
+    rendition = session.scalar(sa.select(Rendition).where(Rendition.job_id == job_id).with_for_update())
+    if rendition is not None and rendition.status == S.QUEUED:
+        cancel(rendition)
 
 
 def register_file(session: Session, path: Path, values: dict[str, Any]) -> int:
@@ -157,7 +240,7 @@ def link(session: Session, rendition_ref: str, master_ref: str) -> Rendition:
         model_name="external",
         model_sha256=None,
         parameters={},
-        status="done",
+        status=S.DONE,
         progress=1.0,
         finished_at=now,
         output_path=file.path,

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from catalog.families import Family, families
-from catalog.models import DEFAULT_EMBEDDING_DIM, Segment
+from catalog.models import DEFAULT_EMBEDDING_DIM, RenditionStatus, Segment
 from catalog.timecode import timecode
 
 KINDS = ("any", "master", "rendition")
@@ -106,9 +106,10 @@ def _filters_sql(filters: SearchFilters, params: dict[str, Any]) -> str:
     if filters.has_rendition is not None:
         exists = (
             "EXISTS (SELECT 1 FROM renditions r2 WHERE r2.master_id = "
-            "COALESCE(link.master_id, a.id) AND r2.status = 'done')"
+            "COALESCE(link.master_id, a.id) AND r2.status = :done)"
         )
         clauses.append(exists if filters.has_rendition else f"NOT {exists}")
+        params["done"] = RenditionStatus.DONE.value
     return "".join(f" AND {c}" for c in clauses)
 
 

@@ -41,6 +41,7 @@ def database_status(catalog: Catalog) -> DatabaseStatus:
         counts: dict[str, int | None] = {}
         for model in TABLES:
             table = model.__table__
+            assert isinstance(table, sa.Table)
             present = conn.execute(sa.text("SELECT to_regclass(:name) IS NOT NULL"), {"name": table.name}).scalar_one()
             counts[table.name] = (
                 conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one() if present else None

@@ -11,6 +11,7 @@ import typer
 from catalog import Catalog, FootageError, open_catalog
 from catalog import renditions as records
 from catalog.jobs import QUEUES, cancel_job, job_app, live_workers, run_worker
+from catalog.models import RenditionStatus
 from cli.errors import FootageGroup
 from cli.output import JSON_OPTION, console, error_console, print_json, print_table
 from cli.progress import FrameProgress
@@ -75,11 +76,11 @@ def upscale(
                 f"({result.plan.display_aspect_ratio.numerator}:{result.plan.display_aspect_ratio.denominator}) "
                 f"at {result.output_path} ({result.status})"
             )
-        if wait and result.status in ("queued", "running"):
+        if wait and result.status not in records.ENDED:
             summary["status"] = _follow(catalog, result.rendition_id)
     if as_json:
         print_json(summary)
-    if summary["status"] == "failed":
+    if summary["status"] == RenditionStatus.FAILED:
         raise typer.Exit(1)
 
 
@@ -96,12 +97,12 @@ def _follow(catalog: Catalog, rendition_id: int) -> str:
                 status, error = row.status, row.error
                 if row.frames_done:
                     bar.update(row.frames_done, row.frames_total, row.fps or 0.0)
-            if status in ("done", "failed", "cancelled"):
+            if status in records.ENDED:
                 break
             time.sleep(0.5)
     finally:
         bar.close()
-    if status == "failed":
+    if status == RenditionStatus.FAILED:
         raise FootageError(f"rendition {rendition_id} failed: {error}")
     error_console.print(f"Rendition {rendition_id}: {status}")
     return status
@@ -217,9 +218,7 @@ def jobs_cancel(job_id: Annotated[int, typer.Argument(help="The job id (see `foo
         with app.open():
             cancelled = cancel_job(app, job_id)
         with catalog.session() as session:
-            row = records.by_job(session, job_id)
-            if row is not None and row.status == "queued":
-                row.status, row.error = "cancelled", "cancelled by a user"
+            records.cancel_waiting(session, job_id)
     if not cancelled:
         raise FootageError(f"job {job_id} is not queued or running")
     console.print(f"Job {job_id}: cancel requested.")

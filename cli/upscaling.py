@@ -12,7 +12,7 @@ from cli.progress import FrameProgress
 from cli.settings import device, models_dir
 from indexer.query import parse_time
 from upscaler.encode import CODECS, DEFAULT_CODEC
-from upscaler.registry import DEFAULT_MODEL, KNOWN_MODELS, PRESETS, ModelChoice, known_model
+from upscaler.registry import DEFAULT_MODEL, KNOWN_MODELS, PRESETS, ModelChoice, resolve_model
 from upscaler.weights import cached_path
 
 MODEL_OPTION = typer.Option(
@@ -65,7 +65,7 @@ def render(
 
     choice = ModelChoice(name=model, sha256=sha256, denoise=denoise)
     if out is None:
-        model_label = Path(model).stem if Path(model).suffix else known_model(model).name
+        model_label = resolve_model(choice).name
         out = Path.cwd() / f"{master.stem}.{to}.{model_label}{CODECS[codec].suffix if codec in CODECS else '.mov'}"
     request = RenderRequest(
         master=master,

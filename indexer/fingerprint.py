@@ -1,5 +1,5 @@
 """Recognising a file: a cheap fingerprint for moves and renames, a full content
-hash for provenance. Both read the file in blocks, never whole."""
+hash for provenance (``catalog.media.content_hash``, shared with the upscaler)."""
 
 from __future__ import annotations
 
@@ -28,9 +28,3 @@ def quick_fingerprint(path: Path) -> str:
                 f.seek(span * i // (_SAMPLE_POINTS - 1))
                 digest.update(f.read(SAMPLE))
     return f"{size}:{digest.hexdigest()}"
-
-
-def content_hash(path: Path) -> str:
-    """``sha256:<hex>`` of the whole file, streamed in blocks."""
-    with open(path, "rb") as f:
-        return f"sha256:{hashlib.file_digest(f, 'sha256').hexdigest()}"

@@ -24,10 +24,11 @@ from catalog.assets import (
     segment_count,
     upsert_asset,
 )
+from catalog.media import content_hash
 from indexer.discover import walk
 from indexer.embed import ClipEmbedder, square_views
 from indexer.errors import MediaError
-from indexer.fingerprint import content_hash, quick_fingerprint
+from indexer.fingerprint import quick_fingerprint
 from indexer.probe import MediaInfo, probe
 from indexer.sampling import Moment, SamplingOptions, sample_moments
 

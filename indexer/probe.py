@@ -214,7 +214,7 @@ def probe(path: Path) -> MediaInfo:
 def _video_stream(path: Path, container: av.container.InputContainer) -> av.video.stream.VideoStream:
     """The first video stream, if it is one footage can read at all."""
     if not container.streams.video:
-        kinds = sorted({s.type for s in container.streams}) or ["no streams"]
+        kinds: list[str] = sorted({s.type for s in container.streams}) or ["no streams"]
         raise MediaError(f"{path}: no video stream (holds {', '.join(kinds)})")
     stream = container.streams.video[0]
     if _encrypted(container, stream):

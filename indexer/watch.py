@@ -21,7 +21,7 @@ from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
 
-from catalog import Catalog
+from catalog import Asset, Catalog
 from catalog.assets import (
     asset_by_path,
     assets_under,
@@ -69,6 +69,22 @@ class ScanReport:
     queued: int
     missing: int
     unchanged: int
+
+
+# Catalogued and filesystem modification times agree within this (seconds):
+# the catalog keeps microseconds, some filesystems nanoseconds.
+_MTIME_TOLERANCE_S = 1e-3
+
+
+def _unchanged_since_indexed(asset: Asset | None, st: os.stat_result) -> bool:
+    """Whether a catalogued file still has the size and time it was indexed (or failed) with."""
+    return (
+        asset is not None
+        and asset.status in ("indexed", "error")
+        and asset.size_bytes == st.st_size
+        and asset.mtime is not None
+        and abs(asset.mtime.timestamp() - st.st_mtime) < _MTIME_TOLERANCE_S
+    )
 
 
 @dataclass
@@ -128,14 +144,7 @@ class FolderWatcher:
             touch_root_scan(session, root_id)
         now = self.clock()
         for path, st in on_disk.items():
-            asset = known.get(path)
-            if (
-                asset is not None
-                and asset.status in ("indexed", "error")
-                and asset.size_bytes == st.st_size
-                and asset.mtime is not None
-                and abs(asset.mtime.timestamp() - st.st_mtime) < 1e-3
-            ):
+            if _unchanged_since_indexed(known.get(path), st):
                 unchanged += 1
                 continue
             # Files untouched for a settle period are complete already.

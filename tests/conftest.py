@@ -49,6 +49,15 @@ def pg_admin_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
+def bundled_pgvector(pg_admin_uri: str) -> str:
+    """The pgvector version the server offers (what ``CREATE EXTENSION vector`` installs)."""
+    with psycopg.connect(pg_admin_uri) as conn:
+        row = conn.execute("SELECT default_version FROM pg_available_extensions WHERE name = 'vector'").fetchone()
+    assert row is not None, "the test server has no pgvector"
+    return str(row[0])
+
+
+@pytest.fixture(scope="session")
 def make_database(pg_admin_uri: str) -> Callable[[], str]:
     """Create an empty database in the cluster and return its SQLAlchemy URL."""
 

@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -82,7 +83,7 @@ def write_clip(path: Path, clip: Clip = Clip()) -> Path:
     """Write ``clip`` to ``path`` (container from the suffix) and return the path."""
     time_base = Fraction(1, 1000) if clip.vfr else 1 / clip.fps
     with av.open(str(path), "w") as out:
-        stream = out.add_stream(clip.codec, rate=clip.fps, options=dict(clip.options))
+        stream: Any = out.add_stream(clip.codec, rate=clip.fps, options=dict(clip.options))
         stream.width, stream.height, stream.pix_fmt = clip.width, clip.height, clip.pix_fmt
         stream.time_base = time_base
         stream.codec_context.time_base = time_base
@@ -93,7 +94,7 @@ def write_clip(path: Path, clip: Clip = Clip()) -> Path:
             stream.codec_context.field_order = 2  # AV_FIELD_TT: top field first
         if clip.rotation:
             stream.set_display_rotation(clip.rotation)
-        audio = None
+        audio: Any = None
         if clip.audio:
             audio = out.add_stream("aac", rate=clip.audio_rate, layout="stereo")
         offset = round(clip.start_time / time_base)

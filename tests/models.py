@@ -71,6 +71,7 @@ def write_identity_compact(path: Path, scale: int = 4) -> Path:
     with torch.no_grad():
         last = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)][-1]
         last.weight.zero_()
+        assert last.bias is not None
         last.bias.zero_()
     torch.save({"params": model.state_dict()}, path)
     return path

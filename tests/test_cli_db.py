@@ -33,7 +33,7 @@ def test_version() -> None:
 
 
 def test_configured_database_is_used_and_not_migrated_behind_the_users_back(
-    make_database: Callable[[], str],
+    make_database: Callable[[], str], bundled_pgvector: str
 ) -> None:
     env = {"FOOTAGE_DATABASE_URL": make_database()}
     before = _status(env)
@@ -47,17 +47,17 @@ def test_configured_database_is_used_and_not_migrated_behind_the_users_back(
 
     after = _status(env)
     assert after["up_to_date"] is True
-    assert after["pgvector_version"] == "0.6.2"
+    assert after["pgvector_version"] == bundled_pgvector
     assert after["row_counts"] == {"roots": 0, "assets": 0, "segments": 0, "renditions": 0}
 
     again = runner.invoke(app, ["db", "upgrade"], env=env)
     assert "already at 0003" in again.stdout
 
 
-def test_status_table_for_people(catalog_url: str) -> None:
+def test_status_table_for_people(catalog_url: str, bundled_pgvector: str) -> None:
     result = runner.invoke(app, ["db", "status"], env={"FOOTAGE_DATABASE_URL": catalog_url})
     assert result.exit_code == 0, result.output
-    assert "pgvector" in result.stdout and "0.6.2" in result.stdout
+    assert "pgvector" in result.stdout and bundled_pgvector in result.stdout
     assert "renditions" in result.stdout
 
 
@@ -105,7 +105,7 @@ def test_stop_refuses_a_configured_server(catalog_url: str) -> None:
     assert result.stderr == "Error: FOOTAGE_DATABASE_URL is set: footage does not run that server\n"
 
 
-def test_embedded_server_starts_migrates_and_is_reused(tmp_path: Path) -> None:
+def test_embedded_server_starts_migrates_and_is_reused(tmp_path: Path, bundled_pgvector: str) -> None:
     """From fresh shells: the first call starts and migrates, the second reuses."""
     home = tmp_path / "home"
     footage = [sys.executable, "-m", "cli"]
@@ -117,7 +117,7 @@ def test_embedded_server_starts_migrates_and_is_reused(tmp_path: Path) -> None:
         assert first.returncode == 0, first.stderr
         one = json.loads(first.stdout)
         assert one["embedded"] is True and one["embedded_started"] is True
-        assert one["up_to_date"] is True and one["pgvector_version"] == "0.6.2"
+        assert one["up_to_date"] is True and one["pgvector_version"] == bundled_pgvector
 
         second = subprocess.run(
             [*footage, "db", "status", "--json"], env=env, capture_output=True, text=True, timeout=120

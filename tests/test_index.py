@@ -10,13 +10,14 @@ import av
 import numpy as np
 import sqlalchemy as sa
 from media import Clip, truncate, write_clip
+from models import write_tiny_clip
 from typer.testing import CliRunner
 
 from catalog import Asset, Catalog, Segment
+from catalog.media import RENDITION_TAG
 from cli.main import app
 from indexer.embed import ClipEmbedder, EmbeddingSettings
 from indexer.index import index_file
-from indexer.probe import RENDITION_TAG
 
 
 def _segments(catalog: Catalog, asset_id: int) -> list[tuple[float, float, float, int]]:
@@ -134,13 +135,34 @@ def test_footage_rendition_is_not_taken_as_master(catalog: Catalog, embedder: Cl
         assert s.scalar(sa.select(sa.func.count()).select_from(Asset)) == 0
 
 
-def test_other_model_keeps_its_own_vectors(
+def test_other_model_keeps_its_own_vectors(catalog: Catalog, embedder: ClipEmbedder, tmp_path: Path) -> None:
+    path = write_clip(tmp_path / "a.mp4", Clip())
+    first = index_file(catalog, embedder, path)
+    other = ClipEmbedder(EmbeddingSettings(model=write_tiny_clip(tmp_path / "other-clip", seed=1), batch_size=4))
+    assert other.identity != embedder.identity
+    # The file is unchanged, but the other model has never seen it: embedded, not skipped.
+    second = index_file(catalog, other, path)
+    assert (second.outcome, second.asset_id) == ("indexed", first.asset_id)
+    with catalog.session() as s:
+        counts = dict(
+            s.execute(
+                sa.select(Segment.embedding_model, sa.func.count())
+                .where(Segment.asset_id == first.asset_id)
+                .group_by(Segment.embedding_model)
+            ).all()
+        )
+    assert counts == {embedder.identity: first.segments, other.identity: second.segments}
+    # Back with the first model: its vectors are still there, so nothing to redo.
+    assert index_file(catalog, embedder, path).outcome == "unchanged"
+
+
+def test_same_model_under_another_setting_is_the_same_model(
     catalog: Catalog, embedder: ClipEmbedder, tiny_clip: str, tmp_path: Path
 ) -> None:
     path = write_clip(tmp_path / "a.mp4", Clip())
     index_file(catalog, embedder, path)
     other = ClipEmbedder(EmbeddingSettings(model=tiny_clip, pretrained=None, batch_size=4))
-    assert other.identity == embedder.identity  # same model: nothing to redo
+    assert other.identity == embedder.identity  # pretrained does not apply to local-dir models
     assert index_file(catalog, other, path).outcome == "unchanged"
 
 

@@ -16,12 +16,13 @@ from media import Clip, write_clip
 from models import write_identity_compact, write_tiny_compact
 from typer.testing import CliRunner
 
+from catalog.media import content_hash
 from cli.main import app
 from indexer.probe import probe
 from upscaler.errors import PlanError, RenderError
 from upscaler.provenance import NOTICE
 from upscaler.registry import ModelChoice
-from upscaler.render import RenderProgress, RenderRequest, render, sha256_of
+from upscaler.render import RenderProgress, RenderRequest, render
 
 
 @pytest.fixture(scope="module")
@@ -58,8 +59,9 @@ def test_audio_copied_with_equal_duration(tmp_path: Path, weights: dict[str, Pat
     src, dst = probe(master), probe(out)
     assert [a.codec for a in dst.audio_streams] == ["aac"]
     with av.open(str(master)) as a, av.open(str(out)) as b:
-        da = float(a.streams.audio[0].duration * a.streams.audio[0].time_base)
-        db = float(b.streams.audio[0].duration * b.streams.audio[0].time_base)
+        sa_, sb = a.streams.audio[0], b.streams.audio[0]
+        assert sa_.duration and sa_.time_base and sb.duration and sb.time_base
+        da, db = float(sa_.duration * sa_.time_base), float(sb.duration * sb.time_base)
     assert db == pytest.approx(da, abs=0.03)
     assert dst.duration_s == pytest.approx(src.duration_s, abs=0.05)
     assert (dst.width, dst.height) == (256, 144)
@@ -140,22 +142,22 @@ def test_provenance_tags_and_sidecar(tmp_path: Path, weights: dict[str, Path]) -
     assert tags["footage_rendition"] == "1"
     assert NOTICE in tags["comment"] and "AI-upscaled" in tags["title"]
     assert tags["footage_model_sha256"] == result.model.sha256  # type: ignore[attr-defined]
-    assert tags["footage_master_sha256"] == sha256_of(master)
+    assert tags["footage_master_sha256"] == content_hash(master)
     sidecar = json.loads((tmp_path / "m.4k.mov.json").read_text())
-    assert sidecar["model"]["name"] == "tiny" and sidecar["master"]["content_hash"] == sha256_of(master)
+    assert sidecar["model"]["name"] == "tiny" and sidecar["master"]["content_hash"] == content_hash(master)
     assert sidecar["output"]["width"] == 3840 and sidecar["notice"] == NOTICE
     assert probe(out).is_footage_rendition
 
 
 def test_master_is_read_only_and_unchanged(tmp_path: Path, weights: dict[str, Path]) -> None:
     master = write_clip(tmp_path / "m.mov", Clip(width=64, height=36, audio=True))
-    before = (sha256_of(master), master.stat().st_mtime_ns)
+    before = (content_hash(master), master.stat().st_mtime_ns)
     master.chmod(stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
     try:
         _render(master, tmp_path / "out.mov", weights["tiny"], target="2x")
     finally:
         master.chmod(0o644)
-    assert (sha256_of(master), master.stat().st_mtime_ns) == before
+    assert (content_hash(master), master.stat().st_mtime_ns) == before
 
 
 def test_failure_leaves_nothing_under_the_final_name(tmp_path: Path, weights: dict[str, Path]) -> None:
@@ -229,7 +231,10 @@ def test_cli_render_preview_and_models(tmp_path: Path, weights: dict[str, Path])
     )
     assert shown.exit_code == 0, shown.output
     with av.open(str(png)) as c:
-        assert c.streams.video[0].height > 3 * 28  # three labelled rows
+        shape = (c.streams.video[0].width, c.streams.video[0].height)
+    # Three labelled rows (bicubic and two models), each a 960 px wide 16:9
+    # panel (540 px) under a 28 px label, two panels (whole, zoom) side by side.
+    assert shape == (2 * 960, 3 * (540 + 28))
 
     listed = runner.invoke(app, ["models", "--json"], env=env)
     names = {m["name"]: m for m in json.loads(listed.stdout)["models"]}

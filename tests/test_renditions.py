@@ -18,6 +18,7 @@ from polling import wait_for
 from typer.testing import CliRunner
 
 from catalog import Asset, Catalog, Rendition, Segment, UnsafePathError
+from catalog.media import content_hash
 from catalog.renditions import ensure_inside, rendition_path
 from cli.main import app
 from indexer.embed import ClipEmbedder
@@ -72,7 +73,7 @@ def test_request_to_linked_indexed_rendition(setup: dict, catalog: Catalog) -> N
     with catalog.session() as s:
         file = s.get(Asset, row.rendition_asset_id)
         assert file is not None and (file.kind, file.status, file.width) == ("rendition", "indexed", 128)
-        assert s.scalar(sa.select(sa.func.count()).select_from(Segment).where(Segment.asset_id == file.id)) > 0
+        assert (s.scalar(sa.select(sa.func.count()).select_from(Segment).where(Segment.asset_id == file.id)) or 0) > 0
 
     pairs = _invoke(env, "pairs")["pairs"]
     assert len(pairs) == 1 and pairs[0]["master"]["path"] == str(master)
@@ -127,6 +128,7 @@ def test_path_escapes_are_rejected(tmp_path: Path, setup: dict, catalog: Catalog
 
     # A tampered row pointing outside the folder is refused by the worker, not written.
     env = setup["env"]
+    before = content_hash(setup["master"])
     queued = _invoke(env, "upscale", str(setup["master"]), "--to", "2x", "-m", str(setup["model"]))
     with catalog.session() as s:
         s.execute(
@@ -143,7 +145,7 @@ def test_path_escapes_are_rejected(tmp_path: Path, setup: dict, catalog: Catalog
             os.environ.pop(key, None)
     row = _rendition(catalog, queued["rendition_id"])
     assert row.status == "failed" and "must lie directly in" in (row.error or "")
-    assert setup["master"].read_bytes()[:4] != b""  # the master is still there, untouched
+    assert content_hash(setup["master"]) == before  # the master is untouched, byte for byte
 
 
 def test_rendition_files_are_never_masters(

@@ -13,11 +13,12 @@ import torch
 from models import write_tiny_compact, write_tiny_rrdb
 from safetensors.torch import save_file
 
+from catalog.media import file_sha256
 from upscaler.errors import ChecksumError, UnknownModelError, UnsupportedModelError
 from upscaler.models import load_model
-from upscaler.registry import KNOWN_MODELS, PRESETS, KnownModel, ModelChoice, known_model
+from upscaler.registry import KNOWN_MODELS, PRESETS, KnownModel, ModelChoice, known_model, resolve_model
 from upscaler.tiling import upscale_tiled
-from upscaler.weights import fetch, file_sha256
+from upscaler.weights import fetch
 
 CPU = torch.device("cpu")
 
@@ -69,6 +70,29 @@ def test_registry_and_presets() -> None:
         assert len(model.sha256) == 64
     with pytest.raises(UnknownModelError, match="unknown model 'esrgan9000'; choose one of live-action-fast"):
         known_model("esrgan9000")
+
+
+def test_one_resolver_decides_file_or_registry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write_tiny_compact(tmp_path / "mine.pth")
+    monkeypatch.chdir(tmp_path)
+    local = resolve_model(ModelChoice("mine.pth"))
+    assert (local.name, local.file, local.known, local.sha256) == ("mine", path.resolve(), None, None)
+    assert local.weights_sha256() == file_sha256(path)
+    pinned = resolve_model(ModelChoice(str(path), sha256="AB" * 32))
+    assert pinned.weights_sha256() == "ab" * 32  # the pin, lower-cased; the file is checked when loaded
+
+    preset = resolve_model(ModelChoice("live-action-quality"))
+    assert (preset.name, preset.file) == ("RealESRGAN_x4plus", None)
+    assert preset.weights_sha256() == KNOWN_MODELS["RealESRGAN_x4plus"].sha256
+
+    # A model file's name never falls through to the registry, and vice versa.
+    with pytest.raises(UnsupportedModelError, match=r"^model file not found: /nonexistent\.pth$"):
+        resolve_model(ModelChoice("/nonexistent.pth"))
+    (tmp_path / "RealESRGAN_x2plus").mkdir()  # a folder is not a model file
+    with pytest.raises(UnsupportedModelError, match="model file not found"):
+        resolve_model(ModelChoice("RealESRGAN_x2plus"))
+    with pytest.raises(UnknownModelError, match="unknown model 'esrgan9000'"):
+        resolve_model(ModelChoice("esrgan9000"))
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass, field
 from fractions import Fraction
+from typing import Any
 
 import av
 
@@ -88,7 +89,7 @@ class EncoderChoice:
 def encoder_works(name: str, pix_fmt: str) -> bool:
     """Whether an encoder opens here (NVENC needs a GPU and driver; builds differ)."""
     try:
-        ctx = av.CodecContext.create(name, "w")
+        ctx: Any = av.CodecContext.create(name, "w")
         ctx.width, ctx.height, ctx.pix_fmt = 256, 144, pix_fmt
         ctx.time_base = Fraction(1, 25)
         if name == "libx265":

@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 from fractions import Fraction
 
+from catalog.media import Picture
 from upscaler.errors import PlanError
 
 # Named boxes (width x height); the picture is fitted inside, aspect kept.
@@ -28,21 +29,6 @@ _FACTOR = re.compile(r"^(\d+(?:\.\d+)?)x$")
 
 
 @dataclass(frozen=True)
-class Source:
-    """The master's picture: coded size, sample aspect ratio, rotation (degrees, counter-clockwise)."""
-
-    width: int
-    height: int
-    sample_aspect_ratio: Fraction = Fraction(1)
-    rotation: int = 0
-
-    @property
-    def display_aspect_ratio(self) -> Fraction:
-        dar = Fraction(self.width, self.height) * self.sample_aspect_ratio
-        return 1 / dar if self.rotation in (90, 270) else dar
-
-
-@dataclass(frozen=True)
 class Plan:
     """The output picture: square pixels, upright."""
 
@@ -57,7 +43,7 @@ class Plan:
         return f"{self.width}x{self.height}"
 
 
-def _even(value: float) -> int:
+def _even(value: float | Fraction) -> int:
     return max(2, int(round(value / 2)) * 2)
 
 
@@ -67,7 +53,7 @@ def _fit(dar: Fraction, box_w: int, box_h: int) -> tuple[int, int]:
     return _even(box_w), _even(box_w / dar)
 
 
-def plan(source: Source, target: str, *, force: bool = False) -> Plan:
+def plan(source: Picture, target: str, *, force: bool = False) -> Plan:
     """The output size for ``target``: a name (``4k``), ``WxH``, or a factor (``2x``).
 
     Raises ``PlanError`` when the result would not be larger than the master's
@@ -75,8 +61,9 @@ def plan(source: Source, target: str, *, force: bool = False) -> Plan:
     """
     name = target.strip().lower()
     dar = source.display_aspect_ratio
-    # The master as displayed, in square pixels (the height is what was coded).
-    shown_h = source.width if source.rotation in (90, 270) else source.height
+    # The master as displayed, in square pixels (the height is what was coded);
+    # the width stays exact so factors and the "is it larger" test do not round.
+    shown_h = source.width if source.turned else source.height
     shown_w = shown_h * dar
     if name in TARGETS:
         box_w, box_h = TARGETS[name]

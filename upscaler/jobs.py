@@ -12,25 +12,27 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from fractions import Fraction
 from pathlib import Path
 
 import procrastinate
 import sqlalchemy as sa
 from procrastinate import exceptions as procrastinate_errors
+from sqlalchemy.orm import Session
 
 from catalog import Asset, Catalog, FootageError, Rendition, UnsafePathError
 from catalog import renditions as records
 from catalog.families import resolve_asset
 from catalog.jobs import RENDER_QUEUE, RENDER_TASK, defer_index, defer_render
-from upscaler.encode import CODECS
+from catalog.media import Picture, content_hash
+from catalog.models import RenditionStatus
+from upscaler.encode import CODECS, DEFAULT_CODEC
 from upscaler.errors import DownloadError, PlanError, RenderError
-from upscaler.geometry import Plan, Source, plan
-from upscaler.registry import ModelChoice, known_model
-from upscaler.render import RenderProgress, RenderRequest, render, sha256_of
-from upscaler.weights import file_sha256
+from upscaler.geometry import Plan, plan
+from upscaler.registry import ModelChoice, ResolvedModel, resolve_model
+from upscaler.render import RenderProgress, RenderRequest, RenderResult, render
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +55,7 @@ class UpscaleRequest:
     asset: str
     target: str = "4k"
     model: ModelChoice = ModelChoice()
-    codec: str = "hevc"
+    codec: str = DEFAULT_CODEC
     force: bool = False
     again: bool = False
 
@@ -68,64 +70,78 @@ class Requested:
     status: str
 
 
-def _model_identity(choice: ModelChoice) -> tuple[str, str]:
-    """(name, sha256) without loading the model, so a request is instant."""
-    path = Path(choice.name).expanduser()
-    if path.is_file():
-        return path.stem, (choice.sha256 or file_sha256(path)).lower()
-    known = known_model(choice.name)
-    return known.name, (choice.sha256 or known.sha256).lower()
-
-
 def request_upscale(
     catalog: Catalog, app: procrastinate.App, request: UpscaleRequest, settings: UpscaleSettings
 ) -> Requested:
     """Validate, plan and record a rendition, and queue its render (or return the same one)."""
     if request.codec not in CODECS:
         raise PlanError(f"unknown codec {request.codec!r}; choose one of {', '.join(CODECS)}")
-    model_name, model_sha = _model_identity(request.model)
+    # Resolved and hashed without loading the model, so a request is instant.
+    model = resolve_model(request.model)
+    model_sha = model.weights_sha256()
     with catalog.session() as session:
-        master = resolve_asset(session, request.asset)
-        if master.kind != "master":
-            raise FootageError(f"{master.path} is a rendition; upscale its master instead")
-        if master.status != "indexed" or not os.path.exists(master.path):
-            raise FootageError(
-                f"{master.path} is {master.status if master.status != 'indexed' else 'missing'}; "
-                "only present, indexed masters can be upscaled"
-            )
-        if not master.width or not master.height:
-            raise FootageError(f"{master.path} has no known picture size")
-        sar = Fraction(master.sar_num or 1, master.sar_den or 1)
-        the_plan = plan(
-            Source(master.width, master.height, sar, master.rotation or 0), request.target, force=request.force
-        )
-        parameters: dict[str, object] = {"codec": request.codec}
-        if Path(request.model.name).expanduser().is_file():
-            parameters["model_file"] = str(Path(request.model.name).expanduser().resolve())
-        if request.model.denoise is not None:
-            parameters["denoise"] = request.model.denoise
+        master = _upscalable_master(session, request.asset)
+        the_plan = plan(_picture(master), request.target, force=request.force)
         spec = records.RenditionSpec(
-            master.id, the_plan.label, the_plan.width, the_plan.height, model_name, model_sha, parameters
+            master.id,
+            the_plan.label,
+            the_plan.width,
+            the_plan.height,
+            model.name,
+            model_sha,
+            _parameters(request, model),
         )
         if not request.again and (same := records.find_same(session, spec)) is not None:
             return Requested(same.id, same.job_id, the_plan, Path(same.output_path or ""), True, same.status)
-        folder = settings.renditions_dir
-        folder.mkdir(parents=True, exist_ok=True)
-        stem = Path(master.path).stem
-        output = records.rendition_path(folder, stem, the_plan.label, model_name, CODECS[request.codec].suffix)
-        if request.again or output.exists() or _path_taken(session, output):
-            output = records.rendition_path(
-                folder, stem, f"{the_plan.label}-{int(time.time())}", model_name, CODECS[request.codec].suffix
-            )
-        rendition = records.create(session, spec, output)
-        rendition_id = rendition.id
+        output = _output_path(session, settings.renditions_dir, master, the_plan, model.name, request)
+        rendition_id = records.create(session, spec, output).id
     job_id = defer_render(app, rendition_id)
     with catalog.session() as session:
-        records.get(session, rendition_id).job_id = job_id
-    return Requested(rendition_id, job_id, the_plan, output, False, "queued")
+        records.set_job(session, rendition_id, job_id)
+    return Requested(rendition_id, job_id, the_plan, output, False, RenditionStatus.QUEUED)
 
 
-def _path_taken(session: sa.orm.Session, path: Path) -> bool:
+def _upscalable_master(session: Session, ref: str) -> Asset:
+    master = resolve_asset(session, ref)
+    if master.kind != "master":
+        raise FootageError(f"{master.path} is a rendition; upscale its master instead")
+    if master.status != "indexed" or not os.path.exists(master.path):
+        state = master.status if master.status != "indexed" else "missing"
+        raise FootageError(f"{master.path} is {state}; only present, indexed masters can be upscaled")
+    if not master.width or not master.height:
+        raise FootageError(f"{master.path} has no known picture size")
+    return master
+
+
+def _picture(master: Asset) -> Picture:
+    assert master.width and master.height
+    sar = Fraction(master.sar_num or 1, master.sar_den or 1)
+    return Picture(master.width, master.height, sar, master.rotation or 0)
+
+
+def _parameters(request: UpscaleRequest, model: ResolvedModel) -> dict[str, object]:
+    """The request's settings that make two renditions differ, beyond target and weights."""
+    parameters: dict[str, object] = {"codec": request.codec}
+    if model.file is not None:
+        parameters["model_file"] = str(model.file)
+    if request.model.denoise is not None:
+        parameters["denoise"] = request.model.denoise
+    return parameters
+
+
+def _output_path(
+    session: Session, folder: Path, master: Asset, the_plan: Plan, model_name: str, request: UpscaleRequest
+) -> Path:
+    """``<stem>.<target>.<model><suffix>`` in the renditions folder, made unique when taken."""
+    folder.mkdir(parents=True, exist_ok=True)
+    stem, suffix = Path(master.path).stem, CODECS[request.codec].suffix
+    output = records.rendition_path(folder, stem, the_plan.label, model_name, suffix)
+    if request.again or output.exists() or _path_taken(session, output):
+        output = records.rendition_path(folder, stem, f"{the_plan.label}-{int(time.time())}", model_name, suffix)
+    return output
+
+
+def _path_taken(session: Session, path: Path) -> bool:
     taken_by_asset = session.scalar(sa.select(Asset.id).where(Asset.path == str(path)))
     taken_by_request = session.scalar(sa.select(Rendition.id).where(Rendition.output_path == str(path)))
     return bool(taken_by_asset or taken_by_request)
@@ -160,87 +176,109 @@ def run_render_job(
     rendition_id: int,
     context: procrastinate.JobContext | None = None,
 ) -> None:
-    worker = f"{socket.gethostname()}:{os.getpid()}"
+    """Render a recorded rendition: start it, render, then record the outcome and queue its indexing."""
+    started = _start(catalog, settings, rendition_id)
+    if started is None:
+        return
+    request, attempt = started
+    _remove_stale_partials(request.output)
+    cancel = threading.Event()
+    try:
+        result = render(request, _progress_recorder(catalog, rendition_id, context, cancel), cancel)
+    except Exception as exc:
+        _record_failure(catalog, rendition_id, exc, cancelled=cancel.is_set(), attempt=attempt)
+        if cancel.is_set():
+            raise procrastinate_errors.JobAborted() from exc
+        raise
+    _record_success(catalog, rendition_id, result)
+    defer_index(app, str(result.output), kind="rendition")
+    logger.info("rendition %s done: %s", rendition_id, result.output)
+
+
+def _start(catalog: Catalog, settings: UpscaleSettings, rendition_id: int) -> tuple[RenderRequest, int] | None:
+    """Mark the rendition running and say what to render; ``None`` when there is nothing to do."""
     with catalog.session() as session:
         rendition = records.get(session, rendition_id, lock=True)
-        if rendition.status in ("done", "cancelled"):
-            return
+        if rendition.status in records.ENDED:
+            return None
         master = session.get(Asset, rendition.master_id)
-        assert master is not None
+        assert master is not None  # the foreign key keeps masters while renditions point at them
         try:
-            # Paths from the database are not trusted: the output must stay in the renditions folder.
-            output = records.ensure_inside(settings.renditions_dir, Path(rendition.output_path or "/"))
-            if output == Path(master.path).resolve():
-                raise UnsafePathError(f"refusing to write over the master {master.path}")
+            output = _safe_output(settings.renditions_dir, rendition, master)
         except FootageError as exc:
-            rendition.status, rendition.error = "failed", str(exc)
-            rendition.finished_at = datetime.now(UTC)
+            records.fail(rendition, str(exc))
             logger.error("rendition %s: %s", rendition_id, exc)
-            return
-        rendition.status, rendition.worker, rendition.error = "running", worker, None
-        rendition.attempts += 1
-        rendition.started_at = datetime.now(UTC)
-        rendition.frames_done, rendition.progress = 0, 0.0
-        request = RenderRequest(
-            master=Path(master.path),
-            output=output,
-            target=f"{rendition.target_width}x{rendition.target_height}",
-            # A local model file travels by path (shared storage); its hash is checked again.
-            model=ModelChoice(
-                name=rendition.parameters.get("model_file") or rendition.model_name,
-                sha256=rendition.model_sha256,
-                denoise=rendition.parameters.get("denoise"),
-            ),
-            codec=rendition.parameters.get("codec", "hevc"),
-            force=True,
-            device=settings.device,
-            cache_dir=settings.models_dir,
-            overwrite=True,
-        )
-        attempt = rendition.attempts
-    _remove_stale_partials(output)
+            return None
+        records.start(rendition, f"{socket.gethostname()}:{os.getpid()}")
+        return _render_request(rendition, master, output, settings), rendition.attempts
 
-    cancel = threading.Event()
-    last = [0.0]
+
+def _safe_output(folder: Path, rendition: Rendition, master: Asset) -> Path:
+    """The output path, which comes from the database and is not trusted: it must stay in ``folder``."""
+    output = records.ensure_inside(folder, Path(rendition.output_path or "/"))
+    if output == Path(master.path).resolve():
+        raise UnsafePathError(f"refusing to write over the master {master.path}")
+    return output
+
+
+def _render_request(rendition: Rendition, master: Asset, output: Path, settings: UpscaleSettings) -> RenderRequest:
+    return RenderRequest(
+        master=Path(master.path),
+        output=output,
+        cache_dir=settings.models_dir,
+        target=f"{rendition.target_width}x{rendition.target_height}",
+        # A local model file travels by path (shared storage); its hash is checked again.
+        model=ModelChoice(
+            name=rendition.parameters.get("model_file") or rendition.model_name,
+            sha256=rendition.model_sha256,
+            denoise=rendition.parameters.get("denoise"),
+        ),
+        codec=rendition.parameters.get("codec", DEFAULT_CODEC),
+        force=True,
+        device=settings.device,
+        overwrite=True,
+    )
+
+
+def _progress_recorder(
+    catalog: Catalog, rendition_id: int, context: procrastinate.JobContext | None, cancel: threading.Event
+) -> Callable[[RenderProgress], None]:
+    """Progress for the catalog at most once per ``_PROGRESS_EVERY_S``; a user's abort sets ``cancel``."""
+    last = 0.0
 
     def progress(p: RenderProgress) -> None:
+        nonlocal last
         if context is not None and context.should_abort():
             cancel.set()
-        if time.monotonic() - last[0] >= _PROGRESS_EVERY_S:
-            last[0] = time.monotonic()
+        if time.monotonic() - last >= _PROGRESS_EVERY_S:
+            last = time.monotonic()
             with catalog.session() as session:
                 records.record_progress(session, rendition_id, p.frames_done, p.frames_total, p.fps)
 
-    try:
-        result = render(request, progress, cancel)
-    except Exception as exc:
-        cancelled = cancel.is_set()
-        retried = isinstance(exc, RETRYABLE) and attempt < MAX_ATTEMPTS
-        with catalog.session() as session:
-            row = records.get(session, rendition_id)
-            row.status = "cancelled" if cancelled else ("queued" if retried else "failed")
-            row.error = "cancelled by a user" if cancelled else str(exc)
-            row.finished_at = datetime.now(UTC) if row.status != "queued" else None
-        if cancelled:
-            raise procrastinate_errors.JobAborted() from exc
-        raise
+    return progress
 
+
+def _record_failure(catalog: Catalog, rendition_id: int, exc: Exception, *, cancelled: bool, attempt: int) -> None:
     with catalog.session() as session:
-        values = {
-            "width": result.plan.width,
-            "height": result.plan.height,
-            "size_bytes": output.stat().st_size,
-            "content_hash": sha256_of(output),
-            "video_codec": result.provenance["output"]["codec"],
-            "duration_s": result.duration_s,
-        }
-        asset_id = records.register_file(session, output, values)
-        row = records.get(session, rendition_id)
-        row.rendition_asset_id = asset_id
-        row.status, row.progress, row.frames_done = "done", 1.0, result.frames
-        row.frames_total = result.frames
-        row.finished_at = datetime.now(UTC)
-        row.timings = result.provenance["timings"]
-        row.provenance = result.provenance
-    defer_index(app, str(output), kind="rendition")
-    logger.info("rendition %s done: %s", rendition_id, output)
+        rendition = records.get(session, rendition_id, lock=True)
+        if cancelled:
+            records.cancel(rendition)
+        elif isinstance(exc, RETRYABLE) and attempt < MAX_ATTEMPTS:
+            records.retry(rendition, str(exc))
+        else:
+            records.fail(rendition, str(exc))
+
+
+def _record_success(catalog: Catalog, rendition_id: int, result: RenderResult) -> None:
+    """Register the written file as a rendition asset and link it: the rendition is done."""
+    values = {
+        "width": result.plan.width,
+        "height": result.plan.height,
+        "size_bytes": result.output.stat().st_size,
+        "content_hash": content_hash(result.output),
+        "video_codec": result.provenance["output"]["codec"],
+        "duration_s": result.duration_s,
+    }
+    with catalog.session() as session:
+        asset_id = records.register_file(session, result.output, values)
+        records.finish(records.get(session, rendition_id, lock=True), asset_id, result.frames, result.provenance)

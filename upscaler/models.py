@@ -17,13 +17,12 @@ import torch
 from spandrel import ImageModelDescriptor, ModelLoader
 from spandrel import UnsupportedModelError as SpandrelUnsupported
 
+from catalog.media import file_sha256
 from upscaler.errors import ChecksumError, UnsupportedModelError
-from upscaler.registry import DENOISE_PAIRS, KNOWN_MODELS, KnownModel, ModelChoice, known_model
-from upscaler.weights import fetch, file_sha256
+from upscaler.registry import DENOISE_PAIRS, KNOWN_MODELS, KnownModel, ModelChoice, resolve_model
+from upscaler.weights import fetch
 
 logger = logging.getLogger(__name__)
-
-MODEL_SUFFIXES = (".pth", ".safetensors", ".pt", ".ckpt")
 
 
 @dataclass(frozen=True)
@@ -45,23 +44,22 @@ def _state_dict_sha(state: dict[str, torch.Tensor]) -> str:
     return digest.hexdigest()
 
 
-def _resolve(choice: ModelChoice, cache_dir: Path) -> tuple[Path, KnownModel | None]:
-    path = Path(choice.name).expanduser()
-    if path.suffix.lower() in MODEL_SUFFIXES or path.exists():
-        if not path.is_file():
-            raise UnsupportedModelError(f"model file not found: {path}")
-        if choice.sha256 and file_sha256(path) != choice.sha256.lower():
-            raise ChecksumError(f"{path} does not have the sha256 {choice.sha256} you asked for")
-        return path, None
-    known = known_model(choice.name)
-    return fetch(known, cache_dir, expected_sha256=choice.sha256), known
+def _weights_file(choice: ModelChoice, cache_dir: Path) -> tuple[Path, KnownModel | None]:
+    """The verified local file of ``choice``'s weights, downloaded first for a registry model."""
+    resolved = resolve_model(choice)
+    if resolved.file is None:
+        assert resolved.known is not None
+        return fetch(resolved.known, cache_dir, expected_sha256=resolved.sha256), resolved.known
+    if resolved.sha256 and file_sha256(resolved.file) != resolved.sha256:
+        raise ChecksumError(f"{resolved.file} does not have the sha256 {choice.sha256} you asked for")
+    return resolved.file, None
 
 
 def load_model(
     choice: ModelChoice, cache_dir: Path, device: torch.device
 ) -> tuple[ImageModelDescriptor[Any], ModelIdentity]:
     """Load the chosen model onto ``device`` through spandrel, verified and described."""
-    path, known = _resolve(choice, cache_dir)
+    path, known = _weights_file(choice, cache_dir)
     loader = ModelLoader(device="cpu")
     try:
         state = loader.load_state_dict_from_file(path)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -11,6 +10,7 @@ import numpy as np
 from av.video.reformatter import VideoReformatter
 from PIL import Image, ImageDraw
 
+from catalog.media import Picture, start_time_s, video_facts
 from upscaler.colour import rgb_format, source_tags, to_rgb
 from upscaler.errors import PlanError, RenderError
 from upscaler.inference import FrameUpscaler, best_device
@@ -19,6 +19,9 @@ from upscaler.registry import ModelChoice
 
 _PANEL_WIDTH = 960  # each full-frame panel is scaled to this width
 _LABEL_HEIGHT = 28
+# Every panel is shown at 4x the displayed size: the scale of the registry's
+# main models, so each model's own output needs the least resizing.
+_SCALE = 4
 
 
 @dataclass(frozen=True)
@@ -28,24 +31,37 @@ class PreviewResult:
     panels: tuple[str, ...]
 
 
-def _frame_at(path: Path, at_s: float) -> tuple[np.ndarray, float, Fraction, int]:
+@dataclass(frozen=True)
+class _Frame:
+    """A decoded frame as RGB (H, W, 3) uint8 in coded pixels, with what it takes to show it."""
+
+    pixels: np.ndarray
+    time_s: float
+    picture: Picture
+
+
+# Frame times within this of the asked time count as reached (float rounding of time bases).
+_TIME_EPSILON_S = 1e-6
+
+
+def _frame_at(path: Path, at_s: float) -> _Frame:
     try:
         with av.open(str(path)) as container:
             stream = container.streams.video[0]
-            start = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
-            container.seek(int((start + at_s) / stream.time_base), stream=stream, backward=True)
+            start = start_time_s(stream)
+            if stream.time_base is not None:
+                container.seek(int((start + at_s) / stream.time_base), stream=stream, backward=True)
             chosen = None
             for frame in container.decode(stream):
                 chosen = frame
-                if frame.time is not None and frame.time >= start + at_s - 1e-6:
+                if frame.time is not None and frame.time >= start + at_s - _TIME_EPSILON_S:
                     break
             if chosen is None:
                 raise PlanError(f"{path} has no frame at {at_s} s")
             # 8 bits per channel: this picture is for eyes, not for encoding.
             pixels = to_rgb(chosen, source_tags(stream.codec_context, chosen), rgb_format(8), VideoReformatter())
-            sar = Fraction(stream.sample_aspect_ratio or 1) or Fraction(1)
-            rotation = int(round(chosen.rotation or 0)) % 360
-            return pixels, float(chosen.time or 0.0) - start, sar, rotation if rotation in (90, 180, 270) else 0
+            picture = video_facts(stream, chosen).picture
+            return _Frame(pixels, float(chosen.time or 0.0) - start, picture)
     except av.error.FFmpegError as exc:
         raise RenderError(f"{path}: cannot read a frame: {exc}") from exc
 
@@ -61,12 +77,9 @@ def preview(
     master: Path, at_s: float, models: list[str], out: Path, cache_dir: Path, device: str | None = None
 ) -> PreviewResult:
     """Write a PNG: rows of (whole frame, 4x zoom of its centre) for bicubic and each model."""
-    pixels, frame_s, sar, rotation = _frame_at(master, at_s)
-    scale = 4
-    # As displayed: square pixels, upright.
-    width, height = round(pixels.shape[1] * sar), pixels.shape[0]
-    if rotation in (90, 270):
-        width, height = height, width
+    frame = _frame_at(master, at_s)
+    pixels, rotation, scale = frame.pixels, frame.picture.rotation, _SCALE
+    width, height = frame.picture.display_size
     torch_device = best_device(device)
     results: list[tuple[str, Image.Image]] = []
     source = Image.fromarray(np.ascontiguousarray(np.rot90(pixels, k=rotation // 90)))
@@ -102,4 +115,4 @@ def preview(
         y += row.height
     out.parent.mkdir(parents=True, exist_ok=True)
     sheet.save(out)
-    return PreviewResult(out, frame_s, tuple(label for label, _ in results))
+    return PreviewResult(out, frame.time_s, tuple(label for label, _ in results))

@@ -8,8 +8,10 @@ verified (``--sha256``) or a local file. A mismatch is always an error.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
-from upscaler.errors import UnknownModelError
+from catalog.media import file_sha256
+from upscaler.errors import UnknownModelError, UnsupportedModelError
 
 _RELEASES = "https://github.com/xinntao/Real-ESRGAN/releases/download/"
 
@@ -129,3 +131,46 @@ def known_model(name: str) -> KnownModel:
         raise UnknownModelError(
             f"unknown model {name!r}; choose one of {choices}, or a .pth/.safetensors/.pt file"
         ) from None
+
+
+# A name with one of these suffixes is a model file, never a registry name.
+MODEL_SUFFIXES = (".pth", ".safetensors", ".pt", ".ckpt")
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    """Where a choice's weights come from, decided without loading or downloading them.
+
+    ``file`` is an absolute local model file, or ``None`` for a registry model
+    (then ``known`` says which). ``sha256`` is the hash the weights must have:
+    the user's pin, else the registry's; ``None`` for an unpinned local file.
+    """
+
+    name: str
+    file: Path | None
+    known: KnownModel | None
+    sha256: str | None
+
+    def weights_sha256(self) -> str:
+        """The hash that identifies these weights: the expected one, else the local file's own."""
+        if self.sha256 is not None:
+            return self.sha256
+        assert self.file is not None  # a registry model always has an expected hash
+        return file_sha256(self.file)
+
+
+def resolve_model(choice: ModelChoice) -> ResolvedModel:
+    """Decide once whether ``choice`` names a model file or a registry model.
+
+    A name with a model suffix, or one that exists on disk, is a file: it must
+    be a readable file (``UnsupportedModelError``: "model file not found").
+    Anything else is a preset or registry name (``UnknownModelError`` lists them).
+    """
+    pinned = choice.sha256.lower() if choice.sha256 else None
+    path = Path(choice.name).expanduser()
+    if path.suffix.lower() in MODEL_SUFFIXES or path.exists():
+        if not path.is_file():
+            raise UnsupportedModelError(f"model file not found: {path}")
+        return ResolvedModel(path.stem, path.resolve(), None, pinned)
+    known = known_model(choice.name)
+    return ResolvedModel(known.name, None, known, pinned or known.sha256)

@@ -10,15 +10,11 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
+from catalog.media import file_sha256
 from upscaler.errors import ChecksumError, DownloadError
 from upscaler.registry import KnownModel
 
 _CHUNK = 1 << 20
-
-
-def file_sha256(path: Path) -> str:
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def cached_path(model: KnownModel, cache_dir: Path) -> Path:

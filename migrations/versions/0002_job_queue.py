@@ -23,7 +23,9 @@ depends_on: str | None = None
 def upgrade() -> None:
     # Through the driver directly: the schema holds % signs and $$ bodies that
     # must not be read as bind parameters.
-    op.get_bind().connection.driver_connection.execute(SchemaManager.get_schema())
+    driver = op.get_bind().connection.driver_connection
+    assert driver is not None
+    driver.execute(SchemaManager.get_schema())
 
 
 def downgrade() -> None:

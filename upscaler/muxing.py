@@ -1,0 +1,115 @@
+"""The rendition's container: which streams it carries, how it is opened, and its check."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import av
+
+from upscaler.errors import RenderError
+from upscaler.pipeline import Output, PipelineSpec, StreamPlan
+
+# Audio the output container can hold as it is; anything else is transcoded.
+COPYABLE_AUDIO = {
+    ".mov": {"aac", "alac", "mp3", "ac3", "eac3"},
+    ".mp4": {"aac", "alac", "mp3", "ac3", "eac3", "opus", "flac"},
+}
+# Lossless either way: nothing of the master's sound is lost to a rendition.
+TRANSCODE_AUDIO = {".mov": "pcm_s24le", ".mp4": "flac"}
+# Container tags that describe the master's muxer, not its content.
+_MUXER_TAGS = ("encoder", "major_brand", "minor_version", "compatible_brands")
+# Video stream tags worth keeping: an editor's timeline reads them.
+_VIDEO_TAGS = ("language", "timecode", "handler_name")
+# A file's duration may differ from the master's by container rounding: this
+# many frame durations, plus a fixed slack for edit lists (seconds).
+_DURATION_FRAMES_SLACK = 1.5
+_DURATION_SLACK_S = 0.05
+
+
+def plan_streams(master: av.container.InputContainer, suffix: str) -> StreamPlan:
+    """Which of the master's streams the ``suffix`` container copies, transcodes or leaves out (and why)."""
+    copied: list[int] = []
+    transcoded: list[int] = []
+    dropped: list[str] = []
+    for stream in master.streams:
+        if stream.type == "video":
+            if stream.index != master.streams.video[0].index:
+                dropped.append(
+                    f"#{stream.index} video ({stream.codec_context.name}): only the first video stream is upscaled"
+                )
+        elif stream.type == "audio":
+            (copied if stream.codec_context.name in COPYABLE_AUDIO[suffix] else transcoded).append(stream.index)
+        elif stream.type == "subtitle" and stream.codec_context.name == "mov_text":
+            copied.append(stream.index)
+        else:
+            name = stream.codec_context.name if stream.codec_context else "data"
+            dropped.append(f"#{stream.index} {stream.type} ({name}): the output container cannot hold it")
+    return StreamPlan(tuple(copied), tuple(transcoded), TRANSCODE_AUDIO[suffix], tuple(dropped))
+
+
+def _video_stream(out: av.container.OutputContainer, spec: PipelineSpec, master: av.container.InputContainer) -> Any:
+    vs: Any = out.add_stream(spec.encoder.encoder, rate=spec.rate, options=spec.encoder.options)
+    vs.width, vs.height, vs.pix_fmt = spec.plan.width, spec.plan.height, spec.encoder.pix_fmt
+    vs.time_base = spec.time_base
+    ctx = vs.codec_context
+    ctx.time_base = spec.time_base
+    ctx.sample_aspect_ratio = Fraction(1)
+    ctx.color_primaries, ctx.color_trc = spec.tags.primaries, spec.tags.transfer
+    ctx.colorspace, ctx.color_range = spec.tags.matrix, spec.tags.range
+    if spec.encoder.codec.codec_tag:
+        ctx.codec_tag = spec.encoder.codec.codec_tag
+    source_video = master.streams.video[0]
+    for key in _VIDEO_TAGS:
+        if key in source_video.metadata:
+            vs.metadata[key] = source_video.metadata[key]
+    return vs
+
+
+def _other_streams(
+    out: av.container.OutputContainer, streams: StreamPlan, master: av.container.InputContainer
+) -> dict[int, Any]:
+    others: dict[int, Any] = {}
+    for index in streams.copied:
+        others[index] = out.add_stream_from_template(master.streams[index])
+    for index in streams.transcoded:
+        ctx: Any = master.streams[index].codec_context
+        others[index] = out.add_stream(streams.transcode_codec, rate=ctx.sample_rate, layout=ctx.layout.name)
+        others[index].metadata.update(master.streams[index].metadata)
+    return others
+
+
+def open_output(
+    path: Path, suffix: str, spec: PipelineSpec, master: av.container.InputContainer, tags: dict[str, str]
+) -> Output:
+    """Open ``path`` as a ``suffix`` (.mov or .mp4) container with the master's metadata and chapters plus ``tags``."""
+    options = {"movflags": "use_metadata_tags+write_colr"}
+    out = av.open(str(path), "w", format="mov" if suffix == ".mov" else "mp4", options=options)
+    out.metadata.update({k: v for k, v in master.metadata.items() if k.lower() not in _MUXER_TAGS})
+    out.metadata.update(tags)
+    output = Output(out, _video_stream(out, spec, master), _other_streams(out, spec.streams, master))
+    try:
+        chapters = master.chapters()
+        if chapters:
+            out.set_chapters(chapters)
+    except (AttributeError, av.error.FFmpegError, ValueError):
+        pass  # a PyAV without chapter support, or chapters the muxer refuses: listed nowhere, not fatal
+    return output
+
+
+def verify_output(path: Path, frames: int, duration_s: float | None, frame_s: float, audio_streams: int) -> float:
+    """Check the written file: every frame there, duration as the master's, audio present; its duration."""
+    with av.open(str(path)) as check:
+        video = check.streams.video[0]
+        packets = sum(1 for p in check.demux(video) if p.size)
+        got_audio = len(check.streams.audio)
+        duration = float(video.duration * video.time_base) if video.duration and video.time_base else None
+    if packets != frames:
+        raise RenderError(f"verification failed: {packets} frames written, {frames} decoded")
+    if got_audio != audio_streams:
+        raise RenderError(f"verification failed: {got_audio} audio streams written, {audio_streams} expected")
+    slack = _DURATION_FRAMES_SLACK * frame_s + _DURATION_SLACK_S
+    if duration is not None and duration_s is not None and abs(duration - duration_s) > slack:
+        raise RenderError(f"verification failed: duration {duration:.3f} s, master {duration_s:.3f} s")
+    return duration or 0.0

@@ -1,0 +1,289 @@
+"""The three stages of a render, overlapped: decode -> model -> encode.
+
+A decoder thread (demux, decode, deinterlace, colour conversion to RGB), the
+model on the calling thread, and an encoder thread (colour conversion back,
+encode, mux) are joined by bounded queues, so memory stays flat with video
+length and the device is not starved. Audio and subtitle packets travel
+through the same queues in demux order. Every frame keeps its source
+timestamp; nothing is dropped.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any
+
+import av
+import numpy as np
+from av.video.reformatter import VideoReformatter
+
+from upscaler.colour import ColourTags, from_rgb, to_rgb
+from upscaler.encode import EncoderChoice
+from upscaler.errors import RenderError
+from upscaler.geometry import Plan
+
+# Items each queue holds: enough to ride out a slow frame in any stage, few
+# enough that a 4K RGB frame (25 MB, 50 MB at 16 bits) per slot stays small.
+QUEUE_DEPTH = 8
+# How often a blocked stage looks whether another stage failed (seconds).
+_POLL_S = 0.2
+
+
+@dataclass(frozen=True)
+class StreamPlan:
+    """What happens to each of the master's other streams (by stream index)."""
+
+    copied: tuple[int, ...]
+    transcoded: tuple[int, ...]
+    transcode_codec: str
+    dropped: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class PipelineSpec:
+    """Everything the stages need to know about one render."""
+
+    plan: Plan
+    encoder: EncoderChoice
+    tags: ColourTags
+    rgb_fmt: str
+    interlaced: bool
+    streams: StreamPlan
+    frames_total: int | None
+    time_base: Fraction
+    rate: Fraction | None
+
+
+@dataclass(frozen=True)
+class RenderProgress:
+    frames_done: int
+    frames_total: int | None
+    fps: float
+
+
+@dataclass(frozen=True)
+class PipelineStats:
+    frames: int
+    pipeline_s: float
+    model_s: float
+
+    @property
+    def fps(self) -> float:
+        return self.frames / max(1e-9, self.pipeline_s)
+
+
+@dataclass(frozen=True)
+class Output:
+    """An opened output: the container, its video stream, and its other streams by the master's index."""
+
+    container: av.container.OutputContainer
+    video: Any
+    others: dict[int, Any]
+
+
+class _Stop(Exception):
+    """Raised inside a stage when another stage failed or the render was cancelled."""
+
+
+@dataclass
+class _Shared:
+    stop: threading.Event = field(default_factory=threading.Event)
+    error: BaseException | None = None
+    encoder_closed: bool = False
+
+    def fail(self, exc: BaseException) -> None:
+        if self.error is None:
+            self.error = exc
+        self.stop.set()
+
+    def put(self, q: queue.Queue[Any], item: Any) -> None:
+        while True:
+            if self.stop.is_set():
+                raise _Stop()
+            try:
+                q.put(item, timeout=_POLL_S)
+                return
+            except queue.Full:
+                continue
+
+    def get(self, q: queue.Queue[Any]) -> Any:
+        while True:
+            if self.stop.is_set():
+                raise _Stop()
+            try:
+                return q.get(timeout=_POLL_S)
+            except queue.Empty:
+                continue
+
+
+def _deinterlacer(stream: av.video.stream.VideoStream) -> av.filter.Graph:
+    """bwdif, one output frame per input frame, so timestamps and frame count stay."""
+    graph = av.filter.Graph()
+    source = graph.add_buffer(template=stream)
+    bwdif = graph.add("bwdif", "mode=send_frame:parity=auto:deint=all")
+    sink = graph.add("buffersink")
+    source.link_to(bwdif)
+    bwdif.link_to(sink)
+    graph.configure()
+    return graph
+
+
+def _pull_all(graph: av.filter.Graph) -> list[av.VideoFrame]:
+    frames: list[av.VideoFrame] = []
+    while True:
+        try:
+            frames.append(graph.vpull())
+        except (av.error.BlockingIOError, av.error.EOFError):
+            return frames
+
+
+def _decode(
+    spec: PipelineSpec, container: av.container.InputContainer, out_q: queue.Queue[Any], shared: _Shared
+) -> None:
+    try:
+        stream = container.streams.video[0]
+        graph = _deinterlacer(stream) if spec.interlaced else None
+        reformatter = VideoReformatter()
+        others = [container.streams[i] for i in spec.streams.copied + spec.streams.transcoded]
+
+        def emit(frames: list[av.VideoFrame]) -> None:
+            for frame in frames:
+                pts = frame.pts
+                # bwdif doubles the time base's resolution (it could emit fields); map back.
+                if frame.time_base is not None and frame.time_base != spec.time_base and pts is not None:
+                    pts = round(pts * frame.time_base / spec.time_base)
+                shared.put(out_q, ("frame", pts, to_rgb(frame, spec.tags, spec.rgb_fmt, reformatter)))
+
+        def through(frames: list[av.VideoFrame]) -> list[av.VideoFrame]:
+            if graph is None:
+                return frames
+            for frame in frames:
+                graph.push(frame)
+            return _pull_all(graph)
+
+        # demux ends with an empty packet per stream, which flushes the decoder.
+        for packet in container.demux([stream, *others]):
+            if packet.stream.index == stream.index:
+                emit(through([f for f in packet.decode() if isinstance(f, av.VideoFrame)]))
+            elif packet.dts is not None:
+                shared.put(out_q, ("packet", packet))
+        if graph is not None:
+            graph.push(None)
+            emit(_pull_all(graph))
+        shared.put(out_q, None)
+    except _Stop:
+        pass
+    except BaseException as exc:  # handed to the calling thread
+        shared.fail(exc)
+
+
+def _mux_packet(spec: PipelineSpec, output: Output, master: av.container.InputContainer, packet: av.Packet) -> None:
+    index = packet.stream.index
+    if index in spec.streams.transcoded:
+        target = output.others[index]
+        decoder: Any = master.streams[index].codec_context
+        for decoded in decoder.decode(packet):
+            output.container.mux(target.encode(decoded))
+    else:
+        packet.stream = output.others[index]
+        output.container.mux(packet)
+
+
+def _flush(spec: PipelineSpec, output: Output, master: av.container.InputContainer) -> None:
+    output.container.mux(output.video.encode(None))
+    for index in spec.streams.transcoded:
+        target = output.others[index]
+        decoder: Any = master.streams[index].codec_context
+        for decoded in decoder.decode(None):
+            output.container.mux(target.encode(decoded))
+        output.container.mux(target.encode(None))
+    output.container.close()
+
+
+def _encode(
+    spec: PipelineSpec, output: Output, master: av.container.InputContainer, in_q: queue.Queue[Any], shared: _Shared
+) -> None:
+    try:
+        reformatter = VideoReformatter()
+        while (item := shared.get(in_q)) is not None:
+            if item[0] == "frame":
+                _, pts, pixels = item
+                frame = from_rgb(pixels, spec.rgb_fmt, spec.encoder.pix_fmt, spec.tags, reformatter)
+                frame.pts, frame.time_base = pts, spec.time_base
+                output.container.mux(output.video.encode(frame))
+            else:
+                _mux_packet(spec, output, master, item[1])
+        _flush(spec, output, master)
+        shared.encoder_closed = True
+    except _Stop:
+        pass
+    except BaseException as exc:
+        shared.fail(exc)
+
+
+def _model_stage(
+    spec: PipelineSpec,
+    upscale: Callable[[np.ndarray], np.ndarray],
+    queues: tuple[queue.Queue[Any], queue.Queue[Any]],
+    shared: _Shared,
+    progress: Callable[[RenderProgress], None] | None,
+    cancel: threading.Event | None,
+) -> PipelineStats:
+    """Upscale frames from the decoder and hand them, with the other packets, to the encoder."""
+    to_model, to_encoder = queues
+    model_s, done, t0 = 0.0, 0, time.perf_counter()
+    try:
+        while (item := shared.get(to_model)) is not None:
+            if cancel is not None and cancel.is_set():
+                raise RenderError("render cancelled")
+            if item[0] == "frame":
+                m0 = time.perf_counter()
+                item = ("frame", item[1], upscale(item[2]))
+                model_s += time.perf_counter() - m0
+                done += 1
+                if progress:
+                    progress(RenderProgress(done, spec.frames_total, done / max(1e-9, time.perf_counter() - t0)))
+            shared.put(to_encoder, item)
+        shared.put(to_encoder, None)
+    except _Stop:
+        pass
+    except BaseException as exc:
+        shared.fail(exc)
+    return PipelineStats(done, time.perf_counter() - t0, model_s)
+
+
+def run_pipeline(
+    spec: PipelineSpec,
+    master: av.container.InputContainer,
+    output: Output,
+    upscale: Callable[[np.ndarray], np.ndarray],
+    progress: Callable[[RenderProgress], None] | None = None,
+    cancel: threading.Event | None = None,
+) -> PipelineStats:
+    """Run the three stages to the end; the output container is closed when this returns.
+
+    ``upscale`` takes and returns RGB (H, W, 3) frames. The first error of any
+    stage stops all three and is raised here.
+    """
+    shared = _Shared()
+    to_model: queue.Queue[Any] = queue.Queue(QUEUE_DEPTH)
+    to_encoder: queue.Queue[Any] = queue.Queue(QUEUE_DEPTH)
+    decoder = threading.Thread(target=_decode, args=(spec, master, to_model, shared), name="footage-decode")
+    encoder = threading.Thread(target=_encode, args=(spec, output, master, to_encoder, shared), name="footage-encode")
+    decoder.start()
+    encoder.start()
+    try:
+        stats = _model_stage(spec, upscale, (to_model, to_encoder), shared, progress, cancel)
+    finally:
+        decoder.join()
+        encoder.join()
+    if shared.error is not None:
+        raise shared.error
+    if not shared.encoder_closed:
+        raise RenderError("the encoder stopped before the end")
+    return stats
