@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import hardware, write_footage  # noqa: E402
 from upscaler.inference import FrameUpscaler, best_device  # noqa: E402
-from upscaler.models import load_model  # noqa: E402
+from upscaler.loader import load_model  # noqa: E402
 from upscaler.registry import ModelChoice  # noqa: E402
 from upscaler.render import RenderRequest, render  # noqa: E402
 

@@ -13,9 +13,9 @@ from catalog.errors import (
     SchemaOutOfDateError,
     UnsafePathError,
 )
-from catalog.models import Asset, Base, Rendition, Root, Segment
 from catalog.settings import CatalogSettings
 from catalog.status import DatabaseStatus, database_status
+from catalog.tables import Asset, Base, MomentView, Rendition, Root
 
 __all__ = [
     "Asset",
@@ -31,7 +31,7 @@ __all__ = [
     "Rendition",
     "Root",
     "SchemaOutOfDateError",
-    "Segment",
+    "MomentView",
     "UnsafePathError",
     "database_status",
     "normalise_url",

@@ -1,4 +1,4 @@
-"""Queries and writes on assets and their segments, shared by every package."""
+"""Queries and writes on assets and their moments, shared by every package."""
 
 from __future__ import annotations
 
@@ -12,11 +12,11 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from catalog.models import Asset, Root, Segment
+from catalog.tables import Asset, MomentView, Root
 
 
 @dataclass(frozen=True)
-class SegmentRow:
+class MomentViewRow:
     """One embedded view of a moment; times in seconds from the asset's first frame."""
 
     start_s: float
@@ -34,12 +34,12 @@ def assets_with_fingerprint(session: Session, fingerprint: str) -> list[Asset]:
     return list(session.scalars(sa.select(Asset).where(Asset.fingerprint == fingerprint).order_by(Asset.id)))
 
 
-def segment_count(session: Session, asset_id: int, embedding_model: str) -> int:
+def moment_view_count(session: Session, asset_id: int, embedding_model: str) -> int:
     return (
         session.scalar(
             sa.select(sa.func.count())
-            .select_from(Segment)
-            .where(Segment.asset_id == asset_id, Segment.embedding_model == embedding_model)
+            .select_from(MomentView)
+            .where(MomentView.asset_id == asset_id, MomentView.embedding_model == embedding_model)
         )
         or 0
     )
@@ -49,7 +49,7 @@ def upsert_asset(session: Session, path: str, values: dict[str, Any]) -> int:
     """Insert or update the asset at ``path`` and return its id, holding its row lock.
 
     ``INSERT ... ON CONFLICT`` keeps two workers that index the same path at
-    once from both inserting; the row lock then serialises their segment writes.
+    once from both inserting; the row lock then serialises their writes of moments.
     """
     values = {**values, "path": path, "updated_at": datetime.now(UTC)}
     statement = insert(Asset).values(**values)
@@ -59,12 +59,14 @@ def upsert_asset(session: Session, path: str, values: dict[str, Any]) -> int:
     return int(session.execute(upsert).scalar_one())
 
 
-def replace_segments(session: Session, asset_id: int, embedding_model: str, rows: Sequence[SegmentRow]) -> None:
-    """Make ``rows`` the asset's segments for ``embedding_model``; other models' stay."""
-    session.execute(sa.delete(Segment).where(Segment.asset_id == asset_id, Segment.embedding_model == embedding_model))
+def replace_moment_views(session: Session, asset_id: int, embedding_model: str, rows: Sequence[MomentViewRow]) -> None:
+    """Make ``rows`` the asset's moment views for ``embedding_model``; other models' stay."""
+    session.execute(
+        sa.delete(MomentView).where(MomentView.asset_id == asset_id, MomentView.embedding_model == embedding_model)
+    )
     if rows:
         session.execute(
-            sa.insert(Segment),
+            sa.insert(MomentView),
             [
                 {
                     "asset_id": asset_id,
@@ -92,8 +94,17 @@ def mark_missing(session: Session, path: str) -> bool:
     return bool(changed)
 
 
+def mark_present(session: Session, asset_id: int) -> None:
+    """A file marked missing is back where the asset says (or where it moved): indexed again."""
+    session.execute(
+        sa.update(Asset)
+        .where(Asset.id == asset_id, Asset.status == "missing")
+        .values(status="indexed", updated_at=sa.func.now())
+    )
+
+
 def move_asset(session: Session, asset_id: int, new_path: str, root_id: int | None) -> None:
-    """Point an asset at its new path, keeping its id, segments and renditions."""
+    """Point an asset at its new path, keeping its id, moments and renditions."""
     session.execute(
         sa.update(Asset).where(Asset.id == asset_id).values(path=new_path, root_id=root_id, updated_at=sa.func.now())
     )
@@ -133,8 +144,8 @@ def assets_needing_model(session: Session, embedding_model: str, everything: boo
     query = sa.select(Asset).where(Asset.status.in_(("indexed", "error"))).order_by(Asset.id)
     if not everything:
         has_vectors = (
-            sa.select(Segment.id)
-            .where(Segment.asset_id == Asset.id, Segment.embedding_model == embedding_model)
+            sa.select(MomentView.id)
+            .where(MomentView.asset_id == Asset.id, MomentView.embedding_model == embedding_model)
             .exists()
         )
         query = query.where(Asset.status == "indexed", ~has_vectors)

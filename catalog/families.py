@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, aliased
 
 from catalog.errors import NotFoundError
-from catalog.models import Asset, Rendition, Segment
+from catalog.tables import Asset, MomentView, Rendition
 
 
 @dataclass(frozen=True)
@@ -174,9 +174,9 @@ def asset_details(session: Session, ref: str) -> AssetDetails:
     facts = {c.key: getattr(asset, c.key) for c in sa.inspect(Asset).mapper.column_attrs}
     counts = dict(
         session.execute(
-            sa.select(Segment.embedding_model, sa.func.count())
-            .where(Segment.asset_id == asset.id)
-            .group_by(Segment.embedding_model)
+            sa.select(MomentView.embedding_model, sa.func.count())
+            .where(MomentView.asset_id == asset.id)
+            .group_by(MomentView.embedding_model)
         ).all()
     )
     master_id = family_master_id(session, asset.id)

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from catalog.assets import upsert_asset
 from catalog.errors import FootageError, NotFoundError, UnsafePathError
 from catalog.families import Family, families, family_master_id, resolve_asset
-from catalog.models import Rendition, RenditionStatus
+from catalog.tables import Rendition, RenditionStatus
 
 S = RenditionStatus
 # Statuses in which a request counts as made: asking again returns it.

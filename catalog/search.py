@@ -18,12 +18,33 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from catalog.families import Family, families
-from catalog.models import DEFAULT_EMBEDDING_DIM, RenditionStatus, Segment
+from catalog.tables import DEFAULT_EMBEDDING_DIM, MomentView, RenditionStatus
 from catalog.timecode import timecode
 
 KINDS = ("any", "master", "rendition")
 # HNSW candidate lists longer than this are not allowed by pgvector.
 _MAX_EF_SEARCH = 1000
+# pgvector's own default ef_search: never search with a shorter list than it.
+_MIN_EF_SEARCH = 100
+# A candidate list four times the rows asked keeps recall@10 at 1.0 even on
+# uniform random 512-d data, the hardest case (bench/search_latency.py).
+_EF_PER_ROW = 4
+# Rows asked of the first round: enough for every moment wanted to arrive as
+# up to three views (2.39:1 frames) with neighbouring moments of the same
+# family crowding in, so most searches need one round; never fewer than the
+# shortest list the index searches anyway.
+_ROWS_PER_MOMENT = 8
+_MIN_ROWS = 50
+# A round that returned rows from too few families asks for this many times
+# more, up to a bound on the work one query may do: 50 rows grow to at most
+# 51,200 in five rounds, then the families found are what the search returns.
+_GROWTH = 4
+_MAX_ROWS = 20_000
+# Views of one frame share its time exactly, and a rendition keeps its
+# master's timestamps up to time-base rounding (far below this): hits within
+# one such bucket of a family are one moment. Two different moments of a file
+# stand for shots that begin at least a cut apart, practically always more.
+_SAME_MOMENT_S = 0.1
 
 
 @dataclass(frozen=True)
@@ -139,9 +160,8 @@ def _nearest(
         LIMIT :n
     """
     if indexed:
-        # A candidate list four times the rows asked keeps recall@10 at 1.0 even
-        # on uniform random 512-d data, the hardest case (bench/search_latency.py).
-        session.execute(sa.text(f"SET LOCAL hnsw.ef_search = {min(_MAX_EF_SEARCH, max(100, 4 * n))}"))
+        ef_search = min(_MAX_EF_SEARCH, max(_MIN_EF_SEARCH, _EF_PER_ROW * n))
+        session.execute(sa.text(f"SET LOCAL hnsw.ef_search = {ef_search}"))
         if iterative_scans:
             session.execute(sa.text("SET LOCAL hnsw.iterative_scan = relaxed_order"))
     rows = session.execute(sa.text(sql), params).all()
@@ -167,7 +187,7 @@ def _group(rows: list[_Row], moments_per_family: int) -> dict[int, list[MomentHi
     grouped: dict[int, list[MomentHit]] = {}
     seen: set[tuple[int, int]] = set()
     for row in rows:  # already ordered by distance
-        key = (row.family_id, round(row.frame_s * 10))
+        key = (row.family_id, round(row.frame_s / _SAME_MOMENT_S))
         if key in seen:
             continue
         seen.add(key)
@@ -190,11 +210,11 @@ def _group(rows: list[_Row], moments_per_family: int) -> dict[int, list[MomentHi
 def search_vector(
     session: Session, vector: np.ndarray, model: str, options: SearchOptions = SearchOptions()
 ) -> list[FamilyHit]:
-    """The best ``options.limit`` families for ``vector`` among segments of ``model``.
+    """The best ``options.limit`` families for ``vector`` among moments embedded by ``model``.
 
     ``vector`` must be L2-normalised; scores are cosine similarities (1 is identical).
     """
-    n = max(50, options.limit * options.moments * 8)
+    n = max(_MIN_ROWS, options.limit * options.moments * _ROWS_PER_MOMENT)
     exact = options.exact
     iterative_scans = _pgvector_version(session) >= (0, 8, 0)
     while True:
@@ -204,12 +224,12 @@ def search_vector(
             break
         if len(rows) < n:
             if exact:
-                break  # every matching segment has been ranked
+                break  # every matching moment view has been ranked
             exact = True  # the index ran dry under the filters: rank matching rows exactly
             continue
-        if n >= 20_000:
+        if n >= _MAX_ROWS:
             break
-        n *= 4  # many hits from few families: look further for more families
+        n *= _GROWTH  # many hits from few families: look further for more families
     ranked = sorted(grouped.items(), key=lambda item: -item[1][0].score)[: options.limit]
     found = families(session, [family_id for family_id, _ in ranked])
     return [
@@ -221,13 +241,16 @@ def search_vector(
 
 def moment_vector(session: Session, asset_id: int, model: str, at_s: float) -> np.ndarray | None:
     """The stored vector of an asset's moment at ``at_s`` seconds (views averaged), for "more like this"."""
-    of_asset = (Segment.asset_id == asset_id, Segment.embedding_model == model)
-    containing = sa.case((sa.and_(Segment.start_s <= at_s, Segment.end_s > at_s), 0), else_=1)
+    of_asset = (MomentView.asset_id == asset_id, MomentView.embedding_model == model)
+    containing = sa.case((sa.and_(MomentView.start_s <= at_s, MomentView.end_s > at_s), 0), else_=1)
     frame_s = session.scalar(
-        sa.select(Segment.frame_s).where(*of_asset).order_by(containing, sa.func.abs(Segment.frame_s - at_s)).limit(1)
+        sa.select(MomentView.frame_s)
+        .where(*of_asset)
+        .order_by(containing, sa.func.abs(MomentView.frame_s - at_s))
+        .limit(1)
     )
     if frame_s is None:
         return None
-    views = session.scalars(sa.select(Segment.embedding).where(*of_asset, Segment.frame_s == frame_s)).all()
+    views = session.scalars(sa.select(MomentView.embedding).where(*of_asset, MomentView.frame_s == frame_s)).all()
     mean = np.mean([np.asarray(v, dtype=np.float32) for v in views], axis=0)
     return mean / np.linalg.norm(mean)

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 
 from catalog import schema
 from catalog.database import Catalog
-from catalog.models import TABLES
+from catalog.tables import TABLES
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from catalog import (
     stop_embedded,
 )
 from cli.errors import FootageGroup
-from cli.output import JSON_OPTION, console, print_fields, print_json, print_table
+from cli.output import JSON_OPTION, print_fields, print_json, print_table, stdout
 from cli.settings import catalog_settings
 
 app = typer.Typer(
@@ -78,9 +78,9 @@ def upgrade(
         schema.upgrade(catalog.engine, revision)
         after = schema.current_revision(catalog.engine)
     if before == after:
-        console.print(f"Catalog schema already at {after}.")
+        stdout().print(f"Catalog schema already at {after}.")
     else:
-        console.print(f"Catalog schema upgraded from {before or 'empty'} to {after}.")
+        stdout().print(f"Catalog schema upgraded from {before or 'empty'} to {after}.")
 
 
 @app.command()
@@ -97,7 +97,7 @@ def downgrade(
     with open_catalog(catalog_settings(), require_current=False) as catalog:
         schema.downgrade(catalog.engine, revision)
         after = schema.current_revision(catalog.engine)
-    console.print(f"Catalog schema now at {after or 'empty'}.")
+    stdout().print(f"Catalog schema now at {after or 'empty'}.")
 
 
 @app.command()
@@ -107,6 +107,6 @@ def stop() -> None:
     if settings.database_url is not None:
         raise ConfigurationError("FOOTAGE_DATABASE_URL is set: footage does not run that server")
     if stop_embedded(settings.pgdata):
-        console.print(f"Stopped the embedded server in {settings.pgdata}.")
+        stdout().print(f"Stopped the embedded server in {settings.pgdata}.")
     else:
-        console.print("The embedded server was not running.")
+        stdout().print("The embedded server was not running.")

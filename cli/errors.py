@@ -9,7 +9,7 @@ import typer
 from typer.core import TyperGroup
 
 from catalog import FootageError
-from cli.output import error_console
+from cli.output import stderr
 
 DEBUG_ENV = "FOOTAGE_DEBUG"
 
@@ -25,6 +25,6 @@ class FootageGroup(TyperGroup):
             return super().invoke(ctx)
         except FootageError as exc:
             if os.environ.get(DEBUG_ENV):
-                error_console.print_exception()
-            error_console.print(f"Error: {exc}", markup=False, highlight=False, soft_wrap=True)
+                stderr().print_exception()
+            stderr().print(f"Error: {exc}", markup=False, highlight=False, soft_wrap=True)
             raise typer.Exit(exc.exit_code) from None

@@ -10,7 +10,7 @@ import typer
 
 from catalog import Catalog, open_catalog
 from catalog.assets import assets_needing_model
-from cli.output import JSON_OPTION, console, print_json, print_table
+from cli.output import JSON_OPTION, print_json, print_table, stdout
 from cli.progress import file_progress
 from cli.settings import catalog_settings, embedding_settings
 from indexer.embed import ClipEmbedder
@@ -55,7 +55,7 @@ def index(
 def _finish(results: list[IndexResult], as_json: bool, nothing: str) -> None:
     print_results(results, as_json)
     if not as_json and not results:
-        console.print(nothing)
+        stdout().print(nothing)
     if any(r.outcome == "failed" for r in results):
         raise typer.Exit(1)
 

@@ -6,7 +6,7 @@ import logging
 
 from rich.logging import RichHandler
 
-from cli.output import error_console
+from cli.output import stderr
 
 
 def setup_logging(verbose: bool = False) -> None:
@@ -14,7 +14,7 @@ def setup_logging(verbose: bool = False) -> None:
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(message)s",
         datefmt="[%X]",
-        handlers=[RichHandler(console=error_console, show_path=False, rich_tracebacks=False)],
+        handlers=[RichHandler(console=stderr(), show_path=False, rich_tracebacks=False)],
         force=True,
     )
     # Libraries' chatter stays out of the service log unless asked for.

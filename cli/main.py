@@ -11,10 +11,6 @@ import typer
 from cli import db, indexing, renditions, search, service, upscaling
 from cli.errors import FootageGroup
 
-# SVT-AV1 prints a banner to stderr on every encoder open unless told to log
-# errors only; it reads this from the environment, so the CLI sets it.
-os.environ.setdefault("SVT_LOG", "1")
-
 EXIT_CODES = """Exit codes: 0 success, 1 failed, 2 bad usage or setting, 3 database
 unreachable, 4 schema out of date, 5 not found."""
 
@@ -67,6 +63,10 @@ def main(
     The catalog lives in PostgreSQL: FOOTAGE_DATABASE_URL names a server, or,
     unset, footage runs an embedded one in FOOTAGE_HOME.
     """
+    # SVT-AV1 prints a banner to stderr on every encoder open unless told to log
+    # errors only, and reads that only from the environment: set here, when a
+    # command runs, not when the module is imported.
+    os.environ.setdefault("SVT_LOG", "1")
 
 
 def run() -> None:

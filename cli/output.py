@@ -5,16 +5,50 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import click
 import typer
 from rich.console import Console
 from rich.table import Table
 
-console = Console()
-error_console = Console(stderr=True)
+_CONSOLES_KEY = "footage.consoles"
+
+
+@dataclass(frozen=True)
+class Consoles:
+    """Where a command prints: ``out`` for results, ``err`` for progress, logs and errors."""
+
+    out: Console
+    err: Console
+
+
+def consoles() -> Consoles:
+    """This invocation's consoles, made when it first prints and kept in its click context.
+
+    Made per invocation rather than at import, so each command (and each
+    in-process test run) sees the terminal and streams it was started with.
+    """
+    ctx = click.get_current_context(silent=True)
+    if ctx is None:  # outside a command: a library caller, a bench script
+        return Consoles(Console(), Console(stderr=True))
+    meta = ctx.find_root().meta
+    if _CONSOLES_KEY not in meta:
+        meta[_CONSOLES_KEY] = Consoles(Console(), Console(stderr=True))
+    found: Consoles = meta[_CONSOLES_KEY]
+    return found
+
+
+def stdout() -> Console:
+    return consoles().out
+
+
+def stderr() -> Console:
+    return consoles().err
+
 
 JSON_OPTION = typer.Option(False, "--json", help="Print machine-readable JSON instead of a table.")
 
@@ -54,7 +88,7 @@ def print_table(
         table.add_column(column)
     for row in rows:
         table.add_row(*(_cell(v) for v in row))
-    console.print(table)
+    stdout().print(table)
 
 
 def print_fields(title: str, fields: Mapping[str, Any]) -> None:

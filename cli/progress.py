@@ -14,7 +14,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from cli.output import error_console
+from cli.output import stderr
 
 
 def file_progress() -> Progress:
@@ -24,7 +24,7 @@ def file_progress() -> Progress:
         MofNCompleteColumn(),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
-        console=error_console,
+        console=stderr(),
         transient=False,
     )
 
@@ -50,7 +50,7 @@ class FrameProgress:
                 TextColumn("{task.completed}/{task.total} frames"),
                 TextColumn("{task.fields[fps]:.1f} fps"),
                 TimeRemainingColumn(),
-                console=error_console,
+                console=stderr(),
             )
             self._progress.start()
             self._task = self._progress.add_task(self.description, total=frames_total, fps=0.0)

@@ -11,9 +11,9 @@ import typer
 from catalog import Catalog, FootageError, open_catalog
 from catalog import renditions as records
 from catalog.jobs import QUEUES, cancel_job, job_app, live_workers, run_worker
-from catalog.models import RenditionStatus
+from catalog.tables import RenditionStatus
 from cli.errors import FootageGroup
-from cli.output import JSON_OPTION, console, error_console, print_json, print_table
+from cli.output import JSON_OPTION, print_json, print_table, stderr, stdout
 from cli.progress import FrameProgress
 from cli.service import upscale_settings, worker_app
 from cli.settings import catalog_settings
@@ -71,7 +71,7 @@ def upscale(
         }
         if not as_json:
             verb = "Already requested" if result.existing else "Queued"
-            console.print(
+            stdout().print(
                 f"{verb}: rendition {result.rendition_id} -> {result.plan.size} "
                 f"({result.plan.display_aspect_ratio.numerator}:{result.plan.display_aspect_ratio.denominator}) "
                 f"at {result.output_path} ({result.status})"
@@ -87,7 +87,7 @@ def upscale(
 def _follow(catalog: Catalog, rendition_id: int) -> str:
     """Show progress until the rendition ends; render here when no worker is alive."""
     if live_workers(catalog) == 0:
-        error_console.print("No worker is running: rendering here.")
+        stderr().print("No worker is running: rendering here.")
         run_worker(worker_app(catalog), queues=list(QUEUES), name="upscale --wait", wait=False)
     bar = FrameProgress(f"Rendition {rendition_id}")
     try:
@@ -104,7 +104,7 @@ def _follow(catalog: Catalog, rendition_id: int) -> str:
         bar.close()
     if status == RenditionStatus.FAILED:
         raise FootageError(f"rendition {rendition_id} failed: {error}")
-    error_console.print(f"Rendition {rendition_id}: {status}")
+    stderr().print(f"Rendition {rendition_id}: {status}")
     return status
 
 
@@ -122,7 +122,7 @@ def pairs(
         print_json({"pairs": [{"master": f.master, "renditions": list(f.renditions)} for f in found]})
         return
     if not found:
-        console.print("No renditions yet. Request one with `footage upscale ASSET --to 4k`.")
+        stdout().print("No renditions yet. Request one with `footage upscale ASSET --to 4k`.")
         return
     rows: list[tuple[str, ...]] = []
     for family in found:
@@ -164,7 +164,7 @@ def link(
     with open_catalog(catalog_settings()) as catalog, catalog.session() as session:
         made = records.link(session, rendition, to)
         made_id = made.id
-    console.print(f"Linked as rendition {made_id}.")
+    stdout().print(f"Linked as rendition {made_id}.")
 
 
 jobs = typer.Typer(cls=FootageGroup, help="The job queue: list and cancel jobs.", invoke_without_command=True)
@@ -221,4 +221,4 @@ def jobs_cancel(job_id: Annotated[int, typer.Argument(help="The job id (see `foo
             records.cancel_waiting(session, job_id)
     if not cancelled:
         raise FootageError(f"job {job_id} is not queued or running")
-    console.print(f"Job {job_id}: cancel requested.")
+    stdout().print(f"Job {job_id}: cancel requested.")

@@ -12,7 +12,7 @@ from rich.table import Table
 from catalog import open_catalog
 from catalog.families import asset_details
 from catalog.search import KINDS, FamilyHit, SearchFilters, SearchOptions
-from cli.output import JSON_OPTION, console, print_fields, print_json, print_table
+from cli.output import JSON_OPTION, print_fields, print_json, print_table, stdout
 from cli.settings import catalog_settings, embedding_settings
 from cli.views import family_rows
 from indexer.embed import ClipEmbedder
@@ -32,7 +32,7 @@ def _hit_json(hit: FamilyHit) -> dict[str, Any]:
 
 def _print_hits(hits: list[FamilyHit]) -> None:
     if not hits:
-        console.print("No matching footage.")
+        stdout().print("No matching footage.")
         return
     table = Table(show_lines=True)
     for column in ("#", "score", "footage and moments", "resolution", "codec", "status"):
@@ -48,7 +48,7 @@ def _print_hits(hits: list[FamilyHit]) -> None:
         table.add_row(str(hit.rank), f"{hit.score:.3f}", f"{what}\n{moments}", res, codec, state)
         for what, res, codec, state in rows[1:]:
             table.add_row("", "", what, res, codec, state)
-    console.print(table)
+    stdout().print(table)
 
 
 def search(

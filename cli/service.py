@@ -14,7 +14,7 @@ from catalog import Catalog, ConfigurationError, open_catalog
 from catalog.jobs import QUEUES, STALLED_WORKER_TIMEOUT_S, defer_index, job_app, run_worker
 from cli.indexing import KEYFRAMES_OPTION, MAX_GAP_OPTION
 from cli.logs import setup_logging
-from cli.output import console
+from cli.output import stdout
 from cli.settings import catalog_settings, device, embedding_settings, models_dir, renditions_dir
 from indexer.sampling import DEFAULT_MAX_GAP_S
 from indexer.tasks import LazyEmbedder, register_index_task
@@ -85,7 +85,7 @@ def watch(
         watcher = FolderWatcher(catalog, roots, settings, enqueue)
         stop = threading.Event()
         thread = threading.Thread(target=watcher.run, args=(stop,), name="footage-watch", daemon=True)
-        console.print(f"Watching {', '.join(str(r) for r in roots)} (Ctrl-C to stop)")
+        stdout().print(f"Watching {', '.join(str(r) for r in roots)} (Ctrl-C to stop)")
         thread.start()
         try:
             run_worker(worker_app(catalog), queues=list(QUEUES), concurrency=concurrency, name="watch")
@@ -93,7 +93,7 @@ def watch(
             stop.set()
             thread.join(timeout=30)
             defer_app.close()
-    console.print("Stopped.")
+    stdout().print("Stopped.")
 
 
 def worker(
@@ -117,7 +117,7 @@ def worker(
         raise ConfigurationError(f"unknown queue {unknown[0]!r}; known: {', '.join(QUEUES)}")
     setup_logging(verbose)
     with open_catalog(catalog_settings()) as catalog:
-        console.print(f"Worker on queues {', '.join(queues or QUEUES)} (Ctrl-C to stop)")
+        stdout().print(f"Worker on queues {', '.join(queues or QUEUES)} (Ctrl-C to stop)")
         run_worker(
             worker_app(catalog),
             queues=queues or list(QUEUES),
@@ -125,4 +125,4 @@ def worker(
             name=socket.gethostname(),
             stall_timeout_s=stall_timeout,
         )
-    console.print("Stopped.")
+    stdout().print("Stopped.")

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from cli.output import JSON_OPTION, console, print_json, print_table
+from cli.output import JSON_OPTION, print_json, print_table, stdout
 from cli.progress import FrameProgress
 from cli.settings import device, models_dir
 from indexer.query import parse_time
@@ -95,7 +95,7 @@ def render(
             }
         )
         return
-    console.print(
+    stdout().print(
         f"Wrote {result.output} ({result.plan.size}, {result.frames} frames, "
         f"{result.provenance['processing']['precision']} on {result.provenance['processing']['device']}); "
         f"provenance in {result.sidecar.name}"
@@ -122,7 +122,7 @@ def preview(
     result = run_preview(
         master, parse_time(at), [m.strip() for m in models.split(",") if m.strip()], target, models_dir(), device()
     )
-    console.print(f"Wrote {result.path} (frame at {result.frame_s:.2f} s): {'; '.join(result.panels)}")
+    stdout().print(f"Wrote {result.path} (frame at {result.frame_s:.2f} s): {'; '.join(result.panels)}")
 
 
 def models(as_json: bool = JSON_OPTION) -> None:

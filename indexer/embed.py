@@ -21,6 +21,12 @@ if TYPE_CHECKING:
 # the time.
 
 DEFAULT_MODEL = "ViT-B-32"
+# Rounding when pixels are made square (a square frame becomes 448x447) and
+# codecs' padded sizes (1920x1088) put a picture a hair over a whole number of
+# squares. Up to this much over, it gets that whole number of views rather than
+# a whole extra embedding, leaving out at most this fraction of the short side
+# between two views.
+_ASPECT_TOLERANCE = 0.05
 DEFAULT_PRETRAINED = "laion2b_s34b_b79k"
 
 
@@ -59,7 +65,7 @@ def square_views(image: np.ndarray) -> list[np.ndarray]:
     """
     height, width = image.shape[:2]
     short, long = min(width, height), max(width, height)
-    count = max(1, math.ceil(long / short - 0.05))
+    count = max(1, math.ceil(long / short - _ASPECT_TOLERANCE))
     if count == 1:
         offset = (long - short) // 2
         starts = [offset]

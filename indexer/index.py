@@ -2,7 +2,7 @@
 
 Idempotent: an unchanged file costs a fingerprint and one query. A file whose
 fingerprint matches an asset whose path has gone is a move: the asset keeps
-its id, segments and renditions.
+its id, moments and renditions.
 """
 
 from __future__ import annotations
@@ -14,14 +14,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from catalog import Catalog, NotFoundError
+from sqlalchemy.orm import Session
+
+from catalog import Asset, Catalog, NotFoundError
 from catalog.assets import (
-    SegmentRow,
+    MomentViewRow,
     asset_by_path,
     assets_with_fingerprint,
+    mark_present,
+    moment_view_count,
     move_asset,
-    replace_segments,
-    segment_count,
+    replace_moment_views,
     upsert_asset,
 )
 from catalog.media import content_hash
@@ -99,18 +102,19 @@ def _file_facts(path: Path) -> tuple[int, datetime]:
     return st.st_size, datetime.fromtimestamp(st.st_mtime, UTC)
 
 
-def _embed_moments(embedder: ClipEmbedder, moments: list[Moment]) -> list[SegmentRow]:
+def _embed_moments(embedder: ClipEmbedder, moments: list[Moment]) -> list[MomentViewRow]:
     views: list[tuple[Moment, int, Any]] = []
     for moment in moments:
         views.extend((moment, i, view) for i, view in enumerate(square_views(moment.image)))
     vectors = embedder.embed_images([v for _, _, v in views])
     return [
-        SegmentRow(m.start_s, m.end_s, m.frame_s, i, vector) for (m, i, _), vector in zip(views, vectors, strict=True)
+        MomentViewRow(m.start_s, m.end_s, m.frame_s, i, vector)
+        for (m, i, _), vector in zip(views, vectors, strict=True)
     ]
 
 
-def _segments(path: Path, info: MediaInfo, embedder: ClipEmbedder, options: SamplingOptions) -> list[SegmentRow]:
-    rows: list[SegmentRow] = []
+def _moment_views(path: Path, info: MediaInfo, embedder: ClipEmbedder, options: SamplingOptions) -> list[MomentViewRow]:
+    rows: list[MomentViewRow] = []
     pending: list[Moment] = []
     # Embed in batches as frames arrive, so only one batch of pictures is held.
     for moment in sample_moments(path, info, options):
@@ -137,25 +141,18 @@ def record_failure(catalog: Catalog, path: Path, message: str, kind: str, root_i
         return upsert_asset(session, str(path), values)
 
 
-def _try_move(
-    catalog: Catalog, path: Path, fingerprint: str, embedder: ClipEmbedder, root_id: int | None
-) -> IndexResult | None:
-    with catalog.session() as session:
-        for candidate in assets_with_fingerprint(session, fingerprint):
-            if candidate.path != str(path) and not os.path.exists(candidate.path):
-                move_asset(session, candidate.id, str(path), root_id if root_id is not None else candidate.root_id)
-                if candidate.status == "missing":
-                    candidate.status = "indexed"
-                if segment_count(session, candidate.id, embedder.identity) == 0:
-                    return None  # same file, but never embedded with this model: index it
-                return IndexResult(
-                    str(path),
-                    "moved",
-                    candidate.id,
-                    media_seconds=candidate.duration_s or 0.0,
-                    message=f"moved from {candidate.path}",
-                )
-    return None
+@dataclass(frozen=True)
+class _Seen:
+    """A file as found before indexing: where, how big, when written, and its fingerprint."""
+
+    path: Path
+    size: int
+    mtime: datetime
+    fingerprint: str
+
+
+def _no_stage(_: str) -> None:
+    pass
 
 
 def index_file(
@@ -167,58 +164,86 @@ def index_file(
 ) -> IndexResult:
     """Index one file. Never raises for bad media: the result says what happened."""
     path = Path(os.path.abspath(path))
-    stage = on_stage or (lambda _: None)
     try:
-        before = _file_facts(path)
-        fingerprint = quick_fingerprint(path)
+        size, mtime = _file_facts(path)
+        seen = _Seen(path, size, mtime, quick_fingerprint(path))
     except OSError as exc:
         return IndexResult(str(path), "failed", message=f"{path}: cannot read: {exc.strerror}")
-
     with catalog.session() as session:
         existing = asset_by_path(session, str(path))
-        if (
-            existing is not None
-            and not options.force
-            and existing.fingerprint == fingerprint
-            and existing.status in ("indexed", "missing")
-            and segment_count(session, existing.id, embedder.identity) > 0
-        ):
-            if existing.status == "missing":
-                existing.status = "indexed"
+        if existing is not None and _unchanged(session, existing, seen, embedder.identity, options):
+            mark_present(session, existing.id)  # a file marked missing may have come back
             return IndexResult(str(path), "unchanged", existing.id, media_seconds=existing.duration_s or 0.0)
-        existing_kind = existing.kind if existing is not None else None
+        known_kind = existing.kind if existing is not None else None
+    if known_kind is None and (moved := _try_move(catalog, seen, embedder, options.root_id)) is not None:
+        return moved
+    return _index_content(catalog, embedder, seen, known_kind or options.kind, options, on_stage or _no_stage)
 
-    if existing_kind is None:
-        moved = _try_move(catalog, path, fingerprint, embedder, options.root_id)
-        if moved is not None:
-            return moved
 
-    kind = existing_kind or options.kind
+def _unchanged(session: Session, asset: Asset, seen: _Seen, embedding_model: str, options: IndexOptions) -> bool:
+    """Whether ``asset`` already holds this very file, embedded by ``embedding_model``."""
+    return (
+        not options.force
+        and asset.fingerprint == seen.fingerprint
+        and asset.status in ("indexed", "missing")
+        and moment_view_count(session, asset.id, embedding_model) > 0
+    )
+
+
+def _try_move(catalog: Catalog, seen: _Seen, embedder: ClipEmbedder, root_id: int | None) -> IndexResult | None:
+    """The same file under a new name: the asset follows it, keeping id, moments and renditions."""
+    with catalog.session() as session:
+        for candidate in assets_with_fingerprint(session, seen.fingerprint):
+            old_path = candidate.path
+            if old_path == str(seen.path) or os.path.exists(old_path):
+                continue
+            move_asset(session, candidate.id, str(seen.path), root_id if root_id is not None else candidate.root_id)
+            mark_present(session, candidate.id)
+            if moment_view_count(session, candidate.id, embedder.identity) == 0:
+                return None  # same file, but never embedded with this model: index it
+            return IndexResult(
+                str(seen.path),
+                "moved",
+                candidate.id,
+                media_seconds=candidate.duration_s or 0.0,
+                message=f"moved from {old_path}",
+            )
+    return None
+
+
+def _index_content(
+    catalog: Catalog,
+    embedder: ClipEmbedder,
+    seen: _Seen,
+    kind: str,
+    options: IndexOptions,
+    stage: Callable[[str], None],
+) -> IndexResult:
+    """Probe, sample and embed the file, then write the asset and its moments in one transaction."""
+    path = seen.path
     try:
         stage("probing")
         info = probe(path)
         if info.is_footage_rendition and kind == "master":
             return IndexResult(str(path), "skipped", message=f"{path}: a footage rendition, not a master")
         stage("sampling")
-        rows = _segments(path, info, embedder, options.sampling)
+        rows = _moment_views(path, info, embedder, options.sampling)
         stage("hashing")
         digest = content_hash(path)
-        if _file_facts(path) != before:
+        if _file_facts(path) != (seen.size, seen.mtime):
             raise MediaError(f"{path}: changed while it was being indexed; it will be indexed again")
     except MediaError as exc:
         asset_id = record_failure(catalog, path, str(exc), kind, options.root_id)
         return IndexResult(str(path), "failed", asset_id, message=str(exc))
-
-    size, mtime = before
     values: dict[str, Any] = {
         **media_facts(info),
         "kind": kind,
         "status": "indexed",
         "error": None,
-        "fingerprint": fingerprint,
+        "fingerprint": seen.fingerprint,
         "content_hash": digest,
-        "size_bytes": size,
-        "mtime": mtime,
+        "size_bytes": seen.size,
+        "mtime": seen.mtime,
         "indexed_at": datetime.now(UTC),
     }
     if options.root_id is not None:
@@ -226,7 +251,7 @@ def index_file(
     stage("writing")
     with catalog.session() as session:
         asset_id = upsert_asset(session, str(path), values)
-        replace_segments(session, asset_id, embedder.identity, rows)
+        replace_moment_views(session, asset_id, embedder.identity, rows)
     return IndexResult(str(path), "indexed", asset_id, segments=len(rows), media_seconds=info.duration_s or 0.0)
 
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import context
 
-from catalog.models import Base
 from catalog.schema import include_name
+from catalog.tables import Base
 
 target_metadata = Base.metadata
 

@@ -100,7 +100,7 @@ def session(catalog_engine: Engine) -> Iterator[Session]:
 @pytest.fixture(scope="session")
 def tiny_clip(tmp_path_factory: pytest.TempPathFactory) -> str:
     """An open_clip ``local-dir:`` model with random weights (512-d, 32 px input)."""
-    from models import write_tiny_clip
+    from tiny_models import write_tiny_clip
 
     return write_tiny_clip(tmp_path_factory.mktemp("tiny-clip"))
 

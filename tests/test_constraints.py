@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from catalog import Asset, Rendition, Root, Segment
+from catalog import Asset, MomentView, Rendition, Root
 
 SHA = "a" * 64
 
@@ -64,7 +64,7 @@ def test_valid_rows_are_accepted(session: Session) -> None:
     )
     file = _asset(session, "/renders/a.4k.mov", kind="rendition")
     session.add(
-        Segment(
+        MomentView(
             asset_id=master.id,
             start_s=0,
             end_s=2,
@@ -140,7 +140,7 @@ def test_segment_checks(session: Session, fields: dict[str, Any], constraint: st
         embedding_dim=512,
     )
     values.update(fields)
-    _rejected(session, Segment(**values), constraint)
+    _rejected(session, MomentView(**values), constraint)
 
 
 def test_segment_identity_is_unique(session: Session) -> None:
@@ -154,15 +154,15 @@ def test_segment_identity_is_unique(session: Session) -> None:
         embedding_model="m",
         embedding_dim=512,
     )
-    session.add(Segment(**fields))
+    session.add(MomentView(**fields))
     session.flush()
-    _rejected(session, Segment(**fields), "uq_segments_asset_id_embedding_model_frame_s_view")
+    _rejected(session, MomentView(**fields), "uq_segments_asset_id_embedding_model_frame_s_view")
 
 
 def test_segments_go_with_their_asset(session: Session) -> None:
     master = _asset(session, "/media/c.mov")
     session.add(
-        Segment(
+        MomentView(
             asset_id=master.id,
             start_s=0,
             end_s=1,
@@ -175,7 +175,7 @@ def test_segments_go_with_their_asset(session: Session) -> None:
     session.flush()
     session.delete(master)
     session.flush()
-    assert session.query(Segment).filter_by(asset_id=master.id).count() == 0
+    assert session.query(MomentView).filter_by(asset_id=master.id).count() == 0
 
 
 def test_rendition_master_must_be_a_master(session: Session) -> None:

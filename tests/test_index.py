@@ -10,10 +10,10 @@ import av
 import numpy as np
 import sqlalchemy as sa
 from media import Clip, truncate, write_clip
-from models import write_tiny_clip
+from tiny_models import write_tiny_clip
 from typer.testing import CliRunner
 
-from catalog import Asset, Catalog, Segment
+from catalog import Asset, Catalog, MomentView
 from catalog.media import RENDITION_TAG
 from cli.main import app
 from indexer.embed import ClipEmbedder, EmbeddingSettings
@@ -24,9 +24,9 @@ def _segments(catalog: Catalog, asset_id: int) -> list[tuple[float, float, float
     with catalog.session() as s:
         return list(
             s.execute(
-                sa.select(Segment.start_s, Segment.end_s, Segment.frame_s, Segment.view)
-                .where(Segment.asset_id == asset_id)
-                .order_by(Segment.frame_s, Segment.view)
+                sa.select(MomentView.start_s, MomentView.end_s, MomentView.frame_s, MomentView.view)
+                .where(MomentView.asset_id == asset_id)
+                .order_by(MomentView.frame_s, MomentView.view)
             ).all()
         )
 
@@ -56,11 +56,11 @@ def test_reindex_of_unchanged_file_does_no_work(catalog: Catalog, embedder: Clip
     path = write_clip(tmp_path / "a.mp4", Clip())
     first = index_file(catalog, embedder, path)
     with catalog.session() as s:
-        ids_before = list(s.scalars(sa.select(Segment.id).order_by(Segment.id)))
+        ids_before = list(s.scalars(sa.select(MomentView.id).order_by(MomentView.id)))
     second = index_file(catalog, embedder, path)
     assert second.outcome == "unchanged" and second.asset_id == first.asset_id
     with catalog.session() as s:
-        assert list(s.scalars(sa.select(Segment.id).order_by(Segment.id))) == ids_before
+        assert list(s.scalars(sa.select(MomentView.id).order_by(MomentView.id))) == ids_before
 
 
 def test_changed_file_is_reindexed_under_the_same_id(catalog: Catalog, embedder: ClipEmbedder, tmp_path: Path) -> None:
@@ -146,9 +146,9 @@ def test_other_model_keeps_its_own_vectors(catalog: Catalog, embedder: ClipEmbed
     with catalog.session() as s:
         counts = dict(
             s.execute(
-                sa.select(Segment.embedding_model, sa.func.count())
-                .where(Segment.asset_id == first.asset_id)
-                .group_by(Segment.embedding_model)
+                sa.select(MomentView.embedding_model, sa.func.count())
+                .where(MomentView.asset_id == first.asset_id)
+                .group_by(MomentView.embedding_model)
             ).all()
         )
     assert counts == {embedder.identity: first.segments, other.identity: second.segments}
@@ -204,7 +204,7 @@ def test_cli_index_summary_and_exit_code(catalog: Catalog, tiny_clip: str, tmp_p
 
 
 def test_reindex_with_a_new_model_keeps_spaces_apart(catalog: Catalog, tiny_clip: str, tmp_path: Path) -> None:
-    from models import write_tiny_clip
+    from tiny_models import write_tiny_clip
 
     path = write_clip(tmp_path / "a.mp4", Clip())
     broken = tmp_path / "broken.mov"
@@ -224,5 +224,7 @@ def test_reindex_with_a_new_model_keeps_spaces_apart(catalog: Catalog, tiny_clip
     assert result.exit_code == 0, result.output
     assert [Path(f["path"]).name for f in json.loads(result.stdout)["files"]] == ["a.mp4"]
     with catalog.session() as s:
-        models = s.execute(sa.select(Segment.embedding_model, sa.func.count()).group_by(Segment.embedding_model)).all()
+        models = s.execute(
+            sa.select(MomentView.embedding_model, sa.func.count()).group_by(MomentView.embedding_model)
+        ).all()
     assert dict(models) == {tiny_clip: 4, other: 4}

@@ -13,7 +13,7 @@ import av
 import numpy as np
 import pytest
 from media import Clip, write_clip
-from models import write_identity_compact, write_tiny_compact
+from tiny_models import write_identity_compact, write_tiny_compact
 from typer.testing import CliRunner
 
 from catalog.media import content_hash

@@ -11,8 +11,8 @@ from sqlalchemy.orm import Session
 
 from catalog import renditions as records
 from catalog.assets import upsert_asset
-from catalog.models import Rendition, RenditionStatus
 from catalog.renditions import RenditionSpec, RenditionStateError
+from catalog.tables import Rendition, RenditionStatus
 
 S = RenditionStatus
 

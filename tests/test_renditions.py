@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from media import Clip, write_clip
-from models import write_tiny_compact
 from polling import wait_for
+from tiny_models import write_tiny_compact
 from typer.testing import CliRunner
 
-from catalog import Asset, Catalog, Rendition, Segment, UnsafePathError
+from catalog import Asset, Catalog, MomentView, Rendition, UnsafePathError
 from catalog.media import content_hash
 from catalog.renditions import ensure_inside, rendition_path
 from cli.main import app
@@ -73,7 +73,9 @@ def test_request_to_linked_indexed_rendition(setup: dict, catalog: Catalog) -> N
     with catalog.session() as s:
         file = s.get(Asset, row.rendition_asset_id)
         assert file is not None and (file.kind, file.status, file.width) == ("rendition", "indexed", 128)
-        assert (s.scalar(sa.select(sa.func.count()).select_from(Segment).where(Segment.asset_id == file.id)) or 0) > 0
+        assert (
+            s.scalar(sa.select(sa.func.count()).select_from(MomentView).where(MomentView.asset_id == file.id)) or 0
+        ) > 0
 
     pairs = _invoke(env, "pairs")["pairs"]
     assert len(pairs) == 1 and pairs[0]["master"]["path"] == str(master)
@@ -184,7 +186,9 @@ def _worker(env: dict[str, str], *extra: str) -> subprocess.Popen[str]:
 
 @pytest.fixture
 def long_master(setup: dict, catalog: Catalog, embedder: ClipEmbedder) -> Path:
-    path = write_clip(setup["tmp"] / "media" / "long.mov", Clip(width=160, height=90, shots=(2.0, 2.0, 2.0)))
+    # Long enough that the render is still running when an abort is polled
+    # for (procrastinate looks every 5 s when a notification is missed).
+    path = write_clip(setup["tmp"] / "media" / "long.mov", Clip(width=160, height=90, shots=(4.0, 4.0, 4.0)))
     index_file(catalog, embedder, path)
     return path
 
@@ -228,7 +232,8 @@ def test_cancel_a_running_render(
     workers.append(_worker(env))
     wait_for(lambda: _rendition(catalog, queued["rendition_id"]).frames_done > 0, timeout=120)
     assert runner.invoke(app, ["jobs", "cancel", str(queued["job_id"])], env=env).exit_code == 0
-    wait_for(lambda: _rendition(catalog, queued["rendition_id"]).status == "cancelled", timeout=60)
+    wait_for(lambda: _rendition(catalog, queued["rendition_id"]).status != "running", timeout=60)
+    assert _rendition(catalog, queued["rendition_id"]).status == "cancelled"
     assert not Path(queued["output"]).exists()
     wait_for(
         lambda: any(j["job_id"] == queued["job_id"] and j["status"] == "aborted" for j in _invoke(env, "jobs")["jobs"]),

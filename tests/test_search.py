@@ -13,7 +13,7 @@ from media import Clip, write_clip
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
-from catalog import Asset, Catalog, Rendition, Segment
+from catalog import Asset, Catalog, MomentView, Rendition
 from catalog.search import SearchFilters, SearchOptions, search_vector
 from cli.main import app
 from indexer.embed import ClipEmbedder
@@ -36,7 +36,7 @@ def _fill(session: Session, vectors: np.ndarray, per_asset: int, **asset_facts: 
         session.flush()
         ids.append(asset.id)
         session.execute(
-            sa.insert(Segment),
+            sa.insert(MomentView),
             [
                 {
                     "asset_id": asset.id,

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from models import write_tiny_compact, write_tiny_rrdb
 from safetensors.torch import save_file
+from tiny_models import write_tiny_compact, write_tiny_rrdb
 
 from catalog.media import file_sha256
 from upscaler.errors import ChecksumError, UnknownModelError, UnsupportedModelError
-from upscaler.models import load_model
+from upscaler.loader import load_model
 from upscaler.registry import KNOWN_MODELS, PRESETS, KnownModel, ModelChoice, known_model, resolve_model
 from upscaler.tiling import upscale_tiled
 from upscaler.weights import fetch

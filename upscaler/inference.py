@@ -18,7 +18,15 @@ from spandrel import ImageModelDescriptor
 from upscaler.tiling import upscale_tiled
 
 logger = logging.getLogger(__name__)
+# Tiles never shrink below this after running out of memory: smaller ones
+# spend more on their overlap than on the picture.
 _MIN_TILE = 128
+# fp16 overflow shows as NaN/inf; underflow collapses activations to zero, a
+# black picture. An output whose brightest value is under this (of 1.0) from
+# an input brighter than _LIT_INPUT is taken as collapsed; a genuinely dark
+# frame (a fade) stays dark in any precision and is not judged.
+_BLACK_OUTPUT = 1e-3
+_LIT_INPUT = 0.05
 
 
 def best_device(requested: str | None = None) -> torch.device:
@@ -83,7 +91,8 @@ class FrameUpscaler:
         if not self._checked:
             # Reduced precision can overflow to NaN or collapse to black on some
             # models; check the first frame and fall back to fp32 for good.
-            broken = not torch.isfinite(out).all() or (out.amax() < 1e-3 and image.amax() > 0.05)
+            black = out.amax() < _BLACK_OUTPUT and image.amax() > _LIT_INPUT
+            broken = not torch.isfinite(out).all() or black
             if broken and self.dtype != torch.float32:
                 self.fallbacks.append(f"{self.precision} gave NaN or black output: fp32 used")
                 logger.warning("%s output broken: falling back to fp32", self.precision)

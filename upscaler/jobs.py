@@ -27,7 +27,7 @@ from catalog import renditions as records
 from catalog.families import resolve_asset
 from catalog.jobs import RENDER_QUEUE, RENDER_TASK, defer_index, defer_render
 from catalog.media import Picture, content_hash
-from catalog.models import RenditionStatus
+from catalog.tables import RenditionStatus
 from upscaler.encode import CODECS, DEFAULT_CODEC
 from upscaler.errors import DownloadError, PlanError, RenderError
 from upscaler.geometry import Plan, plan

@@ -14,7 +14,7 @@ from catalog.media import Picture, start_time_s, video_facts
 from upscaler.colour import rgb_format, source_tags, to_rgb
 from upscaler.errors import PlanError, RenderError
 from upscaler.inference import FrameUpscaler, best_device
-from upscaler.models import load_model
+from upscaler.loader import load_model
 from upscaler.registry import ModelChoice
 
 _PANEL_WIDTH = 960  # each full-frame panel is scaled to this width

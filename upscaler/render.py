@@ -25,7 +25,7 @@ from upscaler.encode import DEFAULT_CODEC, choose_encoder
 from upscaler.errors import PlanError, RenderError
 from upscaler.geometry import Plan, plan
 from upscaler.inference import FrameUpscaler, best_device
-from upscaler.models import ModelIdentity, load_model
+from upscaler.loader import ModelIdentity, load_model
 from upscaler.muxing import COPYABLE_AUDIO, open_output, plan_streams, verify_output
 from upscaler.pipeline import PipelineSpec, RenderProgress, run_pipeline
 from upscaler.provenance import NOTICE, container_tags, now, software, write_sidecar

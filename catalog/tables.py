@@ -1,5 +1,5 @@
-"""SQLAlchemy 2.0 models of the catalog. The migrations are the truth; a test
-keeps these models and the migrated schema identical."""
+"""The catalog's tables as SQLAlchemy 2.0 classes. The migrations are the truth;
+a test keeps these classes and the migrated schema identical."""
 
 from __future__ import annotations
 
@@ -152,10 +152,11 @@ class Asset(Base):
     indexed_at: Mapped[datetime | None]
 
 
-class Segment(Base):
-    """A moment of an asset: its time span, the frame that stands for it, and
-    that frame's embedding. ``view`` numbers the crops of one frame that were
-    embedded separately so the whole picture is searchable."""
+class MomentView(Base):
+    """One view of a moment, with its embedding: the moment's time span, the
+    frame that stands for it, and ``view``, the number of the square crop of
+    that frame (crops are embedded separately so the whole picture is
+    searchable). The table keeps its first name, ``segments``."""
 
     __tablename__ = "segments"
     __table_args__ = (
@@ -256,10 +257,10 @@ class Rendition(Base):
 # Searches must use this same expression (cast to the fixed dimension) to hit the index.
 Index(
     f"ix_segments_embedding_hnsw_{DEFAULT_EMBEDDING_DIM}",
-    cast(Segment.embedding, Vector(DEFAULT_EMBEDDING_DIM)).label("embedding_fixed"),
+    cast(MomentView.embedding, Vector(DEFAULT_EMBEDDING_DIM)).label("embedding_fixed"),
     postgresql_using="hnsw",
     postgresql_ops={"embedding_fixed": "vector_cosine_ops"},
-    postgresql_where=Segment.embedding_dim == DEFAULT_EMBEDDING_DIM,
+    postgresql_where=MomentView.embedding_dim == DEFAULT_EMBEDDING_DIM,
 )
 
-TABLES: tuple[type[Base], ...] = (Root, Asset, Segment, Rendition)
+TABLES: tuple[type[Base], ...] = (Root, Asset, MomentView, Rendition)
