@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from fractions import Fraction
 from typing import Any
 
 from pgvector.sqlalchemy import Vector
@@ -28,6 +29,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from catalog.media import Picture
 
 ASSET_KINDS = ("master", "rendition")
 ASSET_STATUSES = ("pending", "indexed", "missing", "error")
@@ -150,6 +153,14 @@ class Asset(Base):
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())
     indexed_at: Mapped[datetime | None]
+
+    @property
+    def picture(self) -> Picture | None:
+        """The coded picture as probed (size, pixel aspect, rotation); ``None`` before probing."""
+        if not self.width or not self.height:
+            return None
+        sar = Fraction(self.sar_num or 1, self.sar_den or 1)
+        return Picture(self.width, self.height, sar, self.rotation or 0)
 
 
 class MomentView(Base):

@@ -14,7 +14,6 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 
 import procrastinate
@@ -80,8 +79,8 @@ def request_upscale(
     model = resolve_model(request.model)
     model_sha = model.weights_sha256()
     with catalog.session() as session:
-        master = _upscalable_master(session, request.asset)
-        the_plan = plan(_picture(master), request.target, force=request.force)
+        master, picture = _upscalable_master(session, request.asset)
+        the_plan = plan(picture, request.target, force=request.force)
         spec = records.RenditionSpec(
             master.id,
             the_plan.label,
@@ -101,22 +100,16 @@ def request_upscale(
     return Requested(rendition_id, job_id, the_plan, output, False, RenditionStatus.QUEUED)
 
 
-def _upscalable_master(session: Session, ref: str) -> Asset:
+def _upscalable_master(session: Session, ref: str) -> tuple[Asset, Picture]:
     master = resolve_asset(session, ref)
     if master.kind != "master":
         raise FootageError(f"{master.path} is a rendition; upscale its master instead")
     if master.status != "indexed" or not os.path.exists(master.path):
         state = master.status if master.status != "indexed" else "missing"
         raise FootageError(f"{master.path} is {state}; only present, indexed masters can be upscaled")
-    if not master.width or not master.height:
+    if (picture := master.picture) is None:
         raise FootageError(f"{master.path} has no known picture size")
-    return master
-
-
-def _picture(master: Asset) -> Picture:
-    assert master.width and master.height
-    sar = Fraction(master.sar_num or 1, master.sar_den or 1)
-    return Picture(master.width, master.height, sar, master.rotation or 0)
+    return master, picture
 
 
 def _parameters(request: UpscaleRequest, model: ResolvedModel) -> dict[str, object]:
