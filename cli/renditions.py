@@ -17,10 +17,21 @@ from cli.output import JSON_OPTION, print_json, print_table, stderr, stdout
 from cli.progress import FrameProgress
 from cli.service import upscale_settings, worker_app
 from cli.settings import catalog_settings
-from cli.upscaling import CODEC_OPTION, DENOISE_OPTION, MODEL_OPTION, SHA_OPTION, TARGET_OPTION
+from cli.upscaling import (
+    CODEC_OPTION,
+    DENOISE_OPTION,
+    MODEL_OPTION,
+    SHA_OPTION,
+    STRENGTH_OPTION,
+    TARGET_OPTION,
+    TEMPORAL_OPTION,
+    TemporalMode,
+    temporal_settings,
+)
 from cli.views import family_rows
 from upscaler.encode import DEFAULT_CODEC
 from upscaler.registry import DEFAULT_MODEL, ModelChoice
+from upscaler.temporal import DEFAULT_STRENGTH
 
 
 def upscale(
@@ -30,6 +41,8 @@ def upscale(
     codec: Annotated[str, CODEC_OPTION] = DEFAULT_CODEC,
     denoise: Annotated[float | None, DENOISE_OPTION] = None,
     sha256: Annotated[str | None, SHA_OPTION] = None,
+    temporal: Annotated[TemporalMode, TEMPORAL_OPTION] = TemporalMode.on,
+    strength: Annotated[float, STRENGTH_OPTION] = DEFAULT_STRENGTH,
     force: Annotated[bool, typer.Option("--force", help="Allow a target that is not larger than the master.")] = False,
     again: Annotated[bool, typer.Option("--again", help="Render anew even if the same rendition exists.")] = False,
     wait: Annotated[
@@ -55,6 +68,7 @@ def upscale(
         codec=codec,
         force=force,
         again=again,
+        temporal=temporal_settings(temporal, strength),
     )
     with open_catalog(catalog_settings()) as catalog:
         defer_app = job_app(catalog, asynchronous=False)

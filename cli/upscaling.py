@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -13,6 +14,7 @@ from cli.settings import device, models_dir
 from indexer.query import parse_time
 from upscaler.encode import CODECS, DEFAULT_CODEC
 from upscaler.registry import DEFAULT_MODEL, KNOWN_MODELS, PRESETS, ModelChoice, resolve_model
+from upscaler.temporal import DEFAULT_STRENGTH, TemporalSettings
 from upscaler.weights import cached_path
 
 MODEL_OPTION = typer.Option(
@@ -30,6 +32,29 @@ DENOISE_OPTION = typer.Option(
 SHA_OPTION = typer.Option("--sha256", help="Expected sha256 of the weights (overrides the registry's).")
 
 
+class TemporalMode(StrEnum):
+    on = "on"
+    off = "off"
+
+
+TEMPORAL_OPTION = typer.Option(
+    "--temporal",
+    help="on: detail stays put from frame to frame (motion-compensated blending, reset at cuts); "
+    "off: each frame upscaled on its own.",
+)
+STRENGTH_OPTION = typer.Option(
+    "--temporal-strength",
+    min=0.0,
+    max=1.0,
+    help=f"How much of the previous frame's detail is kept where the motion is sure (0-1, "
+    f"default {DEFAULT_STRENGTH}); lower it if a moving detail looks smeared.",
+)
+
+
+def temporal_settings(mode: TemporalMode, strength: float) -> TemporalSettings:
+    return TemporalSettings(enabled=mode is TemporalMode.on, strength=strength)
+
+
 def render(
     master: Annotated[Path, typer.Argument(help="The master video (only ever read).")],
     to: Annotated[str, TARGET_OPTION] = "4k",
@@ -41,6 +66,8 @@ def render(
     ] = None,
     denoise: Annotated[float | None, DENOISE_OPTION] = None,
     sha256: Annotated[str | None, SHA_OPTION] = None,
+    temporal: Annotated[TemporalMode, TEMPORAL_OPTION] = TemporalMode.on,
+    strength: Annotated[float, STRENGTH_OPTION] = DEFAULT_STRENGTH,
     tile: Annotated[
         int | None,
         typer.Option("--tile", min=64, help="Process frames in tiles of this many pixels (saves GPU memory)."),
@@ -78,6 +105,7 @@ def render(
         device=device(),
         cache_dir=models_dir(),
         overwrite=overwrite,
+        temporal=temporal_settings(temporal, strength),
     )
     bar = FrameProgress(f"Rendering {master.name}")
     try:

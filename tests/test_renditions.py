@@ -57,6 +57,20 @@ def _rendition(catalog: Catalog, rendition_id: int) -> Rendition:
         return row
 
 
+def test_temporal_setting_makes_a_different_rendition(setup: dict, catalog: Catalog) -> None:
+    env, master, model = setup["env"], str(setup["master"]), str(setup["model"])
+    stable = _invoke(env, "upscale", master, "--to", "2x", "-m", model)
+    plain = _invoke(env, "upscale", master, "--to", "2x", "-m", model, "--temporal", "off")
+    softer = _invoke(env, "upscale", master, "--to", "2x", "-m", model, "--temporal-strength", "0.5")
+    assert len({stable["rendition_id"], plain["rendition_id"], softer["rendition_id"]}) == 3
+    assert len({stable["output"], plain["output"], softer["output"]}) == 3  # never one file for two renditions
+    assert not any(r["existing"] for r in (stable, plain, softer))
+    again = _invoke(env, "upscale", master, "--to", "2x", "-m", model, "--temporal", "off")
+    assert again["existing"] and again["rendition_id"] == plain["rendition_id"]
+    assert _rendition(catalog, plain["rendition_id"]).parameters["temporal"] == {"enabled": False}
+    assert _rendition(catalog, softer["rendition_id"]).parameters["temporal"] == {"enabled": True, "strength": 0.5}
+
+
 def test_request_to_linked_indexed_rendition(setup: dict, catalog: Catalog) -> None:
     env, master, model = setup["env"], setup["master"], setup["model"]
     done = _invoke(env, "upscale", str(master), "--to", "2x", "-m", str(model), "--wait")
@@ -90,6 +104,9 @@ def test_request_to_linked_indexed_rendition(setup: dict, catalog: Catalog) -> N
     assert again["existing"] is True and again["rendition_id"] == done["rendition_id"]
     fresh = _invoke(env, "upscale", str(master), "--to", "2x", "-m", str(model), "--again")
     assert fresh["existing"] is False and fresh["output"] != done["output"]
+    third = _invoke(env, "upscale", str(master), "--to", "2x", "-m", str(model), "--again")  # the same second
+    assert third["output"] not in (done["output"], fresh["output"])
+    assert Path(third["output"]).name == f"{master.stem}.2x-3.{Path(model).stem}.mov"
 
     jobs = _invoke(env, "jobs")["jobs"]
     assert {j["task"] for j in jobs} == {"footage.render", "footage.index_file"}

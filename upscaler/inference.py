@@ -102,18 +102,36 @@ class FrameUpscaler:
             self._checked = True
         return out
 
-    def __call__(self, pixels: np.ndarray) -> np.ndarray:
-        peak = 65535.0 if pixels.dtype == np.uint16 else 255.0
-        with torch.inference_mode():
-            tensor = torch.from_numpy(pixels.astype(np.float32) if pixels.dtype == np.uint16 else pixels)
-            image = tensor.to(self.device, non_blocking=True).permute(2, 0, 1).unsqueeze(0).float() / peak
-            if self.rotation:
-                image = torch.rot90(image, k=self.rotation // 90, dims=(2, 3))
-            out = self._checked_model(image)
-            if out.shape[-2:] != (self.height, self.width):
-                out = F.interpolate(
-                    out, size=(self.height, self.width), mode="bicubic", antialias=True, align_corners=False
-                )
-            out = (out.clamp(0, 1) * peak).round()
-            result = out[0].permute(1, 2, 0).to(torch.int32 if peak > 255 else torch.uint8).cpu().numpy()
+    def upscale(self, pixels: np.ndarray) -> torch.Tensor:
+        """The upright output picture of RGB ``pixels`` (H, W, 3): (1, 3, height, width) float on the device.
+
+        Values are in [0, 1] before rounding; call under ``torch.inference_mode``.
+        """
+        peak = _peak(pixels)
+        tensor = torch.from_numpy(pixels.astype(np.float32) if pixels.dtype == np.uint16 else pixels)
+        image = tensor.to(self.device, non_blocking=True).permute(2, 0, 1).unsqueeze(0).float() / peak
+        if self.rotation:
+            image = torch.rot90(image, k=self.rotation // 90, dims=(2, 3))
+        out = self._checked_model(image)
+        if out.shape[-2:] != (self.height, self.width):
+            out = F.interpolate(
+                out, size=(self.height, self.width), mode="bicubic", antialias=True, align_corners=False
+            )
+        return out.clamp(0, 1)
+
+    @staticmethod
+    def to_pixels(out: torch.Tensor, like: np.ndarray) -> np.ndarray:
+        """``out`` (1, 3, H, W) in [0, 1] as (H, W, 3) pixels of ``like``'s type, rounded, never truncated."""
+        peak = _peak(like)
+        rounded = (out.clamp(0, 1) * peak).round()
+        result = rounded[0].permute(1, 2, 0).to(torch.int32 if peak > 255 else torch.uint8).cpu().numpy()
         return result.astype(np.uint16) if peak > 255 else result
+
+    def __call__(self, pixels: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            return self.to_pixels(self.upscale(pixels), pixels)
+
+
+def _peak(pixels: np.ndarray) -> float:
+    """Full scale of uint8 or uint16 pixels."""
+    return 65535.0 if pixels.dtype == np.uint16 else 255.0

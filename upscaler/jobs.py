@@ -32,6 +32,7 @@ from upscaler.errors import DownloadError, PlanError, RenderError
 from upscaler.geometry import Plan, plan
 from upscaler.registry import ModelChoice, ResolvedModel, resolve_model
 from upscaler.render import RenderProgress, RenderRequest, RenderResult, render
+from upscaler.temporal import TemporalSettings
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +58,7 @@ class UpscaleRequest:
     codec: str = DEFAULT_CODEC
     force: bool = False
     again: bool = False
+    temporal: TemporalSettings = TemporalSettings()
 
 
 @dataclass(frozen=True)
@@ -114,7 +116,7 @@ def _upscalable_master(session: Session, ref: str) -> tuple[Asset, Picture]:
 
 def _parameters(request: UpscaleRequest, model: ResolvedModel) -> dict[str, object]:
     """The request's settings that make two renditions differ, beyond target and weights."""
-    parameters: dict[str, object] = {"codec": request.codec}
+    parameters: dict[str, object] = {"codec": request.codec, "temporal": request.temporal.parameters()}
     if model.file is not None:
         parameters["model_file"] = str(model.file)
     if request.model.denoise is not None:
@@ -125,13 +127,17 @@ def _parameters(request: UpscaleRequest, model: ResolvedModel) -> dict[str, obje
 def _output_path(
     session: Session, folder: Path, master: Asset, the_plan: Plan, model_name: str, request: UpscaleRequest
 ) -> Path:
-    """``<stem>.<target>.<model><suffix>`` in the renditions folder, made unique when taken."""
+    """``<stem>.<target>.<model><suffix>`` in the renditions folder; when that name is taken (another
+    version of the same request, ``--again``), the target gets the first free number: ``4k-2``, ``4k-3``."""
     folder.mkdir(parents=True, exist_ok=True)
     stem, suffix = Path(master.path).stem, CODECS[request.codec].suffix
-    output = records.rendition_path(folder, stem, the_plan.label, model_name, suffix)
-    if request.again or output.exists() or _path_taken(session, output):
-        output = records.rendition_path(folder, stem, f"{the_plan.label}-{int(time.time())}", model_name, suffix)
-    return output
+    label, number = the_plan.label, 1
+    while True:
+        output = records.rendition_path(folder, stem, label, model_name, suffix)
+        if not (output.exists() or _path_taken(session, output)):
+            return output
+        number += 1
+        label = f"{the_plan.label}-{number}"
 
 
 def _path_taken(session: Session, path: Path) -> bool:
@@ -230,6 +236,7 @@ def _render_request(rendition: Rendition, master: Asset, output: Path, settings:
         force=True,
         device=settings.device,
         overwrite=True,
+        temporal=TemporalSettings.from_parameters(rendition.parameters.get("temporal")),
     )
 
 

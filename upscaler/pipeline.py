@@ -228,7 +228,7 @@ def _encode(
 
 def _model_stage(
     spec: PipelineSpec,
-    upscale: Callable[[np.ndarray], np.ndarray],
+    upscale: Callable[[np.ndarray, int | None], np.ndarray],
     queues: tuple[queue.Queue[Any], queue.Queue[Any]],
     shared: _Shared,
     progress: Callable[[RenderProgress], None] | None,
@@ -243,7 +243,7 @@ def _model_stage(
                 raise RenderError("render cancelled")
             if item[0] == "frame":
                 m0 = time.perf_counter()
-                item = ("frame", item[1], upscale(item[2]))
+                item = ("frame", item[1], upscale(item[2], item[1]))
                 model_s += time.perf_counter() - m0
                 done += 1
                 if progress:
@@ -261,14 +261,14 @@ def run_pipeline(
     spec: PipelineSpec,
     master: av.container.InputContainer,
     output: Output,
-    upscale: Callable[[np.ndarray], np.ndarray],
+    upscale: Callable[[np.ndarray, int | None], np.ndarray],
     progress: Callable[[RenderProgress], None] | None = None,
     cancel: threading.Event | None = None,
 ) -> PipelineStats:
     """Run the three stages to the end; the output container is closed when this returns.
 
-    ``upscale`` takes and returns RGB (H, W, 3) frames. The first error of any
-    stage stops all three and is raised here.
+    ``upscale`` takes an RGB (H, W, 3) frame and its timestamp and returns the
+    output frame. The first error of any stage stops all three and is raised here.
     """
     shared = _Shared()
     to_model: queue.Queue[Any] = queue.Queue(QUEUE_DEPTH)

@@ -54,11 +54,18 @@ def container_tags(provenance: dict[str, Any], master_name: str) -> dict[str, st
         ),
         RENDITION_TAG: "1",  # QuickTime keeps custom keys only with movflags=use_metadata_tags
         "footage_model": model["name"],
+        "footage_temporal": _temporal_tag(provenance["processing"].get("temporal", {})),
         "footage_model_sha256": model["sha256"],
         "footage_master_sha256": provenance["master"]["content_hash"],
         "footage_version": provenance["software"]["footage"] or "unknown",
         "creation_time": provenance["created_at"],
     }
+
+
+def _temporal_tag(temporal: dict[str, Any]) -> str:
+    if not temporal.get("enabled"):
+        return "off (frame by frame)"
+    return f"on (flow-guided recursive blending, strength {temporal['strength']})"
 
 
 def sidecar_path(video: Path) -> Path:

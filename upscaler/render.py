@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import av
+import numpy as np
 import torch
 
 from catalog.media import VideoFacts, content_hash, first_frame, video_facts
@@ -30,6 +31,8 @@ from upscaler.muxing import COPYABLE_AUDIO, open_output, plan_streams, verify_ou
 from upscaler.pipeline import PipelineSpec, RenderProgress, run_pipeline
 from upscaler.provenance import NOTICE, container_tags, now, software, write_sidecar
 from upscaler.registry import ModelChoice
+from upscaler.stabiliser import TemporalStage
+from upscaler.temporal import TemporalSettings
 
 __all__ = ["RenderProgress", "RenderRequest", "RenderResult", "render"]
 
@@ -49,6 +52,7 @@ class RenderRequest:
     tile: int | None = None
     device: str | None = None
     overwrite: bool = False
+    temporal: TemporalSettings = field(default_factory=TemporalSettings)
 
 
 @dataclass(frozen=True)
@@ -93,9 +97,11 @@ def render(
         upscaler = FrameUpscaler(
             descriptor, device, master.spec.plan.width, master.spec.plan.height, picture.rotation, tile=request.tile
         )
+        temporal = _temporal_stage(request.temporal, master)
         provenance = _provenance(master, master_path, master_hash, identity, device, output.suffix)
+        provenance["processing"]["temporal"] = request.temporal.parameters()
         written = open_output(tmp, output.suffix, master.spec, container, container_tags(provenance, master_path.name))
-        stats = run_pipeline(master.spec, container, written, upscaler, progress, cancel)
+        stats = run_pipeline(master.spec, container, written, _frames(upscaler, temporal), progress, cancel)
         timings.update({"pipeline_s": stats.pipeline_s, "model_s": stats.model_s, "fps": stats.fps})
         duration = _verify(tmp, master, stats.frames)
         if content_hash(master_path) != master_hash:
@@ -108,6 +114,9 @@ def render(
                 "frames": stats.frames,
             }
         )
+        if temporal is not None:
+            provenance["processing"]["temporal"] = temporal.description()
+            timings["temporal_s"] = temporal.stats.seconds
         provenance["timings"] = {k: round(v, 3) for k, v in timings.items()}
         sidecar = write_sidecar(output, provenance)
         os.replace(tmp, output)
@@ -117,6 +126,26 @@ def render(
     finally:
         container.close()
         tmp.unlink(missing_ok=True)
+
+
+def _temporal_stage(settings: TemporalSettings, master: _Inspected) -> TemporalStage | None:
+    if not settings.enabled:
+        return None
+    spec = master.spec
+    frame_pts = float(1 / (spec.rate * spec.time_base)) if spec.rate else None
+    return TemporalStage(settings, master.facts.picture.rotation, frame_pts)
+
+
+def _frames(upscaler: FrameUpscaler, temporal: TemporalStage | None) -> Callable[[np.ndarray, int | None], np.ndarray]:
+    """The model stage's work on one frame: the model, then the temporal stage when it is on."""
+    if temporal is None:
+        return lambda pixels, _pts: upscaler(pixels)
+
+    def stabilised(pixels: np.ndarray, pts: int | None) -> np.ndarray:
+        with torch.inference_mode():
+            return upscaler.to_pixels(temporal(pixels, upscaler.upscale(pixels), pts), pixels)
+
+    return stabilised
 
 
 def _preflight(request: RenderRequest) -> tuple[Path, Path]:

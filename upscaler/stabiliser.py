@@ -1,0 +1,188 @@
+"""The temporal stage: detail that stays put from frame to frame.
+
+A super-resolution model run frame by frame invents detail anew on every
+frame, so fine texture shimmers and crawls. This stage is flow-guided
+recursive blending, the classic motion-compensated recursive filter:
+
+- motion between consecutive *source* frames (OpenCV's DIS optical flow on
+  the low-resolution luma, both ways), scaled to the output;
+- the previous *output* frame warped along that motion (``grid_sample``, on
+  the model's device) and blended with the model's output for this frame,
+  weighted per pixel by how much the motion can be trusted there: the
+  forward and backward flows must agree (occlusions and disocclusions fail
+  this) and the source must look the same after warping (fast motion,
+  lighting changes and fades fail this); where either fails, the model's own
+  output stands, so nothing moving leaves a trail;
+- a scene cut (little of the picture continues), a gap in the timestamps or
+  the first frame resets the stage: that frame is the model's output exactly.
+
+It holds one previous source frame and one previous output: memory is flat,
+and it looks at no future frame. Learned stabilisers were passed over:
+vs-temporalfix needs VapourSynth and its mvtools plugins, and video SR
+networks with propagation replace the user's chosen model; this stage works
+with any model spandrel loads.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from upscaler.temporal import TemporalSettings
+
+# Motion is estimated at most this size (short side, pixels): flow is smooth,
+# and DIS on a 1080p source would cost more than the stage is worth.
+_FLOW_SHORT_SIDE = 360
+# Forward-backward check (Sundaram, Brox & Keutzer 2010): a pixel is occluded
+# when |f + b|^2 exceeds this share of |f|^2 + |b|^2 plus a constant (pixels^2).
+_FB_RELATIVE = 0.01
+_FB_ABSOLUTE = 0.5
+# Photometric check on lightly blurred luma (0-1), so grain does not fail it
+# but a change of lighting or a wrong match does: ~10 code values of 8-bit.
+_PHOTO_SIGMA = 0.04
+_BLUR_SIGMA_PX = 1.0
+# Below this mean confidence little of the picture continues: a cut.
+_CUT_CONFIDENCE = 0.3
+# A timestamp step above this many frame durations is a gap in decoding.
+_GAP_FRAMES = 1.5
+
+
+@dataclass
+class TemporalStats:
+    """Frames seen, frames that restarted the stage (first, cuts, gaps), and the
+    mean confidence of the frames that were blended."""
+
+    frames: int = 0
+    resets: int = 0
+    confidence_sum: float = 0.0
+    seconds: float = 0.0  # time spent in the stage
+
+    @property
+    def mean_confidence(self) -> float:
+        blended = self.frames - self.resets
+        return self.confidence_sum / blended if blended else 0.0
+
+
+class TemporalStage:
+    """Stabilises a stream of output frames; feed it every frame in order."""
+
+    def __init__(self, settings: TemporalSettings, rotation: int = 0, frame_pts: float | None = None) -> None:
+        """``rotation`` is the source's (degrees, counter-clockwise; the output is upright);
+        ``frame_pts`` one frame's duration in timestamp ticks, for spotting gaps (``None``: none spotted)."""
+        self.settings = settings
+        self.rotation = rotation
+        self.frame_pts = frame_pts
+        self.stats = TemporalStats()
+        self._dis = cv2.DISOpticalFlow.create(cv2.DISOpticalFlow_PRESET_MEDIUM)
+        self._previous: tuple[np.ndarray, torch.Tensor, int | None] | None = None
+        self._grid: torch.Tensor | None = None
+
+    def description(self) -> dict[str, Any]:
+        """The stage as provenance records it."""
+        return {
+            **self.settings.parameters(),
+            "method": "flow-guided recursive blending",
+            "motion": f"OpenCV {cv2.__version__} DIS optical flow (medium) on source luma, "
+            f"at most {_FLOW_SHORT_SIDE} px short side, forward-backward and photometric checks",
+            "frames": self.stats.frames,
+            "resets": self.stats.resets,
+            "mean_confidence": round(self.stats.mean_confidence, 4),
+        }
+
+    def __call__(self, source: np.ndarray, out: torch.Tensor, pts: int | None = None) -> torch.Tensor:
+        """The stabilised output for this frame.
+
+        ``source`` is the decoded RGB frame (H, W, 3) uint8/uint16 as coded;
+        ``out`` the model's upright output (1, 3, H', W') in [0, 1] on its device.
+        """
+        started = time.perf_counter()
+        luma = self._luma(source)
+        previous, self._previous = self._previous, None
+        self.stats.frames += 1
+        result = out
+        if previous is not None and not self._gap(previous[2], pts):
+            result = self._blend(luma, out, previous[0], previous[1])
+        if result is out:
+            self.stats.resets += 1
+        self._previous = (luma, result, pts)
+        if result.device.type == "cuda":
+            torch.cuda.synchronize(result.device)  # so the time is the stage's, not the next frame's
+        self.stats.seconds += time.perf_counter() - started
+        return result
+
+    def _gap(self, previous_pts: int | None, pts: int | None) -> bool:
+        if self.frame_pts is None or previous_pts is None or pts is None:
+            return False
+        return pts - previous_pts > _GAP_FRAMES * self.frame_pts
+
+    def _luma(self, source: np.ndarray) -> np.ndarray:
+        """Upright luma (0-1, float32) at most ``_FLOW_SHORT_SIDE`` on its short side."""
+        peak = 65535.0 if source.dtype == np.uint16 else 255.0
+        luma: np.ndarray = (source.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)) / peak
+        if self.rotation:
+            luma = np.ascontiguousarray(np.rot90(luma, k=self.rotation // 90))
+        scale = _FLOW_SHORT_SIDE / min(luma.shape)
+        if scale < 1:
+            size = (max(2, round(luma.shape[1] * scale)), max(2, round(luma.shape[0] * scale)))
+            luma = cv2.resize(luma, size, interpolation=cv2.INTER_AREA)
+        return luma
+
+    def _blend(
+        self, luma: np.ndarray, out: torch.Tensor, prev_luma: np.ndarray, prev_out: torch.Tensor
+    ) -> torch.Tensor:
+        backward, confidence = self._motion(luma, prev_luma)
+        mean = float(confidence.mean())
+        if mean < _CUT_CONFIDENCE:
+            return out  # a cut, or a change too large to trust any of it
+        self.stats.confidence_sum += mean
+        height, width = out.shape[-2:]
+        device = out.device
+        flow = torch.from_numpy(backward).to(device).permute(2, 0, 1).unsqueeze(0)
+        # Pixel displacements at flow size become grid_sample's [-1, 1] units, which do not depend on size.
+        flow = flow * torch.tensor([2.0 / luma.shape[1], 2.0 / luma.shape[0]], device=device).view(1, 2, 1, 1)
+        flow = F.interpolate(flow, size=(height, width), mode="bilinear", align_corners=False)
+        grid = self._identity_grid(out) + flow.permute(0, 2, 3, 1)
+        warped = F.grid_sample(prev_out, grid, mode="bicubic", padding_mode="border", align_corners=False)
+        weight = torch.from_numpy(confidence).to(device)[None, None]
+        weight = F.interpolate(weight, size=(height, width), mode="bilinear", align_corners=False)
+        weight = self.settings.strength * weight
+        return (weight * warped + (1 - weight) * out).clamp(0, 1)
+
+    def _identity_grid(self, out: torch.Tensor) -> torch.Tensor:
+        """Pixel centres of ``out`` in grid_sample's coordinates (1, H, W, 2), made once."""
+        height, width = out.shape[-2:]
+        if self._grid is None or self._grid.shape[1:3] != (height, width) or self._grid.device != out.device:
+            ys = torch.linspace(-1 + 1 / height, 1 - 1 / height, height, device=out.device)
+            xs = torch.linspace(-1 + 1 / width, 1 - 1 / width, width, device=out.device)
+            y, x = torch.meshgrid(ys, xs, indexing="ij")
+            self._grid = torch.stack((x, y), dim=-1).unsqueeze(0)
+        return self._grid
+
+    def _motion(self, luma: np.ndarray, prev_luma: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(flow from this frame to the previous one (h, w, 2) pixels, confidence (h, w) in [0, 1])."""
+        now8 = np.clip(luma * 255, 0, 255).astype(np.uint8)
+        before8 = np.clip(prev_luma * 255, 0, 255).astype(np.uint8)
+        backward = self._dis.calc(now8, before8, None)  # type: ignore[call-overload]  # None: a new array
+        forward = self._dis.calc(before8, now8, None)  # type: ignore[call-overload]
+        h, w = luma.shape
+        xs, ys = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+        map_x, map_y = xs + backward[..., 0], ys + backward[..., 1]
+        # Where each pixel was, and how it moved from there: the round trip must come home.
+        returned = cv2.remap(forward, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        error = np.sum((backward + returned) ** 2, axis=-1)
+        allowed = _FB_RELATIVE * (np.sum(backward**2, axis=-1) + np.sum(returned**2, axis=-1)) + _FB_ABSOLUTE
+        consistent = np.exp(-error / allowed)
+        blurred_now = cv2.GaussianBlur(luma, (0, 0), _BLUR_SIGMA_PX)
+        blurred_before = cv2.GaussianBlur(prev_luma, (0, 0), _BLUR_SIGMA_PX)
+        seen_before = cv2.remap(blurred_before, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        alike = np.exp(-(((blurred_now - seen_before) / _PHOTO_SIGMA) ** 2))
+        outside = (map_x < 0) | (map_x > w - 1) | (map_y < 0) | (map_y > h - 1)
+        confidence = np.where(outside, 0.0, consistent * alike).astype(np.float32)
+        # Trust a pixel only as much as its least trusted neighbour: no halo at occlusion edges.
+        return backward, cv2.erode(confidence, np.ones((3, 3), np.uint8))
