@@ -7,9 +7,14 @@ recursive blending, the classic motion-compensated recursive filter:
 - motion between consecutive *source* frames (OpenCV's DIS optical flow on
   the low-resolution luma, both ways), scaled to the output;
 - the previous *output* frame warped along that motion (``grid_sample``, on
-  the model's device) and blended with the model's output for this frame,
-  weighted per pixel by how much the motion can be trusted there: the
-  forward and backward flows must agree (occlusions and disocclusions fail
+  the model's device); its *detail* (what lies above the source's own
+  resolution: the output less its mean over each source pixel's footprint,
+  the part the model invents) replaces a share of this frame's detail,
+  while the coarse picture is always this frame's own. So the stage never
+  lags, smears, dims or denoises what the source shows (its grain stays),
+  and the output averaged back to the source's size is the frame-by-frame
+  output's. The share is weighted per pixel by how much the motion can be
+  trusted there: the forward and backward flows must agree (occlusions and disocclusions fail
   this) and the source must look the same after warping (fast motion,
   lighting changes and fades fail this); where either fails, the model's own
   output stands, so nothing moving leaves a trail;
@@ -39,6 +44,9 @@ from upscaler.temporal import TemporalSettings
 # Motion is estimated at most this size (short side, pixels): flow is smooth,
 # and DIS on a 1080p source would cost more than the stage is worth.
 _FLOW_SHORT_SIDE = 360
+# Motion below this (source pixels a frame) is taken as none: grain and noise
+# make DIS report drifts of a few hundredths of a pixel on still pictures.
+_STILL_PX = 0.1
 # Forward-backward check (Sundaram, Brox & Keutzer 2010): a pixel is occluded
 # when |f + b|^2 exceeds this share of |f|^2 + |b|^2 plus a constant (pixels^2).
 _FB_RELATIVE = 0.01
@@ -107,7 +115,9 @@ class TemporalStage:
         self.stats.frames += 1
         result = out
         if previous is not None and not self._gap(previous[2], pts):
-            result = self._blend(luma, out, previous[0], previous[1])
+            upright_height = source.shape[1] if self.rotation in (90, 270) else source.shape[0]
+            scale = max(1, round(out.shape[-2] / upright_height))
+            result = self._blend(luma, out, previous[0], previous[1], scale)
         if result is out:
             self.stats.resets += 1
         self._previous = (luma, result, pts)
@@ -134,8 +144,9 @@ class TemporalStage:
         return luma
 
     def _blend(
-        self, luma: np.ndarray, out: torch.Tensor, prev_luma: np.ndarray, prev_out: torch.Tensor
+        self, luma: np.ndarray, out: torch.Tensor, prev_luma: np.ndarray, prev_out: torch.Tensor, scale: int
     ) -> torch.Tensor:
+        """``out`` with a confidence-weighted share of its detail taken from the warped previous output."""
         backward, confidence = self._motion(luma, prev_luma)
         mean = float(confidence.mean())
         if mean < _CUT_CONFIDENCE:
@@ -152,7 +163,8 @@ class TemporalStage:
         weight = torch.from_numpy(confidence).to(device)[None, None]
         weight = F.interpolate(weight, size=(height, width), mode="bilinear", align_corners=False)
         weight = self.settings.strength * weight
-        return (weight * warped + (1 - weight) * out).clamp(0, 1)
+        detail = _detail(warped, scale) - _detail(out, scale)
+        return (out + weight * detail).clamp(0, 1)
 
     def _identity_grid(self, out: torch.Tensor) -> torch.Tensor:
         """Pixel centres of ``out`` in grid_sample's coordinates (1, H, W, 2), made once."""
@@ -170,6 +182,10 @@ class TemporalStage:
         before8 = np.clip(prev_luma * 255, 0, 255).astype(np.uint8)
         backward = self._dis.calc(now8, before8, None)  # type: ignore[call-overload]  # None: a new array
         forward = self._dis.calc(before8, now8, None)  # type: ignore[call-overload]
+        # Grain makes a still picture seem to move a little, differently on every frame;
+        # warping detail along that noise would jitter and blur it, so it counts as still.
+        still = np.sum(backward**2, axis=-1) < _STILL_PX**2
+        backward[still] = 0.0
         h, w = luma.shape
         xs, ys = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
         map_x, map_y = xs + backward[..., 0], ys + backward[..., 1]
@@ -186,3 +202,10 @@ class TemporalStage:
         confidence = np.where(outside, 0.0, consistent * alike).astype(np.float32)
         # Trust a pixel only as much as its least trusted neighbour: no halo at occlusion edges.
         return backward, cv2.erode(confidence, np.ones((3, 3), np.uint8))
+
+
+def _detail(image: torch.Tensor, scale: int) -> torch.Tensor:
+    """What ``image`` holds above the source's resolution: itself less its average over each
+    ``scale`` x ``scale`` block (a source pixel's footprint), brought back to full size."""
+    coarse = F.avg_pool2d(image, scale, ceil_mode=True)
+    return image - F.interpolate(coarse, size=image.shape[-2:], mode="nearest")
