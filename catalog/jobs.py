@@ -71,6 +71,14 @@ def cancel_job(app: procrastinate.App, job_id: int) -> bool:
     return bool(app.job_manager.cancel_job_by_id(job_id, abort=True))
 
 
+def take_over(app: procrastinate.App, job_id: int) -> bool:
+    """Withdraw a job that no worker has started, so this process can do its work itself.
+
+    False when a worker has taken it already (it is then that worker's).
+    """
+    return bool(app.job_manager.cancel_job_by_id(job_id, abort=False))
+
+
 def live_workers(catalog: Catalog, within_s: float = STALLED_WORKER_TIMEOUT_S) -> int:
     """Workers that sent a heartbeat in the last ``within_s`` seconds."""
     with catalog.engine.connect() as conn:
@@ -85,12 +93,32 @@ def live_workers(catalog: Catalog, within_s: float = STALLED_WORKER_TIMEOUT_S) -
         )
 
 
+async def _recover(app: procrastinate.App, job: Any) -> None:
+    """Queue a stalled job again or, when the same work already waits in the queue, let it go.
+
+    A job keeps its queueing lock when it is queued again, so if the same work
+    was queued meanwhile (a restarted watcher queues every file it finds) the
+    retry would break the lock's uniqueness; and while the stalled job sat in
+    ``doing`` its lock kept the waiting one from starting. Ending the stalled
+    job as failed frees both: the waiting job does the work once.
+    """
+    try:
+        await app.job_manager.retry_job(job)
+        logger.warning("job %s belonged to a worker that stopped responding: queued again", job.id)
+    except procrastinate_errors.UniqueViolation:
+        await app.job_manager.finish_job(job, status=procrastinate.jobs.Status.FAILED, delete_job=False)
+        logger.warning("job %s belonged to a worker that stopped responding; the same work is queued already", job.id)
+
+
 async def _retry_stalled(app: procrastinate.App, stall_timeout_s: float) -> None:
-    """Hand the jobs of workers that stopped sending heartbeats back to the queue."""
+    """Hand the jobs of workers that stopped sending heartbeats back to the queue, for as long as the worker runs."""
     while True:
-        for job in await app.job_manager.get_stalled_jobs(seconds_since_heartbeat=stall_timeout_s):
-            logger.warning("job %s belonged to a worker that stopped responding: queued again", job.id)
-            await app.job_manager.retry_job(job)
+        try:
+            for job in await app.job_manager.get_stalled_jobs(seconds_since_heartbeat=stall_timeout_s):
+                await _recover(app, job)
+        except procrastinate_errors.ConnectorException as exc:
+            # The database may be restarting: recovery waits for it, it never gives up.
+            logger.warning("stalled-job recovery could not reach the database: %s", exc)
         await asyncio.sleep(max(0.5, stall_timeout_s / 2))
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 from typing import Annotated
@@ -10,13 +11,13 @@ import typer
 
 from catalog import Catalog, FootageError, open_catalog
 from catalog import renditions as records
-from catalog.jobs import QUEUES, cancel_job, job_app, live_workers, run_worker
+from catalog.jobs import STALLED_WORKER_TIMEOUT_S, cancel_job, job_app, live_workers, take_over
 from catalog.tables import RenditionStatus
 from cli.errors import FootageGroup
 from cli.output import JSON_OPTION, print_json, print_table, stderr, stdout
 from cli.progress import FrameProgress
-from cli.service import upscale_settings, worker_app
-from cli.settings import catalog_settings
+from cli.service import upscale_settings
+from cli.settings import catalog_settings, embedding_settings
 from cli.upscaling import (
     CODEC_OPTION,
     DENOISE_OPTION,
@@ -29,6 +30,8 @@ from cli.upscaling import (
     temporal_settings,
 )
 from cli.views import family_rows
+from indexer.embed import ClipEmbedder
+from indexer.index import IndexOptions, index_file
 from upscaler.encode import DEFAULT_CODEC
 from upscaler.registry import DEFAULT_MODEL, ModelChoice
 from upscaler.temporal import DEFAULT_STRENGTH
@@ -91,19 +94,26 @@ def upscale(
                 f"at {result.output_path} ({result.status})"
             )
         if wait and result.status not in records.ENDED:
-            summary["status"] = _follow(catalog, result.rendition_id)
+            summary["status"] = _follow(catalog, result.rendition_id, result.job_id)
     if as_json:
         print_json(summary)
     if summary["status"] == RenditionStatus.FAILED:
         raise typer.Exit(1)
 
 
-def _follow(catalog: Catalog, rendition_id: int) -> str:
-    """Show progress until the rendition ends; render here when no worker is alive."""
-    if live_workers(catalog) == 0:
-        stderr().print("No worker is running: rendering here.")
-        run_worker(worker_app(catalog), queues=list(QUEUES), name="upscale --wait", wait=False)
+def _follow(catalog: Catalog, rendition_id: int, job_id: int | None) -> str:
+    """Show progress until the rendition ends. With no worker alive, this process takes the job
+    over and renders (then indexes) this rendition itself, and nothing else of the queue."""
+    here: threading.Thread | None = None
+    if job_id is not None and live_workers(catalog) == 0:
+        with job_app(catalog, asynchronous=False).open() as app:
+            taken = take_over(app, job_id)
+        if taken:
+            stderr().print("No worker is running: rendering here.")
+            here = threading.Thread(target=_render_and_index, args=(catalog, rendition_id), daemon=True)
+            here.start()
     bar = FrameProgress(f"Rendition {rendition_id}")
+    orphaned_since: float | None = None
     try:
         while True:
             with catalog.session() as session:
@@ -111,8 +121,21 @@ def _follow(catalog: Catalog, rendition_id: int) -> str:
                 status, error = row.status, row.error
                 if row.frames_done:
                     bar.update(row.frames_done, row.frames_total, row.fps or 0.0)
-            if status in records.ENDED:
+            if status in records.ENDED and (here is None or not here.is_alive()):
                 break
+            if here is not None and not here.is_alive() and status not in records.ENDED:
+                raise FootageError(f"rendition {rendition_id} is {status}: the render here stopped; see the log above")
+            if here is None and live_workers(catalog) == 0:
+                # The worker that had the job is gone; waiting longer than the stall
+                # timeout would be waiting for nobody.
+                orphaned_since = orphaned_since or time.monotonic()
+                if time.monotonic() - orphaned_since > STALLED_WORKER_TIMEOUT_S:
+                    raise FootageError(
+                        f"rendition {rendition_id} is {status} but no worker is running; "
+                        "start `footage worker`, or run `footage upscale --wait` again"
+                    )
+            else:
+                orphaned_since = None
             time.sleep(0.5)
     finally:
         bar.close()
@@ -120,6 +143,16 @@ def _follow(catalog: Catalog, rendition_id: int) -> str:
         raise FootageError(f"rendition {rendition_id} failed: {error}")
     stderr().print(f"Rendition {rendition_id}: {status}")
     return status
+
+
+def _render_and_index(catalog: Catalog, rendition_id: int) -> None:
+    """This request's work only: render the rendition, then index the file it made."""
+    from upscaler.jobs import render_here
+
+    with job_app(catalog, asynchronous=False).open() as app:
+        output = render_here(catalog, app, upscale_settings(), rendition_id)
+    if output is not None:
+        index_file(catalog, ClipEmbedder(embedding_settings()), output, IndexOptions(kind="rendition"))
 
 
 def pairs(

@@ -57,6 +57,7 @@ def watch(
     keyframes: Annotated[bool, KEYFRAMES_OPTION] = False,
     max_gap: Annotated[float, MAX_GAP_OPTION] = DEFAULT_MAX_GAP_S,
     concurrency: Annotated[int, CONCURRENCY_OPTION] = 1,
+    stall_timeout: Annotated[float, STALL_OPTION] = STALLED_WORKER_TIMEOUT_S,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log library details too.")] = False,
 ) -> None:
     """Watch folders and keep them indexed: the watch-folder service.
@@ -88,7 +89,13 @@ def watch(
         stdout().print(f"Watching {', '.join(str(r) for r in roots)} (Ctrl-C to stop)")
         thread.start()
         try:
-            run_worker(worker_app(catalog), queues=list(QUEUES), concurrency=concurrency, name="watch")
+            run_worker(
+                worker_app(catalog),
+                queues=list(QUEUES),
+                concurrency=concurrency,
+                name="watch",
+                stall_timeout_s=stall_timeout,
+            )
         finally:
             stop.set()
             thread.join(timeout=30)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -10,7 +11,7 @@ import typer
 
 from cli.output import JSON_OPTION, print_json, print_table, stdout
 from cli.progress import FrameProgress
-from cli.settings import device, models_dir
+from cli.settings import device, models_dir, renditions_dir
 from indexer.query import parse_time
 from upscaler.encode import CODECS, DEFAULT_CODEC
 from upscaler.registry import DEFAULT_MODEL, KNOWN_MODELS, PRESETS, ModelChoice, resolve_model
@@ -62,7 +63,12 @@ def render(
     codec: Annotated[str, CODEC_OPTION] = DEFAULT_CODEC,
     out: Annotated[
         Path | None,
-        typer.Option("--out", "-o", help="Output .mov or .mp4 (default: <master stem>.<target>.<model>.<ext> here)."),
+        typer.Option(
+            "--out",
+            "-o",
+            help="Output .mov or .mp4, or a folder for the default name <master stem>.<target>.<model>.<ext> "
+            "(default: here, or FOOTAGE_RENDITIONS_DIR when here is not writable).",
+        ),
     ] = None,
     denoise: Annotated[float | None, DENOISE_OPTION] = None,
     sha256: Annotated[str | None, SHA_OPTION] = None,
@@ -91,9 +97,10 @@ def render(
     from upscaler.render import render as run_render
 
     choice = ModelChoice(name=model, sha256=sha256, denoise=denoise)
-    if out is None:
+    if out is None or out.is_dir():
         model_label = resolve_model(choice).name
-        out = Path.cwd() / f"{master.stem}.{to}.{model_label}{CODECS[codec].suffix if codec in CODECS else '.mov'}"
+        name = f"{master.stem}.{to}.{model_label}{CODECS[codec].suffix if codec in CODECS else '.mov'}"
+        out = (out or _writable_here()) / name
     request = RenderRequest(
         master=master,
         output=out,
@@ -130,6 +137,17 @@ def render(
     )
 
 
+def _writable_here() -> Path:
+    """Where a file goes when the user names no place: here, or the renditions folder when here
+    is read-only (an archive, a mounted share)."""
+    here = Path.cwd()
+    if os.access(here, os.W_OK | os.X_OK):
+        return here
+    folder = renditions_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
 def preview(
     master: Annotated[Path, typer.Argument(help="The video to take a frame from.")],
     at: Annotated[str, typer.Option("--at", help="Time of the frame: seconds or H:MM:SS.")] = "0",
@@ -146,7 +164,8 @@ def preview(
     """
     from upscaler.preview import preview as run_preview
 
-    target = out or Path.cwd() / f"{master.stem}.preview.png"
+    name = f"{master.stem}.preview.png"
+    target = out / name if out is not None and out.is_dir() else out or _writable_here() / name
     result = run_preview(
         master, parse_time(at), [m.strip() for m in models.split(",") if m.strip()], target, models_dir(), device()
     )

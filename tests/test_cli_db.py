@@ -132,6 +132,24 @@ def test_embedded_server_starts_migrates_and_is_reused(tmp_path: Path, bundled_p
         stop_embedded(home / "pgdata")
 
 
+def test_two_commands_starting_the_embedded_server_at_once(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    env = {"FOOTAGE_HOME": str(home), "PATH": "/usr/bin:/bin"}
+    command = [sys.executable, "-m", "cli", "db", "status", "--json"]
+    try:
+        both = [
+            subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in "ab"
+        ]
+        results = [p.communicate(timeout=120) for p in both]
+        assert [p.returncode for p in both] == [0, 0], [err for _, err in results]
+        statuses = [json.loads(out) for out, _ in results]
+        assert statuses[0]["embedded_pid"] == statuses[1]["embedded_pid"]  # one server, started once
+        assert sorted(s["embedded_started"] for s in statuses) == [False, True]
+        assert all(s["up_to_date"] for s in statuses)
+    finally:
+        stop_embedded(home / "pgdata")
+
+
 def _commands(group: TyperGroup, prefix: str = "footage") -> list[tuple[str, Any]]:
     found: list[tuple[str, Any]] = []
     for name, command in group.commands.items():

@@ -222,6 +222,15 @@ def test_cli_render_preview_and_models(tmp_path: Path, weights: dict[str, Path])
     )
     assert again.exit_code == 2
     assert again.stderr == f"Error: {out} already exists; choose another --out or add --overwrite\n"
+    folder = tmp_path / "renders"
+    folder.mkdir()
+    into = runner.invoke(
+        app, ["render", str(master), "--to", "2x", "-m", str(weights["tiny"]), "-o", str(folder)], env=env
+    )
+    assert into.exit_code == 0, into.output
+    assert [p.name for p in folder.iterdir() if p.suffix == ".mov"] == [
+        "m.2x.tiny.mov"
+    ]  # -o FOLDER: the default name there
 
     png = tmp_path / "p.png"
     shown = runner.invoke(

@@ -124,6 +124,62 @@ def test_refusals_and_clear_errors(setup: dict, catalog: Catalog) -> None:
     assert gone.exit_code == 1 and "only present, indexed masters can be upscaled" in gone.stderr
 
 
+def test_bad_requests_are_refused_before_anything_is_queued(setup: dict, catalog: Catalog, tmp_path: Path) -> None:
+    env, master, model = setup["env"], str(setup["master"]), str(setup["model"])
+    not_a_model = runner.invoke(app, ["upscale", master, "-m", "../../../../../../etc/passwd"], env=env)
+    assert not_a_model.exit_code == 2 and "passwd: cannot load as a model" in not_a_model.stderr
+    missing = runner.invoke(app, ["upscale", master, "-m", "/nonexistent.pth"], env=env)
+    assert (missing.exit_code, missing.stderr) == (2, "Error: model file not found: /nonexistent.pth\n")
+    zero = runner.invoke(app, ["upscale", master, "--to", "0x", "-m", model], env=env)
+    assert (zero.exit_code, zero.stderr) == (
+        2,
+        "Error: 0x: a factor must be more than 0 (2x doubles width and height)\n",
+    )
+    nowhere = runner.invoke(app, ["render", master, "--to", "2x", "-m", model, "-o", "/nonexistent_dir/out.mov"])
+    assert (nowhere.exit_code, nowhere.stderr) == (
+        2,
+        "Error: cannot write out.mov: the folder /nonexistent_dir does not exist\n",
+    )
+    with catalog.session() as s:
+        assert s.scalar(sa.select(sa.func.count()).select_from(Rendition)) == 0
+        assert s.scalar(sa.text("SELECT count(*) FROM procrastinate_jobs WHERE task_name = 'footage.render'")) == 0
+
+
+@pytest.mark.timeout(120)
+def test_wait_on_a_failing_render_ends_with_its_reason(setup: dict, catalog: Catalog, tmp_path: Path) -> None:
+    env, master = setup["env"], str(setup["master"])
+    # Cached registry weights that are not what the registry says: never used, not retried.
+    cache = Path(env["FOOTAGE_MODELS_DIR"])
+    cache.mkdir(parents=True, exist_ok=True)
+    (cache / "realesr-animevideov3.pth").write_text("not the real weights")
+    failed = runner.invoke(app, ["upscale", master, "--to", "2x", "-m", "animation", "--wait"], env=env)
+    assert failed.exit_code == 1, failed.output
+    (line,) = [x for x in failed.stderr.splitlines() if x.startswith("Error:")]
+    assert line.startswith("Error: rendition ") and "realesr-animevideov3.pth has sha256" in line
+    failed_id = int(line.removeprefix("Error: rendition ").split()[0])
+    assert (_rendition(catalog, failed_id).status, _rendition(catalog, failed_id).attempts) == ("failed", 1)
+
+    # The renditions folder is gone (a file took its name): a failure no retry mends, said at once.
+    folder = Path(env["FOOTAGE_RENDITIONS_DIR"])
+    again = _invoke(env, "upscale", master, "--to", "2x", "-m", str(setup["model"]), "--codec", "h264")
+    for leftover in folder.iterdir():
+        leftover.unlink()
+    folder.rmdir()
+    folder.write_text("not a folder")
+    wait = ["upscale", master, "--to", "2x", "-m", str(setup["model"]), "--codec", "h264", "--wait"]
+    broken = runner.invoke(app, wait, env=env)
+    assert broken.exit_code == 1, broken.output
+    assert f"Error: rendition {again['rendition_id']} failed: cannot write " in broken.stderr
+    assert f"the folder {folder.resolve()} is not a folder" in broken.stderr
+    assert _rendition(catalog, again["rendition_id"]).attempts == 1
+    # Only this request's work ran here: its job was taken over, not run from the queue.
+    with catalog.session() as s:
+        status = s.scalar(
+            sa.text("SELECT status::text FROM procrastinate_jobs WHERE id = :id"), {"id": again["job_id"]}
+        )
+    assert status == "cancelled"
+
+
 def test_cancel_a_queued_job(setup: dict, catalog: Catalog) -> None:
     env = setup["env"]
     queued = _invoke(env, "upscale", str(setup["master"]), "--to", "2x", "-m", str(setup["model"]))

@@ -73,6 +73,8 @@ def plan(source: Picture, target: str, *, force: bool = False) -> Plan:
         width, height = _fit(dar, int(match.group(1)), int(match.group(2)))
     elif match := _FACTOR.match(name):
         factor = float(match.group(1))
+        if factor <= 0:
+            raise PlanError(f"{target}: a factor must be more than 0 (2x doubles width and height)")
         width, height = _even(shown_w * factor), _even(shown_h * factor)
     else:
         known = ", ".join(TARGETS)

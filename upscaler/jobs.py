@@ -77,8 +77,9 @@ def request_upscale(
     """Validate, plan and record a rendition, and queue its render (or return the same one)."""
     if request.codec not in CODECS:
         raise PlanError(f"unknown codec {request.codec!r}; choose one of {', '.join(CODECS)}")
-    # Resolved and hashed without loading the model, so a request is instant.
     model = resolve_model(request.model)
+    if model.file is not None:
+        _check_loads(request.model, settings)  # found now, not by a worker later
     model_sha = model.weights_sha256()
     with catalog.session() as session:
         master, picture = _upscalable_master(session, request.asset)
@@ -100,6 +101,18 @@ def request_upscale(
     with catalog.session() as session:
         records.set_job(session, rendition_id, job_id)
     return Requested(rendition_id, job_id, the_plan, output, False, RenditionStatus.QUEUED)
+
+
+def _check_loads(choice: ModelChoice, settings: UpscaleSettings) -> None:
+    """Load a local model file once on the CPU: it must be a super-resolution model spandrel knows.
+
+    Registry models are known by name and verified by hash when a worker fetches them.
+    """
+    import torch
+
+    from upscaler.loader import load_model
+
+    load_model(choice, settings.models_dir, torch.device("cpu"))
 
 
 def _upscalable_master(session: Session, ref: str) -> tuple[Asset, Picture]:
@@ -168,17 +181,41 @@ def register_render_task(app: procrastinate.App, catalog: Catalog, settings: Ups
         run_render_job(catalog, app, settings, rendition_id, context)
 
 
+def render_here(catalog: Catalog, app: procrastinate.App, settings: UpscaleSettings, rendition_id: int) -> Path | None:
+    """Render a recorded rendition in this process, with the attempts a worker would give it.
+
+    For ``upscale --wait`` when no worker runs: its queued job has been taken
+    over, so nobody else renders it. Returns the rendition file, or ``None``
+    when it failed or was already ended (the catalog says why).
+    """
+    for _ in range(MAX_ATTEMPTS):
+        try:
+            return run_render_job(catalog, app, settings, rendition_id)
+        except RETRYABLE as exc:
+            logger.warning("rendition %s: %s", rendition_id, exc)
+            with catalog.session() as session:
+                if records.get(session, rendition_id).status in records.ENDED:
+                    return None
+        except Exception as exc:  # recorded as the rendition's error by run_render_job
+            logger.warning("rendition %s: %s", rendition_id, exc)
+            return None
+    return None
+
+
 def run_render_job(
     catalog: Catalog,
     app: procrastinate.App,
     settings: UpscaleSettings,
     rendition_id: int,
     context: procrastinate.JobContext | None = None,
-) -> None:
-    """Render a recorded rendition: start it, render, then record the outcome and queue its indexing."""
+) -> Path | None:
+    """Render a recorded rendition: start it, render, then record the outcome and queue its indexing.
+
+    Returns the rendition file, or ``None`` when there was nothing to do.
+    """
     started = _start(catalog, settings, rendition_id)
     if started is None:
-        return
+        return None
     request, attempt = started
     _remove_stale_partials(request.output)
     cancel = threading.Event()
@@ -192,6 +229,7 @@ def run_render_job(
     _record_success(catalog, rendition_id, result)
     defer_index(app, str(result.output), kind="rendition")
     logger.info("rendition %s done: %s", rendition_id, result.output)
+    return result.output
 
 
 def _start(catalog: Catalog, settings: UpscaleSettings, rendition_id: int) -> tuple[RenderRequest, int] | None:

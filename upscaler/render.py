@@ -160,6 +160,11 @@ def _preflight(request: RenderRequest) -> tuple[Path, Path]:
         raise PlanError(f"output must be .mov or .mp4, not {output.suffix or 'no suffix'}")
     if not master_path.is_file():
         raise PlanError(f"no such master file: {master_path}")
+    if not output.parent.is_dir():
+        why = "is not a folder" if output.parent.exists() else "does not exist"
+        raise PlanError(f"cannot write {output.name}: the folder {output.parent} {why}")
+    if not os.access(output.parent, os.W_OK | os.X_OK):
+        raise PlanError(f"cannot write {output.name}: the folder {output.parent} is not writable")
     return master_path, output
 
 
