@@ -63,6 +63,17 @@ class Catalog:
         """A libpq connection string (URI) for clients other than SQLAlchemy."""
         return self.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
 
+    def ping(self) -> None:
+        """Raise ``OperationalError`` at once when the server is gone (a pool would wait)."""
+        with self.engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+
+    def revive(self) -> None:
+        """After losing the database: start the embedded server again when it is ours (a
+        no-op while it runs); a configured server is its administrator's to restart."""
+        if self.embedded is not None:
+            start_embedded(self.embedded.pgdata)
+
     def close(self) -> None:
         self.engine.dispose()
 

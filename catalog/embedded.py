@@ -7,11 +7,8 @@ process exits, so later commands reuse it instead of paying start-up again;
 
 from __future__ import annotations
 
-import fcntl
 import subprocess
 import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,8 +44,7 @@ def start_embedded(pgdata: Path) -> EmbeddedServer:
     pgserver, postmaster_info = _pgserver()
     try:
         pgdata.parent.mkdir(parents=True, exist_ok=True)
-        with _start_lock(pgdata):
-            return _start_locked(pgserver, postmaster_info, pgdata)
+        return _start(pgserver, postmaster_info, pgdata)
     except (OSError, subprocess.SubprocessError, AssertionError) as exc:
         log = pgdata / "log"
         raise DatabaseUnavailableError(
@@ -56,24 +52,21 @@ def start_embedded(pgdata: Path) -> EmbeddedServer:
         ) from exc
 
 
-@contextmanager
-def _start_lock(pgdata: Path) -> Iterator[None]:
-    """One process at a time creates or starts the server; the others then find it running."""
-    with open(pgdata.parent / f".{pgdata.name}.start.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-
-
-def _start_locked(pgserver: Any, postmaster_info: Any, pgdata: Path) -> EmbeddedServer:
-    before = postmaster_info.read_from_pgdata(pgdata) if pgdata.exists() else None
+def _start(pgserver: Any, postmaster_info: Any, pgdata: Path) -> EmbeddedServer:
+    # pgserver serialises starts across processes with its own lock; its pid file is
+    # read under that lock too, so a server being started elsewhere is never half-read.
+    with pgserver.PostgresServer._lock:
+        before = postmaster_info.read_from_pgdata(pgdata) if pgdata.exists() else None
     already_running = before is not None and before.is_running()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         # cleanup_mode=None: the server outlives this process and is reused.
         server = pgserver.get_server(pgdata, cleanup_mode=None)
+        if not already_running and before is not None:
+            # The server died under a process that had started it: pgserver keeps one
+            # handle per data directory and would hand back the dead one, so restart it.
+            with pgserver.PostgresServer._lock:
+                server.ensure_postgres_running()
     return EmbeddedServer(
         pgdata=pgdata,
         admin_uri=server.get_uri(),

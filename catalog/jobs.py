@@ -10,13 +10,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
+from collections.abc import Callable
 from typing import Any
 
 import procrastinate
+import psycopg
 import sqlalchemy as sa
 from procrastinate import exceptions as procrastinate_errors
 
 from catalog.database import Catalog
+from catalog.errors import DatabaseUnavailableError
 
 INDEX_QUEUE = "index"
 RENDER_QUEUE = "render"
@@ -122,6 +126,19 @@ async def _retry_stalled(app: procrastinate.App, stall_timeout_s: float) -> None
         await asyncio.sleep(max(0.5, stall_timeout_s / 2))
 
 
+# How long a worker keeps waiting for a lost database before it gives up, and
+# how often it looks (seconds): long enough for a server restart or a failover.
+DATABASE_PATIENCE_S = 300.0
+_RECONNECT_EVERY_S = 2.0
+# What losing the database looks like, from procrastinate, psycopg and SQLAlchemy.
+DATABASE_LOST: tuple[type[BaseException], ...] = (
+    procrastinate_errors.ConnectorException,
+    psycopg.OperationalError,
+    sa.exc.OperationalError,
+    sa.exc.InterfaceError,
+)
+
+
 def run_worker(
     app: procrastinate.App,
     *,
@@ -130,14 +147,19 @@ def run_worker(
     name: str = "worker",
     wait: bool = True,
     stall_timeout_s: float = STALLED_WORKER_TIMEOUT_S,
+    revive: Callable[[], None] | None = None,
+    patience_s: float = DATABASE_PATIENCE_S,
 ) -> None:
     """Run jobs until stopped (SIGINT/SIGTERM), or until the queues are empty when not ``wait``.
 
     Alongside the worker runs the recovery of stalled jobs, so a worker killed
-    mid-job (power, OOM killer, SIGKILL) costs a retry, not the job.
+    mid-job (power, OOM killer, SIGKILL) costs a retry, not the job. When the
+    database goes away the worker waits for it, calling ``revive`` (which
+    restarts an embedded server), and carries on; after ``patience_s`` seconds
+    without it, ``DatabaseUnavailableError``.
     """
 
-    async def main() -> None:
+    async def once() -> None:
         async with app.open_async():
             worker = asyncio.create_task(
                 app.run_worker_async(
@@ -158,4 +180,30 @@ def run_worker(
                 with contextlib.suppress(asyncio.CancelledError):
                     await recovery
 
+    async def main() -> None:
+        lost_at: float | None = None
+        while True:
+            try:
+                await once()
+                return
+            except DATABASE_LOST as exc:
+                now = time.monotonic()
+                lost_at = lost_at or now
+                if now - lost_at > patience_s:
+                    raise DatabaseUnavailableError(
+                        f"the catalog database has been unreachable for {patience_s:.0f} s: {_reason(exc)}"
+                    ) from exc
+                logger.warning("the catalog database is unreachable (%s); trying again", _reason(exc))
+                if revive is not None:
+                    with contextlib.suppress(Exception):
+                        await asyncio.to_thread(revive)
+                await asyncio.sleep(_RECONNECT_EVERY_S)
+
     asyncio.run(main())
+
+
+def _reason(exc: BaseException) -> str:
+    """The first line of the deepest cause: what the driver said."""
+    while exc.__cause__ is not None:
+        exc = exc.__cause__
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]

@@ -6,17 +6,34 @@ import logging
 
 from rich.logging import RichHandler
 
+from catalog.jobs import DATABASE_LOST
 from cli.output import stderr
 
 
+class _NoDatabaseTracebacks(logging.Filter):
+    """A lost database is an event the service handles, not a bug: one line, no traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], DATABASE_LOST):
+            record.exc_info, record.exc_text = None, None
+            record.msg, record.args = f"{record.getMessage().splitlines()[0]} (the catalog database is unreachable)", ()
+        return True
+
+
 def setup_logging(verbose: bool = False) -> None:
+    handler = RichHandler(console=stderr(), show_path=False, rich_tracebacks=False)
+    if not verbose:
+        handler.addFilter(_NoDatabaseTracebacks())
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(message)s",
         datefmt="[%X]",
-        handlers=[RichHandler(console=stderr(), show_path=False, rich_tracebacks=False)],
+        handlers=[handler],
         force=True,
     )
     # Libraries' chatter stays out of the service log unless asked for.
     for noisy in ("procrastinate", "watchdog", "urllib3", "httpx"):
         logging.getLogger(noisy).setLevel(logging.DEBUG if verbose else logging.WARNING)
+    # The connection pools warn on every failed reconnection while a database
+    # restarts; the service says that once, in its own words.
+    logging.getLogger("psycopg.pool").setLevel(logging.DEBUG if verbose else logging.ERROR)

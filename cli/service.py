@@ -95,6 +95,7 @@ def watch(
                 concurrency=concurrency,
                 name="watch",
                 stall_timeout_s=stall_timeout,
+                revive=catalog.revive,
             )
         finally:
             stop.set()
@@ -131,5 +132,6 @@ def worker(
             concurrency=concurrency,
             name=socket.gethostname(),
             stall_timeout_s=stall_timeout,
+            revive=catalog.revive,
         )
     stdout().print("Stopped.")

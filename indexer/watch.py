@@ -8,6 +8,7 @@ watchdog observer thread and the service loop at once.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -31,6 +32,7 @@ from catalog.assets import (
     touch_root_scan,
     upsert_root,
 )
+from catalog.jobs import DATABASE_LOST
 from indexer.discover import is_candidate, walk
 from indexer.errors import MediaError
 from indexer.probe import probe
@@ -71,6 +73,8 @@ class ScanReport:
     unchanged: int
 
 
+# How often the service looks whether its database is still there (seconds).
+_PING_EVERY_S = 2.0
 # Catalogued and filesystem modification times agree within this (seconds):
 # the catalog keeps microseconds, some filesystems nanoseconds.
 _MTIME_TOLERANCE_S = 1e-3
@@ -239,11 +243,22 @@ class FolderWatcher:
                 if self._pending.get(path) is pending:
                     del self._pending[path]
             ready.append(path)
-        for path in ready:
-            root_id = self._root_of(path)
-            if root_id is not None:
-                self.enqueue(path, root_id)
+        self._enqueue(ready, dict(items))
         return ready
+
+    def _enqueue(self, ready: list[Path], pending: dict[Path, _Pending]) -> None:
+        """Queue ``ready`` files; when the database is lost, the rest wait here to be queued later."""
+        for i, path in enumerate(ready):
+            root_id = self._root_of(path)
+            if root_id is None:
+                continue
+            try:
+                self.enqueue(path, root_id)
+            except DATABASE_LOST:
+                with self._lock:
+                    for waiting in ready[i:]:
+                        self._pending.setdefault(waiting, pending[waiting])
+                raise
 
     @staticmethod
     def _decodes(path: Path) -> bool:
@@ -277,12 +292,30 @@ class FolderWatcher:
         try:
             self.scan()
             next_rescan = self.clock() + self.settings.rescan_interval_s
+            lost = False
+            next_ping = self.clock()
             while not stop.wait(self.settings.tick_s):
                 try:
+                    if self.clock() >= next_ping:
+                        # Noticed here within seconds, the embedded server is started again
+                        # before the job queue's connection pools give up waiting.
+                        self.catalog.ping()
+                        next_ping = self.clock() + _PING_EVERY_S
                     self.tick()
                     if self.clock() >= next_rescan:
                         self.scan()
                         next_rescan = self.clock() + self.settings.rescan_interval_s
+                    if lost:
+                        logger.info("the catalog database is back; files noticed meanwhile are being queued")
+                        lost = False
+                except DATABASE_LOST as exc:
+                    if not lost:
+                        logger.warning("the catalog database is unreachable; files noticed meanwhile wait (%s)", exc)
+                    lost = True
+                    # Deletions and moves seen meanwhile could not be recorded: a scan catches up.
+                    next_rescan = self.clock()
+                    with contextlib.suppress(Exception):  # still down: the next tick tries again
+                        self.catalog.revive()
                 except Exception:  # one bad moment must not stop the service
                     logger.exception("watch loop error; carrying on")
         finally:
@@ -299,6 +332,8 @@ class _Events(FileSystemEventHandler):
     def dispatch(self, event: FileSystemEvent) -> None:
         try:
             super().dispatch(event)
+        except DATABASE_LOST:
+            pass  # the service loop says so once and rescans when the database is back
         except Exception:
             logger.exception("could not handle %s", event)
 
