@@ -239,6 +239,28 @@ def search_vector(
     ]
 
 
+def why_nothing(session: Session, model: str) -> str | None:
+    """When a search finds nothing because of the catalog, not the query: what to do about it."""
+    assets_by_model = dict(
+        session.execute(
+            sa.select(MomentView.embedding_model, sa.func.count(sa.distinct(MomentView.asset_id))).group_by(
+                MomentView.embedding_model
+            )
+        ).all()
+    )
+    if not assets_by_model:
+        return "the catalog holds no indexed footage yet: run `footage index FOLDER` or `footage watch FOLDER`"
+    if model in assets_by_model:
+        return None
+    others = ", ".join(
+        f"{name} ({count} asset{'' if count == 1 else 's'})" for name, count in sorted(assets_by_model.items())
+    )
+    return (
+        f"nothing in the catalog was embedded with {model}; it holds vectors of {others}: "
+        "set FOOTAGE_CLIP_MODEL (and FOOTAGE_CLIP_PRETRAINED) to that model, or run `footage reindex`"
+    )
+
+
 def moment_vector(session: Session, asset_id: int, model: str, at_s: float) -> np.ndarray | None:
     """The stored vector of an asset's moment at ``at_s`` seconds (views averaged), for "more like this"."""
     of_asset = (MomentView.asset_id == asset_id, MomentView.embedding_model == model)

@@ -11,8 +11,8 @@ from rich.table import Table
 
 from catalog import open_catalog
 from catalog.families import asset_details
-from catalog.search import KINDS, FamilyHit, SearchFilters, SearchOptions
-from cli.output import JSON_OPTION, print_fields, print_json, print_table, stdout
+from catalog.search import KINDS, FamilyHit, SearchFilters, SearchOptions, why_nothing
+from cli.output import JSON_OPTION, print_fields, print_json, print_table, stderr, stdout
 from cli.settings import catalog_settings, embedding_settings
 from cli.views import family_rows
 from indexer.embed import ClipEmbedder
@@ -119,11 +119,17 @@ def search(
                 hits = search_image(catalog, embedder, image, options)
             else:
                 hits = search_text(catalog, embedder, text or "", options)
+        hint = None
+        if not hits:
+            with catalog.session() as session:
+                hint = why_nothing(session, settings.identity)
     if as_json:
         query = {"text": text, "image": str(image) if image else None, "like": like, "model": settings.identity}
-        print_json({"query": query, "results": [_hit_json(h) for h in hits]})
+        print_json({"query": query, "results": [_hit_json(h) for h in hits], "hint": hint})
         return
     _print_hits(hits)
+    if hint:
+        stderr().print(f"Hint: {hint}", markup=False, highlight=False, soft_wrap=True)
 
 
 def show(

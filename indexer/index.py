@@ -239,7 +239,7 @@ def _index_content(
         **media_facts(info),
         "kind": kind,
         "status": "indexed",
-        "error": None,
+        "error": info.shortfall,  # indexed, with the reason it holds less than it should
         "fingerprint": seen.fingerprint,
         "content_hash": digest,
         "size_bytes": seen.size,

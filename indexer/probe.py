@@ -13,6 +13,10 @@ import av
 from catalog.media import RENDITION_TAG, Picture, first_frame, video_facts
 from indexer.errors import MediaError
 
+# A file whose video ends this much (seconds, and share of the whole) before its
+# header's duration was cut short; smaller gaps are containers' own rounding.
+_SHORTFALL_S = 1.0
+_SHORTFALL_SHARE = 0.05
 # Packets looked at to decide whether the frame rate is variable.
 _VFR_PACKETS = 240
 
@@ -56,6 +60,20 @@ class MediaInfo:
     timecode: str | None
     audio_streams: tuple[AudioStreamInfo, ...]
     tags: dict[str, str]
+    declared_duration_s: float | None = None  # what the container's header says, if anything
+
+    @property
+    def shortfall(self) -> str | None:
+        """Why the file holds less than its header promises (a copy cut short), or None."""
+        if self.declared_duration_s is None or self.duration_s is None:
+            return None
+        missing = self.declared_duration_s - self.duration_s
+        if missing <= max(_SHORTFALL_S, _SHORTFALL_SHARE * self.declared_duration_s):
+            return None
+        return (
+            f"truncated: {self.duration_s:.1f} s of video decode, the container declares "
+            f"{self.declared_duration_s:.1f} s"
+        )
 
     @property
     def interlaced(self) -> bool:
@@ -217,6 +235,9 @@ def _video_stream(path: Path, container: av.container.InputContainer) -> av.vide
         kinds: list[str] = sorted({s.type for s in container.streams}) or ["no streams"]
         raise MediaError(f"{path}: no video stream (holds {', '.join(kinds)})")
     stream = container.streams.video[0]
+    if container.format.name == "image2" or container.format.name.endswith("_pipe"):
+        # FFmpeg reads a PNG or JPEG as a one-frame "video", whatever its file is called.
+        raise MediaError(f"{path}: a still image ({stream.codec_context.name}), not video")
     if _encrypted(container, stream):
         raise MediaError(f"{path}: encrypted (DRM-protected) video cannot be indexed")
     if not stream.codec_context.width or not stream.codec_context.height:
@@ -279,4 +300,5 @@ def _probe_open(path: Path, container: av.container.InputContainer) -> MediaInfo
         timecode=tags.get("timecode"),
         audio_streams=_audio_streams(container),
         tags=tags,
+        declared_duration_s=container.duration / av.time_base if container.duration else None,
     )

@@ -46,6 +46,8 @@ def search_text(catalog: Catalog, embedder: ClipEmbedder, text: str, options: Se
 
 def search_image(catalog: Catalog, embedder: ClipEmbedder, image_path: Path, options: SearchOptions) -> list[FamilyHit]:
     """Query by example: a still or a frame grab, seen whole like indexed frames are."""
+    if not image_path.is_file():
+        raise NotFoundError(f"no such picture: {image_path}")
     try:
         with Image.open(image_path) as image:
             picture = np.asarray(image.convert("RGB"))
@@ -64,6 +66,10 @@ def search_like(catalog: Catalog, settings: EmbeddingSettings, moment: str, opti
     at_s = parse_time(when)
     with catalog.session() as session:
         asset = resolve_asset(session, ref)
+        if asset.duration_s is not None and not 0 <= at_s <= asset.duration_s:
+            raise NotFoundError(
+                f"asset {asset.id} is {asset.duration_s:.1f} s long; {when} is outside it (0 to {asset.duration_s:.1f})"
+            )
         vector = moment_vector(session, asset.id, settings.identity, at_s)
         if vector is None:
             raise NotFoundError(

@@ -228,3 +228,25 @@ def test_reindex_with_a_new_model_keeps_spaces_apart(catalog: Catalog, tiny_clip
             sa.select(MomentView.embedding_model, sa.func.count()).group_by(MomentView.embedding_model)
         ).all()
     assert dict(models) == {tiny_clip: 4, other: 4}
+
+
+def test_a_faststart_file_cut_short_is_indexed_with_the_shortfall(
+    catalog: Catalog, embedder: ClipEmbedder, tmp_path: Path
+) -> None:
+    source = write_clip(tmp_path / "source.mp4", Clip(shots=(2.0, 2.0, 2.0)))
+    faststart = tmp_path / "faststart.mp4"
+    # The header first, as streaming exports write it: a cut copy still opens and decodes.
+    with av.open(str(source)) as inp, av.open(str(faststart), "w", options={"movflags": "faststart"}) as out:
+        stream = out.add_stream_from_template(inp.streams.video[0])
+        for packet in inp.demux(inp.streams.video[0]):
+            if packet.dts is not None:
+                packet.stream = stream
+                out.mux(packet)
+    whole = index_file(catalog, embedder, faststart)
+    assert (whole.outcome, _asset(catalog, whole.asset_id or 0).error) == ("indexed", None)
+    truncate(faststart, keep_fraction=0.5)
+    cut = index_file(catalog, embedder, faststart)
+    asset = _asset(catalog, cut.asset_id or 0)
+    assert (cut.outcome, asset.status) == ("indexed", "indexed")  # what is there is searchable
+    assert asset.error is not None and asset.error.startswith("truncated: 2.0 s of video decode")
+    assert asset.error.endswith("the container declares 6.0 s")

@@ -11,6 +11,7 @@ import pytest
 import sqlalchemy as sa
 from media import Clip, write_clip
 from sqlalchemy.orm import Session
+from tiny_models import write_tiny_clip
 from typer.testing import CliRunner
 
 from catalog import Asset, Catalog, MomentView, Rendition
@@ -241,6 +242,34 @@ def test_missing_master_is_shown_with_its_renditions(library: dict[str, int], ca
 def test_bad_input(catalog: Catalog, tiny_clip: str, args: list[str], code: int, message: str) -> None:
     result = runner.invoke(app, args, env=_env(catalog, tiny_clip))
     assert (result.exit_code, result.stderr) == (code, message)
+
+
+def test_nothing_found_says_why(catalog: Catalog, tiny_clip: str, embedder: ClipEmbedder, tmp_path: Path) -> None:
+    empty = runner.invoke(app, ["search", "a harbour"], env=_env(catalog, tiny_clip))
+    assert (empty.exit_code, empty.stdout) == (0, "No matching footage.\n")
+    assert empty.stderr == (
+        "Hint: the catalog holds no indexed footage yet: run `footage index FOLDER` or `footage watch FOLDER`\n"
+    )
+    index_file(catalog, embedder, write_clip(tmp_path / "a.mp4", Clip()))
+    other = write_tiny_clip(tmp_path / "other-clip", seed=1)
+    elsewhere = runner.invoke(
+        app, ["search", "a harbour", "--json"], env={**_env(catalog, tiny_clip), "FOOTAGE_CLIP_MODEL": other}
+    )
+    found = json.loads(elsewhere.stdout)
+    assert found["results"] == []
+    assert found["hint"] == (
+        f"nothing in the catalog was embedded with {other}; it holds vectors of {embedder.identity} (1 asset): "
+        "set FOOTAGE_CLIP_MODEL (and FOOTAGE_CLIP_PRETRAINED) to that model, or run `footage reindex`"
+    )
+
+
+def test_a_moment_or_picture_that_is_not_there(library: dict[str, int], catalog: Catalog, tiny_clip: str) -> None:
+    env = _env(catalog, tiny_clip)
+    alpha = library["alpha.mp4"]
+    past = runner.invoke(app, ["search", "--like", f"{alpha}@99999"], env=env)
+    assert (past.exit_code, past.stderr) == (5, f"Error: asset {alpha} is 2.0 s long; 99999 is outside it (0 to 2.0)\n")
+    gone = runner.invoke(app, ["search", "--image", "/nonexistent.png"], env=env)
+    assert (gone.exit_code, gone.stderr) == (5, "Error: no such picture: /nonexistent.png\n")
 
 
 def test_unreadable_image(catalog: Catalog, tiny_clip: str, tmp_path: Path) -> None:
