@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import math
+import socket
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlparse
 
 import numpy as np
 from PIL import Image
@@ -76,6 +79,41 @@ def square_views(image: np.ndarray) -> list[np.ndarray]:
     return [image[s : s + short, :] for s in starts]
 
 
+# Seconds to wait for the model hub before saying it cannot be reached: the
+# hub client itself retries for most of a minute per file.
+_HUB_TIMEOUT_S = 3.0
+
+
+def _weights_within_reach(settings: EmbeddingSettings) -> None:
+    """Fail in seconds, with what to do, when the weights must be downloaded and the hub is out of reach."""
+    import huggingface_hub
+    import open_clip
+
+    if settings.model.startswith("local-dir:"):
+        return
+    if settings.model.startswith("hf-hub:"):
+        repo = settings.model.removeprefix("hf-hub:")
+    else:
+        if not settings.pretrained or Path(settings.pretrained).expanduser().exists():
+            return  # no weights, or a local checkpoint
+        repo = open_clip.get_pretrained_cfg(settings.model, settings.pretrained).get("hf_hub", "").strip("/")
+        if not repo:
+            return  # weights from a plain URL: open_clip's own cache decides
+    names = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin", "open_clip_config.json")
+    if any(isinstance(huggingface_hub.try_to_load_from_cache(repo, name), str) for name in names):
+        return
+    endpoint = urlparse(huggingface_hub.constants.ENDPOINT)
+    host, port = endpoint.hostname or "huggingface.co", endpoint.port or 443
+    try:
+        socket.create_connection((host, port), timeout=_HUB_TIMEOUT_S).close()
+    except OSError as exc:
+        raise EmbeddingModelError(
+            f"cannot download CLIP model {settings.identity!r}: {host} is out of reach ({exc.strerror or exc}); "
+            "connect this machine, or use weights you have: FOOTAGE_CLIP_MODEL=local-dir:/path/to/open_clip_folder, "
+            "or FOOTAGE_CLIP_PRETRAINED=/path/to/weights.bin"
+        ) from exc
+
+
 class ClipEmbedder:
     """A loaded open_clip model: image and text towers on one device, in inference mode."""
 
@@ -88,6 +126,7 @@ class ClipEmbedder:
         import torch
 
         self.settings = settings
+        _weights_within_reach(settings)
         self.device = torch.device(settings.device or ("cuda" if torch.cuda.is_available() else "cpu"))
         precision = "fp16" if self.device.type == "cuda" else "fp32"
         pretrained = None if settings.has_schema else settings.pretrained

@@ -127,9 +127,15 @@ def _moment_views(path: Path, info: MediaInfo, embedder: ClipEmbedder, options: 
     return rows
 
 
-def record_failure(catalog: Catalog, path: Path, message: str, kind: str, root_id: int | None) -> int:
-    """Keep a bad file in the catalog with its reason, so users see it and it is not retried blindly."""
-    values: dict[str, Any] = {"kind": kind, "status": "error", "error": message}
+def record_failure(
+    catalog: Catalog, path: Path, message: str, kind: str, root_id: int | None, *, status: str = "error"
+) -> int:
+    """Keep a bad file in the catalog with its reason, so users see it and it is not retried blindly.
+
+    ``status="pending"`` records a good file that waits for something else (the
+    CLIP model): a later scan queues it again.
+    """
+    values: dict[str, Any] = {"kind": kind, "status": status, "error": message}
     if root_id is not None:
         values["root_id"] = root_id
     try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -13,24 +14,42 @@ import procrastinate
 from catalog import Catalog
 from catalog.jobs import INDEX_QUEUE, INDEX_TASK
 from indexer.embed import ClipEmbedder, EmbeddingSettings
-from indexer.index import IndexOptions, IndexResult, index_file
+from indexer.errors import EmbeddingModelError
+from indexer.index import IndexOptions, IndexResult, index_file, record_failure
 from indexer.sampling import DEFAULT_MAX_GAP_S, SamplingOptions
 
+# How long a CLIP model that failed to load is left alone before the next try (seconds).
+_RETRY_LOAD_S = 60.0
 logger = logging.getLogger(__name__)
 
 
 class LazyEmbedder:
-    """Loads the CLIP model on first use, once per process, whatever thread asks."""
+    """Loads the CLIP model on first use, once per process, whatever thread asks.
+
+    A model that cannot be loaded is not tried again for ``_RETRY_LOAD_S``
+    seconds, so a queue of files fails fast, with one warning, not one per file.
+    """
 
     def __init__(self, settings: EmbeddingSettings) -> None:
         self.settings = settings
         self._embedder: ClipEmbedder | None = None
+        self._failed: tuple[float, EmbeddingModelError] | None = None
         self._lock = threading.Lock()
 
     def __call__(self) -> ClipEmbedder:
         with self._lock:
             if self._embedder is None:
-                self._embedder = ClipEmbedder(self.settings)
+                if self._failed is not None and time.monotonic() - self._failed[0] < _RETRY_LOAD_S:
+                    raise self._failed[1]
+                try:
+                    self._embedder = ClipEmbedder(self.settings)
+                except EmbeddingModelError as exc:
+                    logger.warning("%s; files wait until it loads (tried again in %.0f s)", exc, _RETRY_LOAD_S)
+                    self._failed = (time.monotonic(), exc)
+                    raise
+                if self._failed is not None:
+                    logger.info("CLIP model %s loaded", self.settings.identity)
+                    self._failed = None
             return self._embedder
 
 
@@ -61,7 +80,14 @@ def register_index_task(
             kind=kind,
             root_id=root_id,
         )
-        result = index_file(catalog, embedder(), Path(path), options)
+        try:
+            loaded = embedder()
+        except EmbeddingModelError as exc:
+            # The file is fine; the model is not there. Recorded as waiting, it is queued
+            # again by the next scan (or restart) once the model loads; nothing else stops.
+            record_failure(catalog, Path(path), f"waiting for the CLIP model: {exc}", kind, root_id, status="pending")
+            return
+        result = index_file(catalog, loaded, Path(path), options)
         if result.outcome == "failed":
             logger.warning("%s", result.message)
         else:

@@ -1,0 +1,80 @@
+"""Fault injection: the default CLIP model cannot be downloaded (no network, proxy, hub down).
+
+The promise: commands fail in seconds with one line that says what to do;
+the watch service records files as waiting and carries on.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import sqlalchemy as sa
+from media import Clip, write_clip
+from polling import wait_for
+
+from catalog import Asset, Catalog
+
+
+def _env(catalog: Catalog, tmp_path: Path) -> dict[str, str]:
+    return {
+        **os.environ,
+        "FOOTAGE_DATABASE_URL": catalog.engine.url.render_as_string(hide_password=False),
+        "FOOTAGE_HOME": str(tmp_path / "home"),
+        "FOOTAGE_CLIP_MODEL": "ViT-B-32",
+        "FOOTAGE_CLIP_PRETRAINED": "laion2b_s34b_b79k",
+        "HF_HOME": str(tmp_path / "hf-cache"),  # nothing cached
+        "HF_ENDPOINT": "http://127.0.0.1:9",  # a hub that refuses every connection
+    }
+
+
+def test_search_fails_fast_with_what_to_do(catalog: Catalog, tmp_path: Path) -> None:
+    started = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, "-m", "cli", "search", "a harbour"],
+        env=_env(catalog, tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    took = time.monotonic() - started
+    assert result.returncode == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("Error: cannot download CLIP model 'ViT-B-32/laion2b_s34b_b79k': 127.0.0.1 is out of reach")
+    assert "FOOTAGE_CLIP_MODEL=local-dir:" in line and "FOOTAGE_CLIP_PRETRAINED=" in line
+    assert took < 20, took
+    print(f"faults: CLIP hub unreachable: search failed in {took:.1f}s with one line")
+
+
+def test_watch_records_files_as_waiting_and_carries_on(catalog: Catalog, tmp_path: Path) -> None:
+    root = tmp_path / "incoming"
+    root.mkdir()
+    write_clip(root / "a.mp4", Clip())
+    write_clip(root / "b.mp4", Clip(shots=(0.5, 0.5)))
+    service = subprocess.Popen(
+        [sys.executable, "-m", "cli", "watch", str(root), "--settle", "0.3"],
+        env=_env(catalog, tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+    def waiting() -> dict[str, str | None]:
+        with catalog.session() as s:
+            return {Path(a.path).name: a.error for a in s.scalars(sa.select(Asset).where(Asset.status == "pending"))}
+
+    try:
+        wait_for(lambda: set(waiting()) == {"a.mp4", "b.mp4"}, timeout=60, interval=0.3)
+        assert service.poll() is None  # still running
+    finally:
+        service.send_signal(signal.SIGTERM)
+        _, err = service.communicate(timeout=60)
+    assert service.returncode == 0, err
+    assert "Traceback" not in err, err
+    assert all((e or "").startswith("waiting for the CLIP model: cannot download") for e in waiting().values())
+    assert err.count("cannot download CLIP model") == 1, err  # one warning, not one per file
+    print("faults: CLIP hub unreachable under watch: files=2 recorded waiting, service kept running, lost: 0")
