@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from catalog import Catalog, open_catalog
 from catalog.assets import assets_needing_model
@@ -14,7 +15,7 @@ from cli.output import JSON_OPTION, print_json, print_table, stdout
 from cli.progress import file_progress
 from cli.settings import catalog_settings, embedding_settings
 from indexer.embed import ClipEmbedder
-from indexer.index import OUTCOMES, IndexOptions, IndexResult, collect_files, index_file
+from indexer.index import OUTCOMES, IndexOptions, IndexProgress, IndexResult, collect_files, index_file
 from indexer.sampling import DEFAULT_MAX_GAP_S, SamplingOptions
 
 KEYFRAMES_OPTION = typer.Option("--keyframes", help="Decode keyframes only: several times faster, coarser moments.")
@@ -64,10 +65,20 @@ def _index_all(catalog: Catalog, embedder: ClipEmbedder, files: list[Path], opti
     results: list[IndexResult] = []
     with file_progress() as progress:
         task = progress.add_task("Indexing", total=len(files))
+        # Within a file: seconds of footage done, so a long master shows its rate and ETA.
+        within = progress.add_task("", total=None, visible=False)
         for path in files:
-            progress.update(task, description=f"Indexing {path.name}")
-            results.append(index_file(catalog, embedder, path, options))
+            progress.update(task, description=f"Indexing {escape(path.name)}")
+
+            def show(p: IndexProgress) -> None:
+                progress.update(
+                    within, description=f"  {p.stage} (s)", completed=p.done_s, total=p.total_s, visible=True
+                )
+
+            progress.reset(within, total=None, visible=False)
+            results.append(index_file(catalog, embedder, path, options, show))
             progress.advance(task)
+        progress.update(within, visible=False)
         progress.update(task, description="Indexed")
     return results
 

@@ -113,12 +113,20 @@ def _embed_moments(embedder: ClipEmbedder, moments: list[Moment]) -> list[Moment
     ]
 
 
-def _moment_views(path: Path, info: MediaInfo, embedder: ClipEmbedder, options: SamplingOptions) -> list[MomentViewRow]:
+def _moment_views(
+    path: Path,
+    info: MediaInfo,
+    embedder: ClipEmbedder,
+    options: SamplingOptions,
+    done: Callable[[float], None],
+) -> list[MomentViewRow]:
+    """Every moment's embedded views; ``done`` hears the seconds of footage decoded so far."""
     rows: list[MomentViewRow] = []
     pending: list[Moment] = []
     # Embed in batches as frames arrive, so only one batch of pictures is held.
     for moment in sample_moments(path, info, options):
         pending.append(moment)
+        done(moment.end_s)
         if len(pending) >= embedder.settings.batch_size:
             rows.extend(_embed_moments(embedder, pending))
             pending = []
@@ -157,7 +165,16 @@ class _Seen:
     fingerprint: str
 
 
-def _no_stage(_: str) -> None:
+@dataclass(frozen=True)
+class IndexProgress:
+    """Where indexing one file stands: its stage, and seconds of footage done of ``total_s``."""
+
+    stage: str
+    done_s: float = 0.0
+    total_s: float | None = None
+
+
+def _no_progress(_: IndexProgress) -> None:
     pass
 
 
@@ -166,7 +183,7 @@ def index_file(
     embedder: ClipEmbedder,
     path: Path,
     options: IndexOptions = IndexOptions(),
-    on_stage: Callable[[str], None] | None = None,
+    on_progress: Callable[[IndexProgress], None] | None = None,
 ) -> IndexResult:
     """Index one file. Never raises for bad media: the result says what happened."""
     path = Path(os.path.abspath(path))
@@ -183,7 +200,7 @@ def index_file(
         known_kind = existing.kind if existing is not None else None
     if known_kind is None and (moved := _try_move(catalog, seen, embedder, options.root_id)) is not None:
         return moved
-    return _index_content(catalog, embedder, seen, known_kind or options.kind, options, on_stage or _no_stage)
+    return _index_content(catalog, embedder, seen, known_kind or options.kind, options, on_progress or _no_progress)
 
 
 def _unchanged(session: Session, asset: Asset, seen: _Seen, embedding_model: str, options: IndexOptions) -> bool:
@@ -223,18 +240,20 @@ def _index_content(
     seen: _Seen,
     kind: str,
     options: IndexOptions,
-    stage: Callable[[str], None],
+    report: Callable[[IndexProgress], None],
 ) -> IndexResult:
     """Probe, sample and embed the file, then write the asset and its moments in one transaction."""
     path = seen.path
     try:
-        stage("probing")
+        report(IndexProgress("probing"))
         info = probe(path)
         if info.is_footage_rendition and kind == "master":
             return IndexResult(str(path), "skipped", message=f"{path}: a footage rendition, not a master")
-        stage("sampling")
-        rows = _moment_views(path, info, embedder, options.sampling)
-        stage("hashing")
+        report(IndexProgress("sampling", 0.0, info.duration_s))
+        rows = _moment_views(
+            path, info, embedder, options.sampling, lambda s: report(IndexProgress("sampling", s, info.duration_s))
+        )
+        report(IndexProgress("hashing", info.duration_s or 0.0, info.duration_s))
         digest = content_hash(path)
         if _file_facts(path) != (seen.size, seen.mtime):
             raise MediaError(f"{path}: changed while it was being indexed; it will be indexed again")
@@ -254,7 +273,7 @@ def _index_content(
     }
     if options.root_id is not None:
         values["root_id"] = options.root_id
-    stage("writing")
+    report(IndexProgress("writing", info.duration_s or 0.0, info.duration_s))
     with catalog.session() as session:
         asset_id = upsert_asset(session, str(path), values)
         replace_moment_views(session, asset_id, embedder.identity, rows)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import av
 import numpy as np
+import pytest
 import sqlalchemy as sa
 from media import Clip, truncate, write_clip
 from tiny_models import write_tiny_clip
@@ -250,3 +251,16 @@ def test_a_faststart_file_cut_short_is_indexed_with_the_shortfall(
     assert (cut.outcome, asset.status) == ("indexed", "indexed")  # what is there is searchable
     assert asset.error is not None and asset.error.startswith("truncated: 2.0 s of video decode")
     assert asset.error.endswith("the container declares 6.0 s")
+
+
+def test_progress_within_a_file(catalog: Catalog, embedder: ClipEmbedder, tmp_path: Path) -> None:
+    from indexer.index import IndexProgress
+
+    seen: list[IndexProgress] = []
+    path = write_clip(tmp_path / "long.mp4", Clip(shots=(3.0, 3.0)))
+    assert index_file(catalog, embedder, path, on_progress=seen.append).outcome == "indexed"
+    assert [p.stage for p in seen][0] == "probing" and [p.stage for p in seen][-2:] == ["hashing", "writing"]
+    sampled = [p.done_s for p in seen if p.stage == "sampling"]
+    assert len(sampled) >= 4 and sampled == sorted(sampled)  # footage seconds, moment by moment
+    assert sampled[-1] == pytest.approx(6.0, abs=0.05)
+    assert all(p.total_s == pytest.approx(6.0, abs=0.05) for p in seen if p.stage != "probing")
