@@ -7,8 +7,11 @@ process exits, so later commands reuse it instead of paying start-up again;
 
 from __future__ import annotations
 
+import fcntl
 import subprocess
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,7 +47,8 @@ def start_embedded(pgdata: Path) -> EmbeddedServer:
     pgserver, postmaster_info = _pgserver()
     try:
         pgdata.parent.mkdir(parents=True, exist_ok=True)
-        return _start(pgserver, postmaster_info, pgdata)
+        with _start_lock(pgdata):
+            return _start(pgserver, postmaster_info, pgdata)
     except (OSError, subprocess.SubprocessError, AssertionError) as exc:
         log = pgdata / "log"
         raise DatabaseUnavailableError(
@@ -52,11 +56,21 @@ def start_embedded(pgdata: Path) -> EmbeddedServer:
         ) from exc
 
 
+@contextmanager
+def _start_lock(pgdata: Path) -> Iterator[None]:
+    """One footage process at a time looks at and starts the server: pgserver locks its own
+    start, but not our look at the pid file before it, which says who started the server
+    (and which would read a pid file half-written by another process's start)."""
+    with open(pgdata.parent / f".{pgdata.name}.start.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 def _start(pgserver: Any, postmaster_info: Any, pgdata: Path) -> EmbeddedServer:
-    # pgserver serialises starts across processes with its own lock; its pid file is
-    # read under that lock too, so a server being started elsewhere is never half-read.
-    with pgserver.PostgresServer._lock:
-        before = postmaster_info.read_from_pgdata(pgdata) if pgdata.exists() else None
+    before = postmaster_info.read_from_pgdata(pgdata) if pgdata.exists() else None
     already_running = before is not None and before.is_running()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
 from typing import Any
 
 import procrastinate
@@ -130,6 +129,9 @@ async def _retry_stalled(app: procrastinate.App, stall_timeout_s: float) -> None
 # how often it looks (seconds): long enough for a server restart or a failover.
 DATABASE_PATIENCE_S = 300.0
 _RECONNECT_EVERY_S = 2.0
+_PING_EVERY_S = 2.0
+# A round that failed sooner than this after it began never reached the database.
+_STILL_DOWN_S = 10.0
 # What losing the database looks like, from procrastinate, psycopg and SQLAlchemy.
 DATABASE_LOST: tuple[type[BaseException], ...] = (
     procrastinate_errors.ConnectorException,
@@ -147,17 +149,31 @@ def run_worker(
     name: str = "worker",
     wait: bool = True,
     stall_timeout_s: float = STALLED_WORKER_TIMEOUT_S,
-    revive: Callable[[], None] | None = None,
+    catalog: Catalog | None = None,
     patience_s: float = DATABASE_PATIENCE_S,
 ) -> None:
     """Run jobs until stopped (SIGINT/SIGTERM), or until the queues are empty when not ``wait``.
 
     Alongside the worker runs the recovery of stalled jobs, so a worker killed
-    mid-job (power, OOM killer, SIGKILL) costs a retry, not the job. When the
-    database goes away the worker waits for it, calling ``revive`` (which
-    restarts an embedded server), and carries on; after ``patience_s`` seconds
+    mid-job (power, OOM killer, SIGKILL) costs a retry, not the job. With
+    ``catalog`` the worker looks every few seconds whether its database is
+    there; when it is gone it waits for it, starting the embedded server again
+    when it is footage's own, and carries on; after ``patience_s`` seconds
     without it, ``DatabaseUnavailableError``.
     """
+
+    async def watch_database() -> None:
+        assert catalog is not None
+        while True:
+            await asyncio.sleep(_PING_EVERY_S)
+            try:
+                await asyncio.to_thread(catalog.ping)  # raises at once when the server is gone
+            except DATABASE_LOST:
+                # Bring an embedded server back before the worker winds down: its
+                # shutdown waits on the database, up to the pools' timeouts.
+                with contextlib.suppress(Exception):
+                    await asyncio.to_thread(catalog.revive)
+                raise
 
     async def once() -> None:
         async with app.open_async():
@@ -172,31 +188,39 @@ def run_worker(
                     update_heartbeat_interval=max(0.5, stall_timeout_s / 6),
                 )
             )
-            recovery = asyncio.create_task(_retry_stalled(app, stall_timeout_s))
+            helpers = [asyncio.create_task(_retry_stalled(app, stall_timeout_s))]
+            if catalog is not None:
+                helpers.append(asyncio.create_task(watch_database()))
             try:
-                await worker
+                done, _ = await asyncio.wait([worker, *helpers], return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    task.result()  # the worker's end, or the database lost
             finally:
-                recovery.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await recovery
+                for task in (worker, *helpers):
+                    task.cancel()
+                for task in (worker, *helpers):
+                    with contextlib.suppress(asyncio.CancelledError, *DATABASE_LOST):
+                        await task
 
     async def main() -> None:
         lost_at: float | None = None
         while True:
+            started = time.monotonic()
             try:
                 await once()
                 return
             except DATABASE_LOST as exc:
                 now = time.monotonic()
-                lost_at = lost_at or now
+                if lost_at is None or now - started > _STILL_DOWN_S:
+                    lost_at = now  # a new outage: the worker ran fine in between
                 if now - lost_at > patience_s:
                     raise DatabaseUnavailableError(
                         f"the catalog database has been unreachable for {patience_s:.0f} s: {_reason(exc)}"
                     ) from exc
                 logger.warning("the catalog database is unreachable (%s); trying again", _reason(exc))
-                if revive is not None:
-                    with contextlib.suppress(Exception):
-                        await asyncio.to_thread(revive)
+                if catalog is not None:
+                    with contextlib.suppress(Exception):  # still down: the next round tries again
+                        await asyncio.to_thread(catalog.revive)
                 await asyncio.sleep(_RECONNECT_EVERY_S)
 
     asyncio.run(main())

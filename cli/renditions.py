@@ -104,14 +104,7 @@ def upscale(
 def _follow(catalog: Catalog, rendition_id: int, job_id: int | None) -> str:
     """Show progress until the rendition ends. With no worker alive, this process takes the job
     over and renders (then indexes) this rendition itself, and nothing else of the queue."""
-    here: threading.Thread | None = None
-    if job_id is not None and live_workers(catalog) == 0:
-        with job_app(catalog, asynchronous=False).open() as app:
-            taken = take_over(app, job_id)
-        if taken:
-            stderr().print("No worker is running: rendering here.")
-            here = threading.Thread(target=_render_and_index, args=(catalog, rendition_id), daemon=True)
-            here.start()
+    here = _render_here_if_idle(catalog, rendition_id, job_id)
     bar = FrameProgress(f"Rendition {rendition_id}")
     orphaned_since: float | None = None
     try:
@@ -121,21 +114,12 @@ def _follow(catalog: Catalog, rendition_id: int, job_id: int | None) -> str:
                 status, error = row.status, row.error
                 if row.frames_done:
                     bar.update(row.frames_done, row.frames_total, row.fps or 0.0)
-            if status in records.ENDED and (here is None or not here.is_alive()):
+            rendering_here = here is not None and here.is_alive()
+            if status in records.ENDED and not rendering_here:
                 break
-            if here is not None and not here.is_alive() and status not in records.ENDED:
+            if here is not None and not rendering_here:
                 raise FootageError(f"rendition {rendition_id} is {status}: the render here stopped; see the log above")
-            if here is None and live_workers(catalog) == 0:
-                # The worker that had the job is gone; waiting longer than the stall
-                # timeout would be waiting for nobody.
-                orphaned_since = orphaned_since or time.monotonic()
-                if time.monotonic() - orphaned_since > STALLED_WORKER_TIMEOUT_S:
-                    raise FootageError(
-                        f"rendition {rendition_id} is {status} but no worker is running; "
-                        "start `footage worker`, or run `footage upscale --wait` again"
-                    )
-            else:
-                orphaned_since = None
+            orphaned_since = _unless_orphaned(catalog, rendition_id, status, here is None, orphaned_since)
             time.sleep(0.5)
     finally:
         bar.close()
@@ -143,6 +127,35 @@ def _follow(catalog: Catalog, rendition_id: int, job_id: int | None) -> str:
         raise FootageError(f"rendition {rendition_id} failed: {error}")
     stderr().print(f"Rendition {rendition_id}: {status}")
     return status
+
+
+def _render_here_if_idle(catalog: Catalog, rendition_id: int, job_id: int | None) -> threading.Thread | None:
+    """With no worker alive, take the job over and render it on a thread of this process."""
+    if job_id is None or live_workers(catalog) > 0:
+        return None
+    with job_app(catalog, asynchronous=False).open() as app:
+        if not take_over(app, job_id):
+            return None  # a worker took it meanwhile: follow that one
+    stderr().print("No worker is running: rendering here.")
+    here = threading.Thread(target=_render_and_index, args=(catalog, rendition_id), daemon=True)
+    here.start()
+    return here
+
+
+def _unless_orphaned(
+    catalog: Catalog, rendition_id: int, status: str, by_a_worker: bool, since: float | None
+) -> float | None:
+    """When the worker that had the job is gone, waiting past the stall timeout is waiting for
+    nobody: say so. Returns since when no worker has been alive (``None`` while one is)."""
+    if not by_a_worker or live_workers(catalog) > 0:
+        return None
+    since = since or time.monotonic()
+    if time.monotonic() - since > STALLED_WORKER_TIMEOUT_S:
+        raise FootageError(
+            f"rendition {rendition_id} is {status} but no worker is running; "
+            "start `footage worker`, or run `footage upscale --wait` again"
+        )
+    return since
 
 
 def _render_and_index(catalog: Catalog, rendition_id: int) -> None:

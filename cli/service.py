@@ -95,7 +95,7 @@ def watch(
                 concurrency=concurrency,
                 name="watch",
                 stall_timeout_s=stall_timeout,
-                revive=catalog.revive,
+                catalog=catalog,
             )
         finally:
             stop.set()
@@ -132,6 +132,6 @@ def worker(
             concurrency=concurrency,
             name=socket.gethostname(),
             stall_timeout_s=stall_timeout,
-            revive=catalog.revive,
+            catalog=catalog,
         )
     stdout().print("Stopped.")
