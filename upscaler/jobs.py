@@ -6,6 +6,7 @@ indexed by deferring the indexer's job by name; the indexer is never imported.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import logging
 import os
@@ -15,6 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import procrastinate
 import sqlalchemy as sa
@@ -24,7 +26,7 @@ from sqlalchemy.orm import Session
 from catalog import Asset, Catalog, FootageError, Rendition, UnsafePathError
 from catalog import renditions as records
 from catalog.families import resolve_asset
-from catalog.jobs import RENDER_QUEUE, RENDER_TASK, defer_index, defer_render
+from catalog.jobs import DATABASE_LOST, RENDER_QUEUE, RENDER_TASK, defer_index, defer_render
 from catalog.media import Picture, content_hash
 from catalog.tables import RenditionStatus
 from upscaler.encode import CODECS, DEFAULT_CODEC
@@ -222,14 +224,23 @@ def run_render_job(
     try:
         result = render(request, _progress_recorder(catalog, rendition_id, context, cancel), cancel)
     except Exception as exc:
-        _record_failure(catalog, rendition_id, exc, cancelled=cancel.is_set(), attempt=attempt)
+        _unless_database_lost(_record_failure, catalog, rendition_id, exc, cancelled=cancel.is_set(), attempt=attempt)
         if cancel.is_set():
             raise procrastinate_errors.JobAborted() from exc
         raise
-    _record_success(catalog, rendition_id, result)
+    _unless_database_lost(_record_success, catalog, rendition_id, result)
     defer_index(app, str(result.output), kind="rendition")
     logger.info("rendition %s done: %s", rendition_id, result.output)
     return result.output
+
+
+def _unless_database_lost(record: Callable[..., None], *args: Any, **kwargs: Any) -> None:
+    """Record an outcome; without a database to record it in, the job is retried (a render
+    failure that may pass), so the rendition never stays "running" with nobody on it."""
+    try:
+        record(*args, **kwargs)
+    except DATABASE_LOST as exc:
+        raise RenderError("the catalog database went away before the outcome was recorded") from exc
 
 
 def _start(catalog: Catalog, settings: UpscaleSettings, rendition_id: int) -> tuple[RenderRequest, int] | None:
@@ -290,7 +301,8 @@ def _progress_recorder(
             cancel.set()
         if time.monotonic() - last >= _PROGRESS_EVERY_S:
             last = time.monotonic()
-            with catalog.session() as session:
+            # Progress is advisory: a render goes on while the database restarts.
+            with contextlib.suppress(*DATABASE_LOST), catalog.session() as session:
                 records.record_progress(session, rendition_id, p.frames_done, p.frames_total, p.fps)
 
     return progress
