@@ -48,11 +48,17 @@ def job_app(catalog: Catalog, *, asynchronous: bool = True) -> procrastinate.App
     return procrastinate.App(connector=connector)
 
 
-def defer_index(app: procrastinate.App, path: str, *, root_id: int | None = None, **options: Any) -> int | None:
-    """Queue indexing of ``path``; ``None`` when a job for it is already waiting."""
+def defer_index(
+    app: procrastinate.App, path: str, *, root_id: int | None = None, in_s: float | None = None, **options: Any
+) -> int | None:
+    """Queue indexing of ``path`` (in ``in_s`` seconds, or now); ``None`` when a job for it is already waiting."""
     try:
         return app.configure_task(
-            INDEX_TASK, queue=INDEX_QUEUE, queueing_lock=f"index:{path}", lock=f"index:{path}"
+            INDEX_TASK,
+            queue=INDEX_QUEUE,
+            queueing_lock=f"index:{path}",
+            lock=f"index:{path}",
+            schedule_in={"seconds": in_s} if in_s is not None else None,
         ).defer(path=path, root_id=root_id, **options)
     except procrastinate_errors.AlreadyEnqueued:
         return None

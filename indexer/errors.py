@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from catalog import FootageError
 
+# How a file footage could not open reads in its error, so a scan tries it again.
+UNREADABLE = ": cannot read: "
+
 
 class MediaError(FootageError):
     """A file is not usable footage (empty, truncated, encrypted, no video, unreadable)."""

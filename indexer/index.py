@@ -30,7 +30,7 @@ from catalog.assets import (
 from catalog.media import content_hash
 from indexer.discover import walk
 from indexer.embed import ClipEmbedder, square_views
-from indexer.errors import MediaError
+from indexer.errors import UNREADABLE, MediaError
 from indexer.fingerprint import quick_fingerprint
 from indexer.probe import MediaInfo, probe
 from indexer.sampling import Moment, SamplingOptions, sample_moments
@@ -191,7 +191,10 @@ def index_file(
         size, mtime = _file_facts(path)
         seen = _Seen(path, size, mtime, quick_fingerprint(path))
     except OSError as exc:
-        return IndexResult(str(path), "failed", message=f"{path}: cannot read: {exc.strerror}")
+        message = f"{path}{UNREADABLE}{exc.strerror}"
+        # Recorded, so people see it and a later scan tries again once it can be read.
+        asset_id = record_failure(catalog, path, message, options.kind, options.root_id) if path.exists() else None
+        return IndexResult(str(path), "failed", asset_id, message=message)
     with catalog.session() as session:
         existing = asset_by_path(session, str(path))
         if existing is not None and _unchanged(session, existing, seen, embedder.identity, options):

@@ -11,7 +11,7 @@ from typing import Any
 import av
 
 from catalog.media import RENDITION_TAG, Picture, first_frame, video_facts
-from indexer.errors import MediaError
+from indexer.errors import UNREADABLE, MediaError
 
 # A file whose video ends this much (seconds, and share of the whole) before its
 # header's duration was cut short; smaller gaps are containers' own rounding.
@@ -214,7 +214,7 @@ def probe(path: Path) -> MediaInfo:
     try:
         size = os.stat(path).st_size
     except OSError as exc:
-        raise MediaError(f"{path}: cannot read: {exc.strerror}") from exc
+        raise MediaError(f"{path}{UNREADABLE}{exc.strerror}") from exc
     if size == 0:
         raise MediaError(f"{path}: empty file (0 bytes)")
     try:

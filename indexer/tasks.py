@@ -12,7 +12,7 @@ from typing import Any
 import procrastinate
 
 from catalog import Catalog
-from catalog.jobs import INDEX_QUEUE, INDEX_TASK
+from catalog.jobs import INDEX_QUEUE, INDEX_TASK, defer_index
 from indexer.embed import ClipEmbedder, EmbeddingSettings
 from indexer.errors import EmbeddingModelError
 from indexer.index import IndexOptions, IndexResult, index_file, record_failure
@@ -83,9 +83,18 @@ def register_index_task(
         try:
             loaded = embedder()
         except EmbeddingModelError as exc:
-            # The file is fine; the model is not there. Recorded as waiting, it is queued
-            # again by the next scan (or restart) once the model loads; nothing else stops.
+            # The file is fine; the model is not there. Recorded as waiting and asked for again
+            # a while later, it is indexed once the model loads; nothing else stops.
             record_failure(catalog, Path(path), f"waiting for the CLIP model: {exc}", kind, root_id, status="pending")
+            defer_index(
+                app,
+                path,
+                root_id=root_id,
+                in_s=_RETRY_LOAD_S,
+                keyframes_only=keyframes_only,
+                max_gap_s=max_gap_s,
+                kind=kind,
+            )
             return
         result = index_file(catalog, loaded, Path(path), options)
         if result.outcome == "failed":

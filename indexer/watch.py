@@ -34,7 +34,7 @@ from catalog.assets import (
 )
 from catalog.jobs import DATABASE_LOST
 from indexer.discover import is_candidate, walk
-from indexer.errors import MediaError
+from indexer.errors import UNREADABLE, MediaError
 from indexer.probe import probe
 
 logger = logging.getLogger(__name__)
@@ -81,10 +81,15 @@ _MTIME_TOLERANCE_S = 1e-3
 
 
 def _unchanged_since_indexed(asset: Asset | None, st: os.stat_result) -> bool:
-    """Whether a catalogued file still has the size and time it was indexed (or failed) with."""
+    """Whether a catalogued file still has the size and time it was indexed (or failed) with.
+
+    A file that could not be read is never unchanged: reading rights change without
+    touching size or time, so every scan tries it again.
+    """
     return (
         asset is not None
         and asset.status in ("indexed", "error")
+        and UNREADABLE not in (asset.error or "")
         and asset.size_bytes == st.st_size
         and asset.mtime is not None
         and abs(asset.mtime.timestamp() - st.st_mtime) < _MTIME_TOLERANCE_S

@@ -204,3 +204,21 @@ def test_scan_leaves_the_renditions_folder_alone(catalog: Catalog, embedder: Cli
     made.unlink()
     (report,) = watcher.scan()
     assert report.missing == 1 and _assets(catalog)["a.4k.mov"].status == "missing"
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads a file whatever its mode; run as another user")
+def test_a_file_unreadable_at_scan_is_recorded_and_tried_again(
+    catalog: Catalog, embedder: ClipEmbedder, media_root: Path
+) -> None:
+    locked = write_clip(media_root / "locked.mp4", Clip())
+    os.chmod(locked, 0)
+    recorder = Recorder(catalog, embedder)
+    watcher = FolderWatcher(catalog, [media_root], WatchSettings(settle_s=0.0, undecodable_retries=0), recorder)
+    watcher.scan()
+    watcher.tick()
+    assert _assets(catalog)["locked.mp4"].status == "error"
+    assert "cannot read: Permission denied" in (_assets(catalog)["locked.mp4"].error or "")
+    os.chmod(locked, 0o644)  # someone fixes the rights: size and time are unchanged
+    watcher.scan()
+    watcher.tick()
+    assert _assets(catalog)["locked.mp4"].status == "indexed"

@@ -36,6 +36,15 @@ def _indexed(home: Path) -> set[str]:
         return {Path(p).name for p in s.scalars(sa.select(Asset.path).where(Asset.status == "indexed"))}
 
 
+def _indexing(home: Path) -> set[str]:
+    """Files whose index job is running now."""
+    with open_catalog(CatalogSettings(home=home, database_url=None)) as catalog, catalog.session() as s:
+        rows = s.execute(
+            sa.text("SELECT args->>'path' FROM procrastinate_jobs WHERE status = 'doing' AND task_name LIKE '%index%'")
+        ).scalars()
+        return {Path(p).name for p in rows}
+
+
 def test_the_service_survives_its_database(tiny_clip: str, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     home, root = tmp_path / "home", tmp_path / "incoming"
     root.mkdir()
@@ -54,6 +63,9 @@ def test_the_service_survives_its_database(tiny_clip: str, tmp_path: Path, monke
     failure: AssertionError | None = None
     try:
         wait_for(lambda: _postmaster(pgdata) is not None and "before.mp4" in _indexed(home), timeout=120, interval=0.5)
+        # The kill lands while a file is being indexed.
+        write_clip(root / "during.mp4", Clip(width=320, height=180, shots=(3.0, 3.0, 3.0)))
+        wait_for(lambda: _indexing(home) == {"during.mp4"}, timeout=60, interval=0.05)
         killed = _postmaster(pgdata)
         assert killed is not None
         os.kill(killed, signal.SIGKILL)
@@ -63,7 +75,7 @@ def test_the_service_survives_its_database(tiny_clip: str, tmp_path: Path, monke
         # The service brings its server back by itself (the test only reads the pid file until then).
         wait_for(lambda: _postmaster(pgdata) not in (None, killed), timeout=60, interval=0.2)
         revived_after = time.time() - down
-        wait_for(lambda: _indexed(home) == {"before.mp4", "while-down.mp4"}, timeout=120, interval=0.5)
+        wait_for(lambda: _indexed(home) == {"before.mp4", "during.mp4", "while-down.mp4"}, timeout=120, interval=0.5)
     except AssertionError as exc:
         failure = exc
     finally:
@@ -75,68 +87,6 @@ def test_the_service_survives_its_database(tiny_clip: str, tmp_path: Path, monke
     assert "Traceback" not in err, err
     assert "Stopped." in out
     print(
-        "faults: kill -9 postmaster under watch: runs=1 faults injected=1 files=2 "
+        "faults: kill -9 postmaster mid-index under watch: runs=1 faults injected=1 files=3 "
         f"revived in {revived_after:.1f}s lost: 0"
     )
-
-
-def test_a_render_survives_its_database(tiny_clip: str, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    import json
-
-    from tiny_models import write_tiny_compact
-    from typer.testing import CliRunner
-
-    from catalog.media import content_hash
-    from cli.main import app
-
-    home = tmp_path / "home"
-    monkeypatch.delenv("FOOTAGE_DATABASE_URL", raising=False)
-    env = {"FOOTAGE_CLIP_MODEL": tiny_clip, "FOOTAGE_HOME": str(home)}
-    master = write_clip(tmp_path / "long.mov", Clip(width=160, height=90, shots=(4.0, 4.0, 4.0)))
-    before = content_hash(master)
-    model = write_tiny_compact(tmp_path / "tiny.pth")
-    runner = CliRunner()
-    assert runner.invoke(app, ["index", str(master)], env=env).exit_code == 0
-    queued = runner.invoke(app, ["upscale", str(master), "--to", "2x", "-m", str(model), "--json"], env=env)
-    assert queued.exit_code == 0, queued.output
-    rendition_id, output = json.loads(queued.stdout)["rendition_id"], Path(json.loads(queued.stdout)["output"])
-
-    def rendition() -> tuple[str, int]:
-        with open_catalog(CatalogSettings(home=home, database_url=None)) as catalog, catalog.session() as s:
-            row = s.execute(
-                sa.text("SELECT status, frames_done FROM renditions WHERE id = :id"), {"id": rendition_id}
-            ).one()
-        return row.status, row.frames_done
-
-    pgdata = home / "pgdata"
-    log = tmp_path / "worker.log"
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "cli", "worker", "--stall-timeout", "2"],
-        env={**{k: v for k, v in os.environ.items() if k != "FOOTAGE_DATABASE_URL"}, **env},
-        stdout=subprocess.DEVNULL,
-        stderr=open(log, "w"),  # noqa: SIM115  # read once the worker has stopped
-        text=True,
-    )
-    failure: AssertionError | None = None
-    final = None
-    try:
-        wait_for(lambda: rendition()[1] > 0, timeout=120, interval=0.3)
-        killed = _postmaster(pgdata)
-        assert killed is not None
-        os.kill(killed, signal.SIGKILL)
-        wait_for(lambda: _postmaster(pgdata) not in (None, killed), timeout=60, interval=0.2)
-        wait_for(lambda: rendition()[0] in ("done", "failed"), timeout=240, interval=0.5)
-        final = rendition()
-    except AssertionError as exc:
-        failure = exc
-    finally:
-        worker.send_signal(signal.SIGTERM)
-        worker.wait(timeout=60)
-        err = log.read_text()
-        stop_embedded(pgdata)
-    assert failure is None, f"{failure}; the worker said:\n{err}"
-    assert "Traceback" not in err, err
-    assert final is not None and final[0] == "done", final
-    assert output.exists() and not list(output.parent.glob(".*partial*"))
-    assert content_hash(master) == before  # the master, byte for byte
-    print("faults: kill -9 postmaster mid-render: runs=1 faults injected=1 renditions=1 ended done lost: 0")

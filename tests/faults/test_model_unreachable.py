@@ -76,5 +76,14 @@ def test_watch_records_files_as_waiting_and_carries_on(catalog: Catalog, tmp_pat
     assert service.returncode == 0, err
     assert "Traceback" not in err, err
     assert all((e or "").startswith("waiting for the CLIP model: cannot download") for e in waiting().values())
+    # Each is asked for again a minute later, so it is indexed once the model loads.
+    with catalog.session() as s:
+        again = s.execute(
+            sa.text(
+                "SELECT args->>'path', scheduled_at > now() + interval '30 seconds' FROM procrastinate_jobs"
+                " WHERE status = 'todo' AND task_name = 'footage.index_file'"
+            )
+        ).all()
+    assert sorted((Path(p).name, later) for p, later in again) == [("a.mp4", True), ("b.mp4", True)]
     assert err.count("cannot download CLIP model") == 1, err  # one warning, not one per file
     print("faults: CLIP hub unreachable under watch: files=2 recorded waiting, service kept running, lost: 0")
