@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -15,6 +12,7 @@ import pytest
 import sqlalchemy as sa
 from media import Clip, write_clip
 from polling import wait_for
+from services import catalog_env, start
 
 from catalog import Asset, Catalog
 from indexer.embed import ClipEmbedder
@@ -153,19 +151,8 @@ def test_watch_command_runs_jobs_and_stops_cleanly(
     catalog: Catalog, tiny_clip: str, media_root: Path, tmp_path: Path
 ) -> None:
     write_clip(media_root / "first.mp4", Clip())
-    env = {
-        **os.environ,
-        "FOOTAGE_DATABASE_URL": catalog.engine.url.render_as_string(hide_password=False),
-        "FOOTAGE_CLIP_MODEL": tiny_clip,
-        "FOOTAGE_HOME": str(tmp_path / "home"),
-    }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "cli", "watch", str(media_root), "--settle", "0.5"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    env = catalog_env(catalog, tmp_path / "home", FOOTAGE_CLIP_MODEL=tiny_clip)
+    service = start(env, tmp_path / "logs", "watch", str(media_root), "--settle", "0.5")
     try:
         wait_for(
             lambda: _assets(catalog).get("first.mp4") is not None and _assets(catalog)["first.mp4"].status == "indexed",
@@ -179,9 +166,8 @@ def test_watch_command_runs_jobs_and_stops_cleanly(
             timeout=60,
         )
     finally:
-        process.send_signal(signal.SIGTERM)
-        out, err = process.communicate(timeout=60)
-    assert process.returncode == 0, err
+        code, out, err = service.stop()
+    assert code == 0, err
     assert "Stopped." in out
     with catalog.session() as s:
         jobs = s.execute(

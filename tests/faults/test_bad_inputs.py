@@ -7,9 +7,6 @@ keeps running, and the good files beside them are indexed.
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
 from fractions import Fraction
 from pathlib import Path
 
@@ -19,6 +16,7 @@ import sqlalchemy as sa
 from media import Clip, truncate, write_clip
 from PIL import Image
 from polling import wait_for
+from services import catalog_env, start
 
 from catalog import Asset, Catalog
 
@@ -61,19 +59,8 @@ def test_bad_files_get_a_reason_and_good_ones_are_indexed(catalog: Catalog, tiny
     bad = _corpus(root)
     for name in GOOD:
         write_clip(root / name, Clip(shots=(0.5, 0.5)))
-    env = {
-        **os.environ,
-        "FOOTAGE_DATABASE_URL": catalog.engine.url.render_as_string(hide_password=False),
-        "FOOTAGE_CLIP_MODEL": tiny_clip,
-        "FOOTAGE_HOME": str(tmp_path / "home"),
-    }
-    service = subprocess.Popen(
-        [sys.executable, "-m", "cli", "watch", str(root), "--settle", "0.3"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    env = catalog_env(catalog, tmp_path / "home", FOOTAGE_CLIP_MODEL=tiny_clip)
+    service = start(env, tmp_path / "logs", "watch", str(root), "--settle", "0.3")
 
     def assets() -> dict[str, Asset]:
         with catalog.session() as s:
@@ -88,11 +75,10 @@ def test_bad_files_get_a_reason_and_good_ones_are_indexed(catalog: Catalog, tiny
     except AssertionError as exc:
         failure = exc
     finally:
-        service.send_signal(signal.SIGTERM)
-        out, err = service.communicate(timeout=60)
+        code, _, err = service.stop()
     found = assets()
     assert failure is None, f"{failure}: {sorted(found)}\n{err}"
-    assert service.returncode == 0, err
+    assert code == 0, err
     assert "Traceback" not in err, err
     for name, word in bad.items():
         if name == "loop.mov":

@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import os
 import random
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -19,6 +16,7 @@ import pytest
 import sqlalchemy as sa
 from media import Clip, write_clip
 from polling import wait_for
+from services import Service, catalog_env, start
 
 from catalog import Asset, Catalog
 
@@ -26,14 +24,8 @@ SEEDS = range(8) if os.environ.get("FOOTAGE_FAULTS_LONG") else range(2)
 FILES = 4
 
 
-def _watch(env: dict[str, str], root: Path) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "cli", "watch", str(root), "--settle", "0.3", "--stall-timeout", "2"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+def _watch(env: dict[str, str], root: Path, logs: Path) -> Service:
+    return start(env, logs, "watch", str(root), "--settle", "0.3", "--stall-timeout", "2")
 
 
 def _jobs(catalog: Catalog) -> dict[str, int]:
@@ -68,33 +60,24 @@ def test_a_killed_watcher_loses_nothing(seed: int, catalog: Catalog, tiny_clip: 
     root.mkdir()
     for i in range(FILES):
         write_clip(root / f"clip{i}.mp4", Clip(width=160, height=90, shots=(1.0, 1.0, 1.0)))
-    env = {
-        **os.environ,
-        "FOOTAGE_DATABASE_URL": catalog.engine.url.render_as_string(hide_password=False),
-        "FOOTAGE_CLIP_MODEL": tiny_clip,
-        "FOOTAGE_HOME": str(tmp_path / "home"),
-    }
-    first = _watch(env, root)
+    env = catalog_env(catalog, tmp_path / "home", FOOTAGE_CLIP_MODEL=tiny_clip)
+    first = _watch(env, root, tmp_path / "logs")
     try:
         # The kill lands while a file is being indexed, at a seeded moment into it.
         wait_for(lambda: _jobs(catalog).get("doing", 0) > 0, timeout=120, interval=0.05)
         first_doing = _jobs(catalog).get("doing", 0)
         delay = rng.uniform(0.0, 1.0)
         time.sleep(delay)
-        first.send_signal(signal.SIGKILL)
-        first.wait(timeout=30)
     finally:
-        if first.poll() is None:
-            first.kill()
+        first.kill()
     restarted = time.time()
-    second = _watch(env, root)
+    second = _watch(env, root, tmp_path / "logs")
     try:
         wait_for(lambda: _worker_started_since(catalog, restarted), timeout=120, interval=0.2)
         wait_for(lambda: _settled(catalog), timeout=180, interval=0.2)
     finally:
-        second.send_signal(signal.SIGTERM)
-        _, err = second.communicate(timeout=60)
-    assert second.returncode == 0, err
+        code, _, err = second.stop()
+    assert code == 0, err
     assert "Traceback" not in err, err
     with catalog.session() as s:
         paths = s.scalars(sa.select(Asset.path)).all()

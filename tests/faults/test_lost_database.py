@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import sqlalchemy as sa
 from media import Clip, write_clip
 from polling import wait_for
+from services import catalog_env, start
 
 from catalog import Asset, CatalogSettings, open_catalog, stop_embedded
 
@@ -49,16 +48,9 @@ def test_the_service_survives_its_database(tiny_clip: str, tmp_path: Path, monke
     home, root = tmp_path / "home", tmp_path / "incoming"
     root.mkdir()
     monkeypatch.delenv("FOOTAGE_DATABASE_URL", raising=False)
-    env = {k: v for k, v in os.environ.items() if k != "FOOTAGE_DATABASE_URL"}
-    env.update({"FOOTAGE_CLIP_MODEL": tiny_clip, "FOOTAGE_HOME": str(home)})
+    env = catalog_env(None, home, FOOTAGE_CLIP_MODEL=tiny_clip)
     write_clip(root / "before.mp4", Clip())
-    service = subprocess.Popen(
-        [sys.executable, "-m", "cli", "watch", str(root), "--settle", "0.3", "--stall-timeout", "2"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    service = start(env, tmp_path / "logs", "watch", str(root), "--settle", "0.3", "--stall-timeout", "2")
     pgdata = home / "pgdata"
     failure: AssertionError | None = None
     try:
@@ -79,11 +71,10 @@ def test_the_service_survives_its_database(tiny_clip: str, tmp_path: Path, monke
     except AssertionError as exc:
         failure = exc
     finally:
-        service.send_signal(signal.SIGTERM)
-        out, err = service.communicate(timeout=60)
+        code, out, err = service.stop()
         stop_embedded(pgdata)
     assert failure is None, f"{failure}; the service said:\n{err}"
-    assert service.returncode == 0, err
+    assert code == 0, err
     assert "Traceback" not in err, err
     assert "Stopped." in out
     print(

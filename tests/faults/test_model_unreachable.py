@@ -6,8 +6,6 @@ the watch service records files as waiting and carries on.
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 import sys
 import time
@@ -16,20 +14,20 @@ from pathlib import Path
 import sqlalchemy as sa
 from media import Clip, write_clip
 from polling import wait_for
+from services import catalog_env, start
 
 from catalog import Asset, Catalog
 
 
 def _env(catalog: Catalog, tmp_path: Path) -> dict[str, str]:
-    return {
-        **os.environ,
-        "FOOTAGE_DATABASE_URL": catalog.engine.url.render_as_string(hide_password=False),
-        "FOOTAGE_HOME": str(tmp_path / "home"),
-        "FOOTAGE_CLIP_MODEL": "ViT-B-32",
-        "FOOTAGE_CLIP_PRETRAINED": "laion2b_s34b_b79k",
-        "HF_HOME": str(tmp_path / "hf-cache"),  # nothing cached
-        "HF_ENDPOINT": "http://127.0.0.1:9",  # a hub that refuses every connection
-    }
+    return catalog_env(
+        catalog,
+        tmp_path / "home",
+        FOOTAGE_CLIP_MODEL="ViT-B-32",
+        FOOTAGE_CLIP_PRETRAINED="laion2b_s34b_b79k",
+        HF_HOME=str(tmp_path / "hf-cache"),  # nothing cached
+        HF_ENDPOINT="http://127.0.0.1:9",  # a hub that refuses every connection
+    )
 
 
 def test_search_fails_fast_with_what_to_do(catalog: Catalog, tmp_path: Path) -> None:
@@ -55,13 +53,7 @@ def test_watch_records_files_as_waiting_and_carries_on(catalog: Catalog, tmp_pat
     root.mkdir()
     write_clip(root / "a.mp4", Clip())
     write_clip(root / "b.mp4", Clip(shots=(0.5, 0.5)))
-    service = subprocess.Popen(
-        [sys.executable, "-m", "cli", "watch", str(root), "--settle", "0.3"],
-        env=_env(catalog, tmp_path),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    service = start(_env(catalog, tmp_path), tmp_path / "logs", "watch", str(root), "--settle", "0.3")
 
     def waiting() -> dict[str, str | None]:
         with catalog.session() as s:
@@ -69,11 +61,10 @@ def test_watch_records_files_as_waiting_and_carries_on(catalog: Catalog, tmp_pat
 
     try:
         wait_for(lambda: set(waiting()) == {"a.mp4", "b.mp4"}, timeout=60, interval=0.3)
-        assert service.poll() is None  # still running
+        assert service.process.poll() is None  # still running
     finally:
-        service.send_signal(signal.SIGTERM)
-        _, err = service.communicate(timeout=60)
-    assert service.returncode == 0, err
+        code, _, err = service.stop()
+    assert code == 0, err
     assert "Traceback" not in err, err
     assert all((e or "").startswith("waiting for the CLIP model: cannot download") for e in waiting().values())
     # Each is asked for again a minute later, so it is indexed once the model loads.
