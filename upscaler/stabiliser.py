@@ -163,8 +163,9 @@ class TemporalStage:
         weight = torch.from_numpy(confidence).to(device)[None, None]
         weight = F.interpolate(weight, size=(height, width), mode="bilinear", align_corners=False)
         weight = self.settings.strength * weight
-        detail = _detail(warped, scale) - _detail(out, scale)
-        return (out + weight * detail).clamp(0, 1)
+        # The detail band is linear: the warped frame's detail less this one's is the
+        # detail of their difference, one pooling pass at output size instead of two.
+        return (out + weight * _detail(warped - out, scale)).clamp(0, 1)
 
     def _identity_grid(self, out: torch.Tensor) -> torch.Tensor:
         """Pixel centres of ``out`` in grid_sample's coordinates (1, H, W, 2), made once."""
