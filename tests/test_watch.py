@@ -120,8 +120,13 @@ def test_restart_catches_up(catalog: Catalog, embedder: ClipEmbedder, media_root
     write_clip(media_root / "edited.mp4", Clip(shots=(1.0,)))
     first = FolderWatcher(catalog, [media_root], settings, recorder)
     first.scan()
+
     # Until every file has settled and been queued (a loaded machine settles them at different ticks).
-    wait_for(lambda: [first.tick(), not first.pending][-1])
+    def all_queued() -> bool:
+        first.tick()
+        return not first.pending
+
+    wait_for(all_queued)
     assert sorted(recorder.paths()) == ["deleted.mp4", "edited.mp4", "kept.mp4", "renamed.mp4"]
     before = _assets(catalog)
 
