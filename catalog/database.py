@@ -63,10 +63,14 @@ class Catalog:
         """A libpq connection string (URI) for clients other than SQLAlchemy."""
         return self.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
 
-    def ping(self) -> None:
-        """Raise ``OperationalError`` at once when the server is gone (a pool would wait)."""
-        with self.engine.connect() as conn:
-            conn.execute(sa.text("SELECT 1"))
+    def ping(self, timeout_s: float = 5.0) -> None:
+        """Raise ``psycopg.OperationalError`` within ``timeout_s`` when the server is gone.
+
+        A connection of its own, not one from the pool: a pool that is busy or
+        reconnecting would make the answer wait up to its checkout timeout (30 s).
+        """
+        with psycopg.connect(self.conninfo, connect_timeout=max(1, round(timeout_s))) as conn:
+            conn.execute("SELECT 1")
 
     def revive(self) -> None:
         """After losing the database: start the embedded server again when it is ours (a

@@ -69,8 +69,27 @@ def _start_lock(pgdata: Path) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
+def _died(info: Any) -> bool:
+    """Whether the postmaster in a pid file has exited but is still in the process table.
+
+    A ``kill -9``'d postmaster stays a zombie until its parent (often init) reaps it;
+    pgserver and PostgreSQL both take it for a running server until then, so a
+    start now would hand back the dead server or fail on the lock file.
+    """
+    import psutil
+
+    try:
+        return info.process is not None and info.process.status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
 def _start(pgserver: Any, postmaster_info: Any, pgdata: Path) -> EmbeddedServer:
     before = postmaster_info.read_from_pgdata(pgdata) if pgdata.exists() else None
+    if before is not None and _died(before):
+        raise DatabaseUnavailableError(
+            f"the embedded PostgreSQL in {pgdata} (pid {before.pid}) has died and is not reaped yet; try again shortly"
+        )
     already_running = before is not None and before.is_running()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -10,7 +10,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import signal
+import threading
 import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 import procrastinate
@@ -34,6 +40,8 @@ STALLED_WORKER_TIMEOUT_S = 60.0
 
 logger = logging.getLogger(__name__)
 
+_POOL_TIMEOUT_S = 5.0
+
 
 def job_app(catalog: Catalog, *, asynchronous: bool = True) -> procrastinate.App:
     """A procrastinate app on the catalog's database.
@@ -41,10 +49,12 @@ def job_app(catalog: Catalog, *, asynchronous: bool = True) -> procrastinate.App
     Workers need the asynchronous connector; code that only defers jobs from
     plain threads uses the synchronous one.
     """
+    # A pool waits this long for a connection (psycopg_pool's default is 30 s): when the
+    # database is gone a worker's wind-down would sit out the full wait on each write.
     if asynchronous:
-        connector: Any = procrastinate.PsycopgConnector(conninfo=catalog.conninfo)
+        connector: Any = procrastinate.PsycopgConnector(conninfo=catalog.conninfo, timeout=_POOL_TIMEOUT_S)
     else:
-        connector = procrastinate.SyncPsycopgConnector(conninfo=catalog.conninfo)
+        connector = procrastinate.SyncPsycopgConnector(conninfo=catalog.conninfo, timeout=_POOL_TIMEOUT_S)
     return procrastinate.App(connector=connector)
 
 
@@ -136,6 +146,7 @@ async def _retry_stalled(app: procrastinate.App, stall_timeout_s: float) -> None
 DATABASE_PATIENCE_S = 300.0
 _RECONNECT_EVERY_S = 2.0
 _PING_EVERY_S = 2.0
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 # A round that failed sooner than this after it began never reached the database.
 _STILL_DOWN_S = 10.0
 # What losing the database looks like, from procrastinate, psycopg and SQLAlchemy.
@@ -145,6 +156,76 @@ DATABASE_LOST: tuple[type[BaseException], ...] = (
     sa.exc.OperationalError,
     sa.exc.InterfaceError,
 )
+
+
+@dataclass
+class _Outage:
+    """When the database was first missed in the outage going on, shared by the watchdog and the restarts."""
+
+    since: float | None = None
+
+    def begin(self, now: float) -> float:
+        if self.since is None:
+            self.since = now
+        return self.since
+
+
+async def _watch_database(catalog: Catalog, pinger: ThreadPoolExecutor, outage: _Outage, patience_s: float) -> None:
+    """Raise ``DATABASE_LOST`` once the database is gone and, when it is the embedded server,
+    back again (or ``patience_s`` has passed): the worker then starts over on fresh connections.
+
+    The embedded server is brought back before the worker winds down: its shutdown
+    waits for the running job, whose last writes need the database.
+    """
+    loop = asyncio.get_running_loop()
+    while True:
+        await asyncio.sleep(_PING_EVERY_S)
+        try:
+            await loop.run_in_executor(pinger, catalog.ping)
+            outage.since = None
+        except DATABASE_LOST:
+            since = outage.begin(time.monotonic())
+            while catalog.embedded is not None and time.monotonic() - since < patience_s:
+                with contextlib.suppress(Exception):
+                    await loop.run_in_executor(pinger, catalog.revive)
+                    await loop.run_in_executor(pinger, catalog.ping)
+                    break
+                await asyncio.sleep(_RECONNECT_EVERY_S)
+            raise
+
+
+@contextlib.contextmanager
+def _stop_on_signals(stop: asyncio.Event) -> Iterator[None]:
+    """SIGINT/SIGTERM set ``stop`` (a graceful stop: the running job ends first); a second
+    one ends the process at once, as the signal would unhandled: the job is then the
+    next worker's to take over, as after a crash.
+
+    procrastinate's own handlers cover only its fetch loop, not its wind-down nor our
+    reconnects, where a SIGTERM would kill the worker outright.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread receives signals
+        return
+    loop = asyncio.get_running_loop()
+
+    def stop_now(sig: signal.Signals) -> None:
+        logger.warning("stopping now; the running job is taken over by the next worker")
+        signal.signal(sig, signal.SIG_DFL)
+        os.kill(os.getpid(), sig)
+
+    def request_stop(sig: signal.Signals) -> None:
+        for each in _STOP_SIGNALS:
+            loop.add_signal_handler(each, stop_now, each)
+        logger.info("stopping once the running job has ended (again to stop at once)")
+        stop.set()
+
+    for sig in _STOP_SIGNALS:
+        loop.add_signal_handler(sig, request_stop, sig)
+    try:
+        yield
+    finally:
+        for sig in _STOP_SIGNALS:
+            loop.remove_signal_handler(sig)
 
 
 def run_worker(
@@ -168,20 +249,12 @@ def run_worker(
     without it, ``DatabaseUnavailableError``.
     """
 
-    async def watch_database() -> None:
-        assert catalog is not None
-        while True:
-            await asyncio.sleep(_PING_EVERY_S)
-            try:
-                await asyncio.to_thread(catalog.ping)  # raises at once when the server is gone
-            except DATABASE_LOST:
-                # Bring an embedded server back before the worker winds down: its
-                # shutdown waits on the database, up to the pools' timeouts.
-                with contextlib.suppress(Exception):
-                    await asyncio.to_thread(catalog.revive)
-                raise
+    # The watchdog's own thread: jobs fill the default executor (a render holds a
+    # thread for minutes), and a ping queued behind them would notice the loss late.
+    pinger = ThreadPoolExecutor(max_workers=1, thread_name_prefix="footage-ping")
+    outage = _Outage()
 
-    async def once() -> None:
+    async def once(stop: asyncio.Event) -> None:
         async with app.open_async():
             worker = asyncio.create_task(
                 app.run_worker_async(
@@ -189,47 +262,52 @@ def run_worker(
                     concurrency=concurrency,
                     name=name,
                     wait=wait,
-                    install_signal_handlers=True,
+                    install_signal_handlers=False,  # ours cover the restarts and the wind-down too
                     stalled_worker_timeout=stall_timeout_s,
                     update_heartbeat_interval=max(0.5, stall_timeout_s / 6),
                 )
             )
-            helpers = [asyncio.create_task(_retry_stalled(app, stall_timeout_s))]
+            helpers = [asyncio.create_task(_retry_stalled(app, stall_timeout_s)), asyncio.create_task(stop.wait())]
             if catalog is not None:
-                helpers.append(asyncio.create_task(watch_database()))
+                helpers.append(asyncio.create_task(_watch_database(catalog, pinger, outage, patience_s)))
             try:
                 done, _ = await asyncio.wait([worker, *helpers], return_when=asyncio.FIRST_COMPLETED)
                 for task in done:
-                    task.result()  # the worker's end, or the database lost
+                    task.result()  # the worker's end, a stop, or the database lost
             finally:
                 for task in (worker, *helpers):
-                    task.cancel()
+                    task.cancel()  # the worker's cancel is its graceful stop: the running job ends first
                 for task in (worker, *helpers):
                     with contextlib.suppress(asyncio.CancelledError, *DATABASE_LOST):
                         await task
 
     async def main() -> None:
-        lost_at: float | None = None
-        while True:
-            started = time.monotonic()
-            try:
-                await once()
-                return
-            except DATABASE_LOST as exc:
-                now = time.monotonic()
-                if lost_at is None or now - started > _STILL_DOWN_S:
-                    lost_at = now  # a new outage: the worker ran fine in between
-                if now - lost_at > patience_s:
-                    raise DatabaseUnavailableError(
-                        f"the catalog database has been unreachable for {patience_s:.0f} s: {_reason(exc)}"
-                    ) from exc
-                logger.warning("the catalog database is unreachable (%s); trying again", _reason(exc))
-                if catalog is not None:
-                    with contextlib.suppress(Exception):  # still down: the next round tries again
-                        await asyncio.to_thread(catalog.revive)
-                await asyncio.sleep(_RECONNECT_EVERY_S)
+        stop = asyncio.Event()
+        with _stop_on_signals(stop):
+            while not stop.is_set():
+                started = time.monotonic()
+                try:
+                    await once(stop)
+                    return
+                except DATABASE_LOST as exc:
+                    now = time.monotonic()
+                    if now - started > _STILL_DOWN_S and outage.since is not None and outage.since < started:
+                        outage.since = None  # the worker ran fine in between: a new outage
+                    if now - outage.begin(now) > patience_s:
+                        raise DatabaseUnavailableError(
+                            f"the catalog database has been unreachable for {patience_s:.0f} s: {_reason(exc)}"
+                        ) from exc
+                    logger.warning("the catalog database is unreachable (%s); trying again", _reason(exc))
+                    if catalog is not None:
+                        with contextlib.suppress(Exception):  # still down: the next round tries again
+                            await asyncio.to_thread(catalog.revive)
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), _RECONNECT_EVERY_S)
 
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    finally:
+        pinger.shutdown(wait=False)
 
 
 def _reason(exc: BaseException) -> str:
