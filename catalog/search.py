@@ -1,13 +1,19 @@
 """Nearest moments for a query vector, grouped into asset families.
 
-The HNSW index answers the nearest-neighbour part. pgvector applies filters
-after the index scan, so a filtered query can come back short; then the same
-query runs again exactly (a scan of the matching rows), so filters never lose
-results. On pgvector 0.8+ iterative index scans are enabled first.
+The HNSW index answers the nearest-neighbour part. With pgvector 0.8's
+iterative index scans a filtered query keeps walking the graph until enough
+rows pass the filters (up to ``hnsw.max_scan_tuples``), so it returns a full
+page from the index. Only when the index runs dry under the filters anyway
+(very selective filters, or an older pgvector without iterative scans) does
+the query run again exactly, a scan of the matching rows, so filters never
+lose results. The vector query has one ORDER BY key, the distance: a second
+key would silently turn the index off.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 from fractions import Fraction
@@ -20,6 +26,9 @@ from sqlalchemy.orm import Session
 from catalog.families import Family, families
 from catalog.tables import DEFAULT_EMBEDDING_DIM, MomentView, RenditionStatus
 from catalog.timecode import timecode
+from catalog.vector_index import vector_support
+
+logger = logging.getLogger(__name__)
 
 KINDS = ("any", "master", "rendition")
 # HNSW candidate lists longer than this are not allowed by pgvector.
@@ -101,11 +110,6 @@ class _Row:
     start_timecode: str | None
 
 
-def _pgvector_version(session: Session) -> tuple[int, ...]:
-    raw = session.execute(sa.text("SELECT extversion FROM pg_extension WHERE extname = 'vector'")).scalar_one()
-    return tuple(int(p) for p in str(raw).split(".")[:3])
-
-
 def _filters_sql(filters: SearchFilters, params: dict[str, Any]) -> str:
     clauses: list[str] = []
     if filters.kind != "any":
@@ -134,18 +138,28 @@ def _filters_sql(filters: SearchFilters, params: dict[str, Any]) -> str:
     return "".join(f" AND {c}" for c in clauses)
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """How one round asks the server: through the index or exactly, on which storage type."""
+
+    storage: str
+    exact: bool
+    iterative_scans: bool
+
+
 def _nearest(
-    session: Session, vector: np.ndarray, model: str, n: int, filters: SearchFilters, exact: bool, iterative_scans: bool
+    session: Session, vector: np.ndarray, model: str, n: int, filters: SearchFilters, plan: _Plan
 ) -> list[_Row]:
     dim = int(vector.shape[0])
     params: dict[str, Any] = {"q": vector.astype(np.float32).tolist(), "model": model, "dim": dim, "n": n}
     # The cast expression is what the HNSW index is built on; the bare column
     # makes PostgreSQL rank every matching row exactly.
-    indexed = dim == DEFAULT_EMBEDDING_DIM and not exact
+    indexed = dim == DEFAULT_EMBEDDING_DIM and not plan.exact
+    kind = plan.storage
     distance = (
-        f"(s.embedding::vector({dim})) <=> CAST(:q AS vector({dim}))"
+        f"(s.embedding::{kind}({dim})) <=> CAST(:q AS {kind}({dim}))"
         if indexed
-        else "s.embedding <=> CAST(:q AS vector)"
+        else f"s.embedding <=> CAST(:q AS {kind})"
     )
     sql = f"""
         SELECT s.asset_id, COALESCE(link.master_id, a.id) AS family_id, a.path,
@@ -162,8 +176,9 @@ def _nearest(
     if indexed:
         ef_search = min(_MAX_EF_SEARCH, max(_MIN_EF_SEARCH, _EF_PER_ROW * n))
         session.execute(sa.text(f"SET LOCAL hnsw.ef_search = {ef_search}"))
-        if iterative_scans:
+        if plan.iterative_scans:
             session.execute(sa.text("SET LOCAL hnsw.iterative_scan = relaxed_order"))
+    logger.debug("search round: %s, %d rows", "index" if indexed else "exact", n)
     rows = session.execute(sa.text(sql), params).all()
     return [
         _Row(
@@ -215,17 +230,18 @@ def search_vector(
     ``vector`` must be L2-normalised; scores are cosine similarities (1 is identical).
     """
     n = max(_MIN_ROWS, options.limit * options.moments * _ROWS_PER_MOMENT)
-    exact = options.exact
-    iterative_scans = _pgvector_version(session) >= (0, 8, 0)
+    support = vector_support(session.connection())
+    plan = _Plan(storage=support.storage or "vector", exact=options.exact, iterative_scans=support.has_iterative_scans)
     while True:
-        rows = _nearest(session, vector, model, n, options.filters, exact, iterative_scans)
+        rows = _nearest(session, vector, model, n, options.filters, plan)
         grouped = _group(rows, options.moments)
         if len(grouped) >= options.limit:
             break
         if len(rows) < n:
-            if exact:
+            if plan.exact:
                 break  # every matching moment view has been ranked
-            exact = True  # the index ran dry under the filters: rank matching rows exactly
+            # The index ran dry under the filters: rank the matching rows exactly.
+            plan = dataclasses.replace(plan, exact=True)
             continue
         if n >= _MAX_ROWS:
             break

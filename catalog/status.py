@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from catalog import schema
 from catalog.database import Catalog
 from catalog.tables import TABLES
+from catalog.vector_index import vector_support
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,8 @@ class DatabaseStatus:
     revision: str | None
     head_revision: str
     row_counts: dict[str, int | None] = field(default_factory=dict)
+    vector_storage: str | None = None  # halfvec (canonical) or vector
+    lacks: list[str] = field(default_factory=list)  # of the canonical vector layout, with what to do
 
     @property
     def up_to_date(self) -> bool:
@@ -38,6 +41,7 @@ def database_status(catalog: Catalog) -> DatabaseStatus:
         pgvector_version = conn.execute(
             sa.text("SELECT extversion FROM pg_extension WHERE extname = 'vector'")
         ).scalar_one_or_none()
+        support = vector_support(conn) if pgvector_version else None
         counts: dict[str, int | None] = {}
         for model in TABLES:
             table = model.__table__
@@ -57,4 +61,6 @@ def database_status(catalog: Catalog) -> DatabaseStatus:
         revision=revision,
         head_revision=schema.head_revision(),
         row_counts=counts,
+        vector_storage=support.storage if support else None,
+        lacks=support.lacks() if support else [],
     )

@@ -8,7 +8,7 @@ from enum import StrEnum
 from fractions import Fraction
 from typing import Any
 
-from pgvector.sqlalchemy import Vector
+from pgvector.sqlalchemy import HALFVEC
 from sqlalchemy import (
     BigInteger,
     CheckConstraint,
@@ -185,7 +185,7 @@ class MomentView(Base):
     end_s: Mapped[float] = mapped_column(Double)
     frame_s: Mapped[float] = mapped_column(Double)
     view: Mapped[int] = mapped_column(SmallInteger, server_default=text("0"))
-    embedding: Mapped[Any] = mapped_column(Vector())
+    embedding: Mapped[Any] = mapped_column(HALFVEC())
     embedding_model: Mapped[str] = mapped_column(Text)
     embedding_dim: Mapped[int] = mapped_column(SmallInteger)
 
@@ -265,12 +265,13 @@ class Rendition(Base):
     provenance: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
 
 
-# Searches must use this same expression (cast to the fixed dimension) to hit the index.
+# Searches must use this same expression (cast to the fixed dimension) to hit the index;
+# catalog/vector_index.py builds it (parameters and build memory explained there).
 Index(
     f"ix_segments_embedding_hnsw_{DEFAULT_EMBEDDING_DIM}",
-    cast(MomentView.embedding, Vector(DEFAULT_EMBEDDING_DIM)).label("embedding_fixed"),
+    cast(MomentView.embedding, HALFVEC(DEFAULT_EMBEDDING_DIM)).label("embedding_fixed"),
     postgresql_using="hnsw",
-    postgresql_ops={"embedding_fixed": "vector_cosine_ops"},
+    postgresql_ops={"embedding_fixed": "halfvec_cosine_ops"},
     postgresql_where=MomentView.embedding_dim == DEFAULT_EMBEDDING_DIM,
 )
 

@@ -54,8 +54,10 @@ def status(as_json: bool = JSON_OPTION) -> None:
             "server": server,
             "PostgreSQL": result.server_version,
             "pgvector": result.pgvector_version or "not installed",
+            "vectors": result.vector_storage or "-",
             "schema": f"{result.revision or 'empty'}"
             + ("" if result.up_to_date else f" (needs {result.head_revision}: footage db upgrade)"),
+            **{f"lacks ({i + 1})": lack for i, lack in enumerate(result.lacks)},
         },
     )
     print_table(

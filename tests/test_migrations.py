@@ -70,4 +70,4 @@ def test_hnsw_cosine_index_exists(catalog_engine: sa.Engine) -> None:
             sa.text("SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_segments_embedding_hnsw_512'")
         ).scalar_one()
     assert "USING hnsw" in definition
-    assert "vector_cosine_ops" in definition
+    assert "halfvec(512)) halfvec_cosine_ops" in definition  # half the size of vector_cosine_ops

@@ -1,0 +1,137 @@
+"""How moment vectors are stored and indexed, and what the server's pgvector can do.
+
+The canonical layout (pgvector 0.7+): embeddings stored as ``halfvec`` (half the
+table and index of ``vector``; recall against float32 exact search is measured
+in bench/search_latency.py) and an HNSW cosine index on the default model's
+dimension. A configured server with an older pgvector keeps ``vector`` storage
+and searches without iterative scans; ``footage db status`` says what it lacks,
+and ``footage db upgrade`` moves the catalog to ``halfvec`` once the extension
+is updated.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+from catalog.tables import DEFAULT_EMBEDDING_DIM
+
+logger = logging.getLogger(__name__)
+
+INDEX_NAME = f"ix_segments_embedding_hnsw_{DEFAULT_EMBEDDING_DIM}"
+HALFVEC_SINCE = (0, 7, 0)
+ITERATIVE_SCANS_SINCE = (0, 8, 0)
+# HNSW build parameters, from bench/search_latency.py on 512-d CLIP-like vectors
+# (clustered and uniform, 10^5 rows, 2 cores): m=16 with ef_construction=64
+# (pgvector's defaults) gave recall@10 >= 0.99 at ef_search 40 on clustered data;
+# m=24 or ef_construction=128 raised recall on uniform data by < 0.01 and cost
+# 1.6-1.9x the build time and 1.3x the index size.
+HNSW_M = 16
+HNSW_EF_CONSTRUCTION = 64
+# A build is several times faster while the graph fits in maintenance_work_mem:
+# per row, the halfvec (2 bytes a dimension) and its m*2 neighbours of 8 bytes.
+_GRAPH_BYTES_PER_ROW = DEFAULT_EMBEDDING_DIM * 2 + HNSW_M * 2 * 8 + 64
+_MIN_BUILD_MEMORY = 64 << 20
+_MAX_BUILD_MEMORY_SHARE = 0.25  # of the machine's memory: the server shares it with rendering
+
+
+@dataclass(frozen=True)
+class VectorSupport:
+    """The server's pgvector and the catalog's embedding storage."""
+
+    version: tuple[int, ...]
+    storage: str | None  # type of segments.embedding ("halfvec" or "vector"); None before migration
+
+    @property
+    def has_halfvec(self) -> bool:
+        return self.version >= HALFVEC_SINCE
+
+    @property
+    def has_iterative_scans(self) -> bool:
+        return self.version >= ITERATIVE_SCANS_SINCE
+
+    @property
+    def version_text(self) -> str:
+        return ".".join(str(part) for part in self.version)
+
+    def lacks(self) -> list[str]:
+        """What this catalog misses of the canonical layout, each with what to do."""
+        missing: list[str] = []
+        if not self.has_iterative_scans:
+            missing.append(
+                f"iterative index scans (pgvector {_text(ITERATIVE_SCANS_SINCE)}+; has {self.version_text}): "
+                "filtered searches fall back to exact ranking more often"
+            )
+        if self.storage == "vector":
+            if self.has_halfvec:
+                missing.append("halfvec storage: run `footage db upgrade`")
+            else:
+                missing.append(
+                    f"halfvec storage (pgvector {_text(HALFVEC_SINCE)}+): vectors take twice the space; update "
+                    "the extension (ALTER EXTENSION vector UPDATE), then run `footage db upgrade`"
+                )
+        return missing
+
+
+def _text(version: tuple[int, ...]) -> str:
+    return ".".join(str(part) for part in version)
+
+
+def parse_version(raw: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in raw.split(".")[:3] if part.isdigit())
+
+
+def vector_support(conn: sa.Connection) -> VectorSupport:
+    """Ask the server in one round trip; the catalog's tables must exist."""
+    row = conn.execute(
+        sa.text(
+            "SELECT (SELECT extversion FROM pg_extension WHERE extname = 'vector'), "
+            "(SELECT format_type(atttypid, NULL) FROM pg_attribute "
+            " WHERE attrelid = to_regclass('segments') AND attname = 'embedding')"
+        )
+    ).one()
+    return VectorSupport(version=parse_version(row[0] or "0"), storage=row[1])
+
+
+def build_settings(rows: int) -> dict[str, str]:
+    """Session settings for building the HNSW index over ``rows`` vectors: memory for the
+    whole graph when the machine has it, and every core but one as parallel workers."""
+    import psutil
+
+    wanted = max(_MIN_BUILD_MEMORY, rows * _GRAPH_BYTES_PER_ROW)
+    memory = min(wanted, int(psutil.virtual_memory().total * _MAX_BUILD_MEMORY_SHARE))
+    workers = max(0, min(7, (os.cpu_count() or 1) - 1))
+    return {"maintenance_work_mem": f"{memory // (1 << 20)}MB", "max_parallel_maintenance_workers": str(workers)}
+
+
+def create_index(conn: sa.Connection, storage: str) -> None:
+    """(Re)build the HNSW cosine index for ``storage`` ("halfvec" or "vector")."""
+    rows = conn.execute(sa.text("SELECT count(*) FROM segments")).scalar_one()
+    for name, value in build_settings(rows).items():
+        conn.execute(sa.text("SELECT set_config(:name, :value, true)"), {"name": name, "value": value})
+    conn.execute(sa.text(f"DROP INDEX IF EXISTS {INDEX_NAME}"))
+    conn.execute(
+        sa.text(
+            f"CREATE INDEX {INDEX_NAME} ON segments USING hnsw "
+            f"((embedding::{storage}({DEFAULT_EMBEDDING_DIM})) {storage}_cosine_ops) "
+            f"WITH (m = {HNSW_M}, ef_construction = {HNSW_EF_CONSTRUCTION}) "
+            f"WHERE embedding_dim = {DEFAULT_EMBEDDING_DIM}"
+        )
+    )
+
+
+def use_halfvec(conn: sa.Connection) -> bool:
+    """Store embeddings as ``halfvec`` when the extension can and they are not yet;
+    returns whether anything changed. Run inside the migration lock."""
+    support = vector_support(conn)
+    if support.storage != "vector" or not support.has_halfvec:
+        return False
+    if conn.execute(sa.text("SELECT EXISTS (SELECT 1 FROM segments)")).scalar_one():
+        logger.warning("moving the catalog's vectors to halfvec storage (once; the index is rebuilt)")
+    conn.execute(sa.text(f"DROP INDEX IF EXISTS {INDEX_NAME}"))
+    conn.execute(sa.text("ALTER TABLE segments ALTER COLUMN embedding TYPE halfvec USING embedding::halfvec"))
+    create_index(conn, "halfvec")
+    return True
