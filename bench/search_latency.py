@@ -1,21 +1,28 @@
-"""Search latency and recall on synthetic catalogs.
+"""Search latency, recall and index cost on synthetic catalogs.
 
-Builds catalogs of N segments (random unit vectors, and a clustered set that
-looks more like real footage: many near-duplicate moments), times the HNSW
-index build, then runs top-10 queries through the same code the CLI uses
-(catalog.search.search_vector) and reports p50/p99 latency and recall@10
-against exact search.
+Builds catalogs of N moment vectors (512-d; "clustered" looks like real footage,
+many near-duplicate moments around shared looks; "random" is the hard case),
+builds the HNSW index the way footage does (catalog.vector_index.create_index:
+halfvec, the chosen m/ef_construction, build memory and parallel workers), then
+runs top-10 queries through the code the CLI uses (catalog.search.search_vector)
+and reports p50/p99 latency and recall@10 against exact float32 search (numpy,
+on the vectors before they were stored as halfvec), unfiltered and with filters
+that 10% and 1% of the assets pass; plus table and index size.
 
-    python bench/search_latency.py [--sizes 100000 1000000] [--queries 200]
+    python bench/search_latency.py [--sizes 100000 1000000] [--queries 200] [--json]
+    python bench/search_latency.py --sizes 100000 --ef-search 40 100 320   # ef_search sweep
+    python bench/search_latency.py --sizes 100000 --hnsw 16,64 24,64 16,128 # build sweep
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import sqlalchemy as sa
@@ -23,11 +30,22 @@ import sqlalchemy as sa
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import hardware, scratch_catalog  # noqa: E402
-from catalog import Catalog  # noqa: E402
-from catalog.search import SearchOptions, search_vector  # noqa: E402
+from catalog import Catalog, search, vector_index  # noqa: E402
+from catalog.search import SearchFilters, SearchOptions, search_vector  # noqa: E402
 
 MODEL = "bench"
 SEGMENTS_PER_ASSET = 10
+# Heights by asset: 1% are 4320 lines, 10% are 2160, the rest 1080 (the filters' pass rates).
+FILTERS = {
+    "none": SearchFilters(),
+    "10%": SearchFilters(min_height=2160, max_height=2160),
+    "1%": SearchFilters(min_height=4320),
+}
+
+
+def _heights(n_assets: int) -> np.ndarray:
+    a = np.arange(n_assets)
+    return np.where(a % 100 == 0, 4320, np.where(a % 10 == 5, 2160, 1080))
 
 
 def _vectors(kind: str, n: int, rng: np.random.Generator) -> np.ndarray:
@@ -43,93 +61,165 @@ def _vectors(kind: str, n: int, rng: np.random.Generator) -> np.ndarray:
     return v / np.linalg.norm(v, axis=1, keepdims=True)
 
 
-def _load(catalog: Catalog, vectors: np.ndarray) -> float:
-    """Bulk-load assets and segments, then build the HNSW index; returns build seconds."""
-    n_assets = len(vectors) // SEGMENTS_PER_ASSET
+def _load(catalog: Catalog, vectors: np.ndarray, heights: np.ndarray) -> None:
+    """Bulk-load assets and moment vectors (halfvec, as footage stores them), without the index."""
+    from pgvector import HalfVector
+    from pgvector.psycopg import register_vector
+
     raw = catalog.engine.raw_connection()
     try:
         conn = raw.driver_connection
         assert conn is not None
-        from pgvector.psycopg import register_vector
-
         register_vector(conn)
         with conn.cursor() as cur:
             cur.execute("TRUNCATE segments, renditions, assets RESTART IDENTITY CASCADE")
-            cur.execute("DROP INDEX IF EXISTS ix_segments_embedding_hnsw_512")
+            cur.execute(f"DROP INDEX IF EXISTS {vector_index.INDEX_NAME}")
             with cur.copy("COPY assets (path, status, width, height) FROM STDIN") as copy:
-                for a in range(n_assets):
-                    copy.write_row((f"/bench/{a}.mov", "indexed", 1920, 1080))
+                for a, height in enumerate(heights):
+                    copy.write_row((f"/bench/{a}.mov", "indexed", height * 16 // 9, int(height)))
             with cur.copy(
                 "COPY segments (asset_id, start_s, end_s, frame_s, embedding, embedding_model, embedding_dim) "
                 "FROM STDIN WITH (FORMAT BINARY)"
             ) as copy:
-                copy.set_types(["int8", "float8", "float8", "float8", "vector", "text", "int2"])
+                copy.set_types(["int8", "float8", "float8", "float8", "halfvec", "text", "int2"])
                 for i, vector in enumerate(vectors):
                     t = float(i % SEGMENTS_PER_ASSET) * 2
-                    copy.write_row((i // SEGMENTS_PER_ASSET + 1, t, t + 2, t + 1, vector, MODEL, 512))
+                    copy.write_row((i // SEGMENTS_PER_ASSET + 1, t, t + 2, t + 1, HalfVector(vector), MODEL, 512))
         conn.commit()
-        with conn.cursor() as cur:
-            cur.execute("SET maintenance_work_mem = '4GB'")
-            cur.execute("SET max_parallel_maintenance_workers = 2")
-            start = time.perf_counter()
-            cur.execute(
-                "CREATE INDEX ix_segments_embedding_hnsw_512 ON segments USING hnsw "
-                "((embedding::vector(512)) vector_cosine_ops) WHERE embedding_dim = 512"
-            )
-            build = time.perf_counter() - start
-            cur.execute("ANALYZE assets; ANALYZE segments")
-        conn.commit()
-        return build
     finally:
         raw.close()
 
 
-def _run(catalog: Catalog, kind: str, n: int, queries: int) -> None:
-    rng = np.random.default_rng(42)
-    vectors = _vectors(kind, n, rng)
-    build = _load(catalog, vectors)
-    print(f"{kind} n={n}: HNSW build {build:.1f} s")
-    picks = vectors[rng.integers(0, n, queries)]
-    # Queries near catalogued moments (noise of norm ~0.1), as a real query near real footage.
-    probes = picks + (0.1 / np.sqrt(512)) * rng.normal(size=picks.shape).astype(np.float32)
-    probes /= np.linalg.norm(probes, axis=1, keepdims=True)
+def _build(catalog: Catalog, m: int, ef_construction: int) -> float:
+    vector_index.HNSW_M, vector_index.HNSW_EF_CONSTRUCTION = m, ef_construction
+    start = time.perf_counter()
+    with catalog.engine.begin() as conn:
+        vector_index.create_index(conn, "halfvec")
+    build = time.perf_counter() - start
+    with catalog.engine.begin() as conn:
+        conn.execute(sa.text("ANALYZE assets"))
+        conn.execute(sa.text("ANALYZE segments"))
+    return build
+
+
+def _sizes(catalog: Catalog) -> dict[str, float]:
+    with catalog.engine.connect() as conn:
+        table, index = conn.execute(
+            sa.text(f"SELECT pg_table_size('segments'), pg_relation_size('{vector_index.INDEX_NAME}')")
+        ).one()
+    return {"table_mb": round(table / 2**20, 1), "index_mb": round(index / 2**20, 1)}
+
+
+def _truth(vectors: np.ndarray, passes: np.ndarray, query: np.ndarray, k: int = 10) -> set[int]:
+    """Exact float32 top-k asset ids (1-based), each asset scored by its best moment."""
+    scores = (vectors @ query).reshape(-1, SEGMENTS_PER_ASSET).max(axis=1)
+    scores[~passes] = -np.inf
+    best = np.argsort(-scores)[:k]
+    return {int(a) + 1 for a in best if np.isfinite(scores[a])}
+
+
+def _queries(
+    catalog: Catalog, vectors: np.ndarray, heights: np.ndarray, probes: np.ndarray, filters: SearchFilters
+) -> dict[str, float]:
+    passes = np.ones(len(heights), bool)
+    if filters.min_height is not None:
+        passes &= heights >= filters.min_height
+    if filters.max_height is not None:
+        passes &= heights <= filters.max_height
     latencies: list[float] = []
     recalls: list[float] = []
-    top1: list[bool] = []
+    full: list[bool] = []
     for q in probes:
         with catalog.session() as session:
             start = time.perf_counter()
-            got = search_vector(session, q, MODEL, SearchOptions(limit=10))
+            got = search_vector(session, q, MODEL, SearchOptions(limit=10, filters=filters))
             latencies.append((time.perf_counter() - start) * 1000)
-        with catalog.session() as session:
-            truth = search_vector(session, q, MODEL, SearchOptions(limit=10, exact=True))
-        want = {h.family.master.asset_id for h in truth}
-        top1.append(bool(got) and bool(truth) and got[0].family.master.asset_id == truth[0].family.master.asset_id)
+        want = _truth(vectors, passes, q)
         recalls.append(len(want & {h.family.master.asset_id for h in got}) / max(1, len(want)))
+        full.append(len(got) == min(10, int(passes.sum())))
     latencies.sort()
-    p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
-    print(
-        f"{kind} n={n}: top-10 latency p50 {statistics.median(latencies):.1f} ms, p99 {p99:.1f} ms; "
-        f"recall@10 vs exact {statistics.mean(recalls):.3f}, top-1 agreement {statistics.mean(top1):.3f} "
-        f"({queries} queries)"
-    )
+    return {
+        "p50_ms": round(statistics.median(latencies), 2),
+        "p99_ms": round(latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))], 2),
+        "recall_at_10": round(statistics.mean(recalls), 4),
+        "full_pages": round(statistics.mean(full), 4),
+    }
+
+
+def _run(catalog: Catalog, kind: str, n: int, args: argparse.Namespace) -> list[dict[str, Any]]:
+    rng = np.random.default_rng(42)
+    vectors = _vectors(kind, n, rng)
+    heights = _heights(n // SEGMENTS_PER_ASSET)
+    picks = vectors[rng.integers(0, n, args.queries)]
+    # Queries near catalogued moments (noise of norm ~0.1), as a real query near real footage.
+    probes = picks + (0.1 / np.sqrt(512)) * rng.normal(size=picks.shape).astype(np.float32)
+    probes /= np.linalg.norm(probes, axis=1, keepdims=True)
+    start = time.perf_counter()
+    _load(catalog, vectors, heights)
+    load = time.perf_counter() - start
+    rows: list[dict[str, Any]] = []
+    for m, ef_construction in args.hnsw:
+        build = _build(catalog, m, ef_construction)
+        sizes = _sizes(catalog)
+        for ef_search in args.ef_search or [None]:
+            if ef_search is not None:  # a fixed candidate list instead of footage's rule
+                search._MIN_EF_SEARCH, search._EF_PER_ROW = ef_search, 0
+            for name, filters in FILTERS.items():
+                row = {
+                    "kind": kind,
+                    "segments": n,
+                    "m": m,
+                    "ef_construction": ef_construction,
+                    "ef_search": ef_search or "footage",
+                    "filter": name,
+                    "load_s": round(load, 1),
+                    "build_s": round(build, 1),
+                    **sizes,
+                    **_queries(catalog, vectors, heights, probes, filters),
+                }
+                rows.append(row)
+                if not args.json:
+                    print("  ".join(f"{k}={v}" for k, v in row.items()), flush=True)
+    return rows
+
+
+def _pair(text: str) -> tuple[int, int]:
+    m, ef = text.split(",")
+    return int(m), int(ef)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000])
     parser.add_argument("--queries", type=int, default=200)
-    parser.add_argument("--kinds", nargs="+", default=["random", "clustered"])
+    parser.add_argument("--kinds", nargs="+", default=["clustered", "random"])
+    parser.add_argument("--ef-search", type=int, nargs="+", help="fixed hnsw.ef_search values to try")
+    parser.add_argument(
+        "--hnsw",
+        type=_pair,
+        nargs="+",
+        default=[(vector_index.HNSW_M, vector_index.HNSW_EF_CONSTRUCTION)],
+        help="m,ef_construction pairs to build with",
+    )
+    parser.add_argument("--json", action="store_true", help="print one JSON document instead of lines")
     args = parser.parse_args()
-    print(f"hardware: {hardware()}")
     with scratch_catalog() as catalog:
         with catalog.engine.connect() as conn:
-            version = conn.execute(sa.text("SELECT extversion FROM pg_extension WHERE extname='vector'")).scalar()
+            support = vector_index.vector_support(conn)
             server = conn.execute(sa.text("SHOW server_version")).scalar()
-        print(f"PostgreSQL {server}, pgvector {version}; {SEGMENTS_PER_ASSET} segments per asset")
-        for n in args.sizes:
-            for kind in args.kinds:
-                _run(catalog, kind, n, args.queries)
+        header = {
+            "hardware": hardware(),
+            "postgresql": server,
+            "pgvector": support.version_text,
+            "storage": support.storage,
+            "segments_per_asset": SEGMENTS_PER_ASSET,
+            "queries": args.queries,
+        }
+        if not args.json:
+            print("  ".join(f"{k}={v}" for k, v in header.items()), flush=True)
+        rows = [row for n in args.sizes for kind in args.kinds for row in _run(catalog, kind, n, args)]
+    if args.json:
+        print(json.dumps({**header, "results": rows}, indent=2))
 
 
 if __name__ == "__main__":

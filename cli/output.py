@@ -63,9 +63,14 @@ def _default(value: Any) -> Any:
     raise TypeError(f"cannot write {type(value).__name__} as JSON")
 
 
+def json_text(value: Any) -> str:
+    """``value`` as the CLI's JSON: dataclasses as objects, times in ISO 8601, stable key order."""
+    return json.dumps(value, default=_default, indent=2, sort_keys=True)
+
+
 def print_json(value: Any) -> None:
-    """Write ``value`` as indented JSON on stdout (plain, no colour, stable key order)."""
-    typer.echo(json.dumps(value, default=_default, indent=2, sort_keys=True))
+    """Write ``value`` as indented JSON on stdout (plain, no colour)."""
+    typer.echo(json_text(value))
 
 
 def _cell(value: Any) -> str:

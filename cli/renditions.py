@@ -13,6 +13,7 @@ from catalog import Catalog, FootageError, open_catalog
 from catalog import renditions as records
 from catalog.jobs import STALLED_WORKER_TIMEOUT_S, cancel_job, job_app, live_workers, take_over
 from catalog.tables import RenditionStatus
+from cli import payloads
 from cli.errors import FootageGroup
 from cli.output import JSON_OPTION, print_json, print_table, stderr, stdout
 from cli.progress import FrameProgress
@@ -176,11 +177,12 @@ def pairs(
 
     Example: footage pairs --json
     """
-    with open_catalog(catalog_settings()) as catalog, catalog.session() as session:
-        found = records.pairs(session, asset)
-    if as_json:
-        print_json({"pairs": [{"master": f.master, "renditions": list(f.renditions)} for f in found]})
-        return
+    with open_catalog(catalog_settings()) as catalog:
+        if as_json:
+            print_json(payloads.pairs(catalog, asset))
+            return
+        with catalog.session() as session:
+            found = records.pairs(session, asset)
     if not found:
         stdout().print("No renditions yet. Request one with `footage upscale ASSET --to 4k`.")
         return
@@ -242,11 +244,12 @@ def jobs_list(
     """
     if ctx.invoked_subcommand is not None:
         return
-    with open_catalog(catalog_settings()) as catalog, catalog.session() as session:
-        rows = records.job_rows(session, limit)
+    with open_catalog(catalog_settings()) as catalog:
+        answer = payloads.jobs(catalog, limit)
     if as_json:
-        print_json({"jobs": rows})
+        print_json(answer)
         return
+    rows = answer["jobs"]
     print_table(
         "Jobs",
         ("id", "task", "status", "what", "progress", "fps", "ETA", "worker", "attempts"),

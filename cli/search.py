@@ -11,23 +11,12 @@ from rich.table import Table
 
 from catalog import open_catalog
 from catalog.families import asset_details
-from catalog.search import KINDS, FamilyHit, SearchFilters, SearchOptions, why_nothing
+from catalog.search import KINDS, FamilyHit, SearchFilters, SearchOptions
+from cli import payloads
+from cli.client import ask, service_url
 from cli.output import JSON_OPTION, print_fields, print_json, print_table, stderr, stdout
-from cli.settings import catalog_settings, embedding_settings
+from cli.settings import catalog_settings, embedding_settings, footage_home
 from cli.views import family_rows
-from indexer.embed import ClipEmbedder
-from indexer.errors import QueryError
-from indexer.query import search_image, search_like, search_text
-
-
-def _hit_json(hit: FamilyHit) -> dict[str, Any]:
-    return {
-        "rank": hit.rank,
-        "score": round(hit.score, 6),
-        "master": hit.family.master,
-        "renditions": list(hit.family.renditions),
-        "moments": list(hit.moments),
-    }
 
 
 def _print_hits(hits: list[FamilyHit]) -> None:
@@ -91,11 +80,6 @@ def search(
       footage search --image still.png --kind master
       footage search --like 42@0:01:15 --moments 3
     """
-    given = [q for q in (text, image, like) if q is not None]
-    if len(given) != 1:
-        raise QueryError("give exactly one of: search text, --image FILE or --like ASSET@TIME")
-    if kind not in KINDS:
-        raise QueryError(f"unknown --kind {kind!r}; known: {', '.join(KINDS)}")
     options = SearchOptions(
         limit=limit,
         moments=moments,
@@ -109,27 +93,38 @@ def search(
             indexed_since=since,
         ),
     )
+    request = payloads.SearchRequest(text=text, image=image, like=like, options=options)
     settings = embedding_settings()
-    with open_catalog(catalog_settings()) as catalog:
-        if like is not None:
-            hits = search_like(catalog, settings, like, options)
-        else:
-            embedder = ClipEmbedder(settings, text_only=image is None)
-            if image is not None:
-                hits = search_image(catalog, embedder, image, options)
-            else:
-                hits = search_text(catalog, embedder, text or "", options)
-        hint = None
-        if not hits:
-            with catalog.session() as session:
-                hint = why_nothing(session, settings.identity)
+    answer = _ask_service(request, settings.identity)
+    if answer is not None:
+        hits = payloads.hits_from_json(answer)
+    else:
+        with open_catalog(catalog_settings()) as catalog:
+            hits, answer = payloads.search(catalog, settings, request)
     if as_json:
-        query = {"text": text, "image": str(image) if image else None, "like": like, "model": settings.identity}
-        print_json({"query": query, "results": [_hit_json(h) for h in hits], "hint": hint})
+        print_json(answer)
         return
     _print_hits(hits)
-    if hint:
-        stderr().print(f"Hint: {hint}", markup=False, highlight=False, soft_wrap=True)
+    if answer["hint"]:
+        stderr().print(f"Hint: {answer['hint']}", markup=False, highlight=False, soft_wrap=True)
+
+
+def _ask_service(request: payloads.SearchRequest, model: str) -> dict[str, Any] | None:
+    """The answer of a running ``footage serve`` that searches with the same model, or None.
+    A picture query stays in-process: the picture is on this machine."""
+    url = service_url(footage_home())
+    if url is None or request.image is not None:
+        return None
+    options = request.options
+    params = {
+        "model": model,
+        "limit": str(options.limit),
+        "moments": str(options.moments),
+        "exact": "true" if options.exact else "false",
+        **payloads.query_from_filters(options.filters),
+    }
+    params.update({"like": request.like} if request.like is not None else {"q": request.text or ""})
+    return ask(url, "/api/search", params)
 
 
 def show(
@@ -140,18 +135,12 @@ def show(
 
     Example: footage show /media/rushes/A001_C002.mov
     """
-    with open_catalog(catalog_settings()) as catalog, catalog.session() as session:
-        details = asset_details(session, asset)
-    if as_json:
-        print_json(
-            {
-                "asset": details.facts,
-                "segments_by_model": details.segments_by_model,
-                "master": details.family.master,
-                "renditions": list(details.family.renditions),
-            }
-        )
-        return
+    with open_catalog(catalog_settings()) as catalog:
+        if as_json:
+            print_json(payloads.show(catalog, asset))
+            return
+        with catalog.session() as session:
+            details = asset_details(session, asset)
     print_fields(f"Asset {details.facts['id']}", {k: v for k, v in details.facts.items() if v not in (None, [], {})})
     print_table("Moments", ("embedding model", "vectors"), sorted(details.segments_by_model.items()))
     print_table("Family", ("version", "resolution", "codec", "status"), family_rows(details.family))

@@ -1,4 +1,4 @@
-"""``footage watch`` and ``footage worker``: the long-running side of footage."""
+"""``footage watch``, ``footage worker`` and ``footage serve``: the long-running side of footage."""
 
 from __future__ import annotations
 
@@ -12,18 +12,35 @@ import typer
 
 from catalog import Catalog, ConfigurationError, open_catalog
 from catalog.jobs import QUEUES, STALLED_WORKER_TIMEOUT_S, defer_index, job_app, run_worker
+from cli.client import DEFAULT_PORT
 from cli.indexing import KEYFRAMES_OPTION, MAX_GAP_OPTION
 from cli.logs import setup_logging
 from cli.output import stdout
-from cli.settings import catalog_settings, device, embedding_settings, models_dir, renditions_dir
+from cli.settings import catalog_settings, device, embedding_settings, footage_home, models_dir, renditions_dir
 from indexer.sampling import DEFAULT_MAX_GAP_S
 from indexer.tasks import LazyEmbedder, register_index_task
 from indexer.watch import FolderWatcher, WatchSettings
 
 if TYPE_CHECKING:
+    from cli.server import ServiceSettings
     from upscaler.jobs import UpscaleSettings
 
 CONCURRENCY_OPTION = typer.Option("--concurrency", min=1, help="Jobs this process runs at once.")
+
+
+HOST_OPTION = typer.Option("--host", help="Address to listen on; anything but loopback needs --token.")
+PORT_OPTION = typer.Option("--port", min=1, max=65535, help="Port to listen on.")
+TOKEN_OPTION = typer.Option(
+    "--token", envvar="FOOTAGE_SERVER_TOKEN", help="Token clients on other machines must send (Bearer)."
+)
+
+
+def _service_settings(host: str, port: int, token: str | None) -> ServiceSettings:
+    from cli.server import ServiceSettings
+
+    service = ServiceSettings(host=host, port=port, token=token)
+    service.check()
+    return service
 
 
 STALL_OPTION = typer.Option(
@@ -58,6 +75,12 @@ def watch(
     max_gap: Annotated[float, MAX_GAP_OPTION] = DEFAULT_MAX_GAP_S,
     concurrency: Annotated[int, CONCURRENCY_OPTION] = 1,
     stall_timeout: Annotated[float, STALL_OPTION] = STALLED_WORKER_TIMEOUT_S,
+    serve_too: Annotated[
+        bool, typer.Option("--serve", help="Also answer searches over HTTP, as `footage serve` does.")
+    ] = False,
+    host: Annotated[str, HOST_OPTION] = "127.0.0.1",
+    port: Annotated[int, PORT_OPTION] = DEFAULT_PORT,
+    token: Annotated[str | None, TOKEN_OPTION] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log library details too.")] = False,
 ) -> None:
     """Watch folders and keep them indexed: the watch-folder service.
@@ -69,11 +92,12 @@ def watch(
     jobs, so one command is enough; `footage worker` on other machines helps.
     Stop with Ctrl-C (or SIGTERM): a restart loses nothing.
 
-    Example: footage watch /media/incoming --settle 10
+    Example: footage watch /media/incoming --settle 10 --serve
     """
     for root in roots:
         if not root.is_dir():
             raise ConfigurationError(f"not a folder: {root}")
+    service = _service_settings(host, port, token) if serve_too else None
     setup_logging(verbose)
     settings = WatchSettings(settle_s=settle, rescan_interval_s=rescan, poll=poll, exclude=(renditions_dir(),))
     with open_catalog(catalog_settings()) as catalog:
@@ -88,6 +112,11 @@ def watch(
         thread = threading.Thread(target=watcher.run, args=(stop,), name="footage-watch", daemon=True)
         stdout().print(f"Watching {', '.join(str(r) for r in roots)} (Ctrl-C to stop)")
         thread.start()
+        answering = None
+        if service is not None:
+            from cli.server import start_service
+
+            answering = start_service(catalog, embedding_settings(), service, footage_home())
         try:
             run_worker(
                 worker_app(catalog),
@@ -99,8 +128,38 @@ def watch(
             )
         finally:
             stop.set()
+            if answering is not None:
+                answering.stop()
             thread.join(timeout=30)
             defer_app.close()
+    stdout().print("Stopped.")
+
+
+def serve(
+    host: Annotated[str, HOST_OPTION] = "127.0.0.1",
+    port: Annotated[int, PORT_OPTION] = DEFAULT_PORT,
+    token: Annotated[str | None, TOKEN_OPTION] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log library details too.")] = False,
+) -> None:
+    """Answer search, show, pairs and jobs over HTTP, with the CLIP text tower loaded once.
+
+    `footage search` uses a running service by itself (it finds it through
+    FOOTAGE_HOME, or FOOTAGE_SERVER_URL), so a search answers in a fraction of a
+    second instead of loading the model each time. The answers are the JSON of
+    the matching commands' --json: GET /api/search?q=TEXT (and the search
+    options' names: limit, moments, kind, min_height, max_height, under,
+    has_rendition, since, exact; or like=ASSET@TIME), /api/assets/ASSET,
+    /api/pairs, /api/jobs, /api/health.
+
+    Example: footage serve --port 8765
+    """
+    from cli.server import serve_until_stopped, start_service
+
+    service = _service_settings(host, port, token)
+    setup_logging(verbose)
+    with open_catalog(catalog_settings()) as catalog:
+        stdout().print(f"Serving on http://{host}:{port} (Ctrl-C to stop)")
+        serve_until_stopped(start_service(catalog, embedding_settings(), service, footage_home()))
     stdout().print("Stopped.")
 
 

@@ -1,0 +1,188 @@
+"""``footage serve``: a resident HTTP service that keeps the CLIP text tower loaded and
+answers search, show, pairs and jobs as the CLI's ``--json`` does (cli/payloads.py).
+
+Starlette + uvicorn. Bound to 127.0.0.1 by default; bound anywhere else it needs a
+token, and a client that is not on this machine must send it
+(``Authorization: Bearer TOKEN``). A running service announces itself in
+``FOOTAGE_HOME/server.json`` so ``footage search`` finds it.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import json
+import logging
+import os
+import signal
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from catalog import Catalog, ConfigurationError, FootageError, NotFoundError
+from catalog.search import SearchOptions
+from cli import payloads
+from cli.client import ANNOUNCE_FILE, DEFAULT_PORT
+from cli.output import json_text
+from indexer.embed import ClipEmbedder, EmbeddingSettings
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ServiceSettings:
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    token: str | None = None
+
+    def check(self) -> None:
+        if not is_loopback(self.host) and not self.token:
+            raise ConfigurationError(
+                f"binding to {self.host} lets other machines in: give a token (--token or FOOTAGE_SERVER_TOKEN)"
+            )
+
+
+def is_loopback(host: str | None) -> bool:
+    if host in ("localhost", "testclient"):  # Starlette's test client calls itself so
+        return True
+    try:
+        return ipaddress.ip_address(host or "").is_loopback
+    except ValueError:
+        return False
+
+
+def _answer(value: Any, status: int = 200) -> Response:
+    return Response(json_text(value), status_code=status, media_type="application/json")
+
+
+def _error(exc: FootageError) -> Response:
+    status = 404 if isinstance(exc, NotFoundError) else 400
+    return _answer({"error": str(exc), "exit_code": exc.exit_code}, status)
+
+
+def make_app(
+    catalog: Catalog, settings: EmbeddingSettings, service: ServiceSettings, announce: Path | None = None
+) -> Starlette:
+    """The ASGI app. The text tower loads once, when the service starts; then the service
+    is announced in ``announce`` (for clients to find) until it stops."""
+    loaded: dict[str, ClipEmbedder] = {}
+    # One query at a time through the model: torch's CPU kernels already use every core.
+    model_lock = threading.Lock()
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        loaded["text"] = ClipEmbedder(settings, text_only=True)
+        loaded["text"].embed_text(["warm up"])  # the first call pays for lazy initialisation
+        if announce is not None:
+            host = "127.0.0.1" if service.host in ("0.0.0.0", "::") else service.host
+            announce.parent.mkdir(parents=True, exist_ok=True)
+            announce.write_text(json.dumps({"url": f"http://{host}:{service.port}", "pid": os.getpid()}))
+        try:
+            yield
+        finally:
+            if announce is not None:
+                announce.unlink(missing_ok=True)
+
+    def search(request: Request) -> Response:
+        params = dict(request.query_params)
+        if params.get("model", settings.identity) != settings.identity:
+            return _answer({"error": f"this service searches with {settings.identity}", "exit_code": 2}, 409)
+        options = SearchOptions(
+            limit=int(params.get("limit", 10)),
+            moments=int(params.get("moments", 1)),
+            exact=params.get("exact") == "true",
+            filters=payloads.filters_from_query(params),
+        )
+        query = payloads.SearchRequest(text=params.get("q"), like=params.get("like"), options=options)
+        with model_lock:
+            _, answer = payloads.search(catalog, settings, query, loaded.get("text"))
+        return _answer({**answer, "answered_by": f"footage serve (pid {os.getpid()})"})
+
+    def show(request: Request) -> Response:
+        return _answer(payloads.show(catalog, request.path_params["asset"]))
+
+    def pairs(request: Request) -> Response:
+        return _answer(payloads.pairs(catalog, request.query_params.get("asset")))
+
+    def jobs(request: Request) -> Response:
+        return _answer(payloads.jobs(catalog, int(request.query_params.get("limit", 50))))
+
+    def health(request: Request) -> Response:
+        return _answer({"footage": "ok", "model": settings.identity, "pid": os.getpid()})
+
+    def guarded(endpoint: Callable[[Request], Response]) -> Callable[[Request], Awaitable[Response]]:
+        async def handle(request: Request) -> Response:
+            client = request.client.host if request.client else None
+            if not is_loopback(client) and not _token_ok(request, service.token):
+                return _answer({"error": "a token is needed from another machine", "exit_code": 2}, 401)
+            try:
+                from starlette.concurrency import run_in_threadpool
+
+                return await run_in_threadpool(endpoint, request)
+            except FootageError as exc:
+                return _error(exc)
+            except ValueError as exc:  # a parameter that is not a number or a date
+                return _answer({"error": f"bad parameter: {exc}", "exit_code": 2}, 400)
+
+        return handle
+
+    routes = [
+        Route("/api/health", guarded(health)),
+        Route("/api/search", guarded(search)),
+        Route("/api/assets/{asset:path}", guarded(show)),
+        Route("/api/pairs", guarded(pairs)),
+        Route("/api/jobs", guarded(jobs)),
+    ]
+    return Starlette(routes=routes, lifespan=lifespan)
+
+
+def _token_ok(request: Request, token: str | None) -> bool:
+    given = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+    return bool(token) and hmac.compare_digest(given.encode(), (token or "").encode())
+
+
+@dataclass
+class RunningService:
+    """A service answering on its own thread; ``stop`` ends it (announcement removed)."""
+
+    thread: threading.Thread
+    server: Any  # uvicorn.Server
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout_s)
+
+
+def start_service(
+    catalog: Catalog, settings: EmbeddingSettings, service: ServiceSettings, home: Path
+) -> RunningService:
+    """Start answering on a thread of its own. uvicorn's signal handling stays off (it only
+    installs it on the main thread, and re-raises the signal after its shutdown, which would
+    end the process before footage says it stopped): callers own SIGINT/SIGTERM."""
+    import uvicorn
+
+    service.check()
+    app = make_app(catalog, settings, service, announce=home / ANNOUNCE_FILE)
+    server = uvicorn.Server(uvicorn.Config(app, host=service.host, port=service.port, log_level="warning"))
+    thread = threading.Thread(target=server.run, name="footage-serve", daemon=True)
+    thread.start()
+    return RunningService(thread, server)
+
+
+def serve_until_stopped(running: RunningService) -> None:
+    """Wait for SIGINT/SIGTERM (or the service failing to start), then stop it."""
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    while not stop.wait(0.5):
+        if not running.thread.is_alive():
+            raise FootageError(f"the service stopped by itself (is port {running.server.config.port} taken?)")
+    running.stop()

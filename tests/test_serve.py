@@ -1,0 +1,153 @@
+"""``footage serve``: a real service process answering over HTTP with the CLI's JSON; the
+CLI uses it when it is up and works alone when it is not; strangers need a token."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from media import Clip, write_clip
+from polling import wait_for
+from services import Service, catalog_env, start
+from typer.testing import CliRunner
+
+from catalog import Catalog
+from cli.main import app
+
+runner = CliRunner()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _get(url: str, token: str | None = None) -> tuple[int, dict[str, Any]]:
+    request = urllib.request.Request(url)
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def _cli(env: dict[str, str], *args: str) -> dict[str, Any]:
+    result = runner.invoke(app, [*args, "--json"], env=env)
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+@contextmanager
+def _served(env: dict[str, str], logs: Path, *args: str) -> Iterator[tuple[Service, str]]:
+    port = _free_port()
+    service = start(env, logs, "serve", "--port", str(port), *args)
+    url = f"http://127.0.0.1:{port}"
+
+    def up() -> bool:
+        assert service.process.poll() is None, service.err.read_text()
+        try:
+            return _get(f"{url}/api/health")[0] == 200
+        except OSError:
+            return False
+
+    try:
+        wait_for(up, timeout=60, interval=0.2)
+        yield service, url
+    finally:
+        code, _, err = service.stop()
+        assert code == 0, err
+        assert "Traceback" not in err, err
+
+
+@pytest.fixture
+def indexed(catalog: Catalog, tiny_clip: str, tmp_path: Path) -> dict[str, str]:
+    media = tmp_path / "media"
+    media.mkdir()
+    write_clip(media / "clip (final) [v2].mp4", Clip(shots=(1.0, 1.0)))
+    write_clip(media / "b.mov", Clip(width=320, height=136, shots=(1.0, 1.0, 1.0)))
+    env = catalog_env(catalog, tmp_path / "home", FOOTAGE_CLIP_MODEL=tiny_clip)
+    assert runner.invoke(app, ["index", str(media)], env=env).exit_code == 0
+    return env
+
+
+def test_the_service_answers_as_the_cli_does(indexed: dict[str, str], tmp_path: Path) -> None:
+    env = indexed
+    alone = _cli(env, "search", "a red circle", "--moments", "2")
+    assert alone["answered_by"] == "this command" and len(alone["results"]) == 2
+    with _served(env, tmp_path / "logs") as (service, url):
+        status, served = _get(f"{url}/api/search?q=a+red+circle&moments=2")
+        assert status == 200
+        assert served["answered_by"] == f"footage serve (pid {service.process.pid})"
+        assert {**served, "answered_by": None} == {**alone, "answered_by": None}
+
+        # The CLI finds the running service through FOOTAGE_HOME and gets the same answer.
+        via = _cli(env, "search", "a red circle", "--moments", "2")
+        assert via["answered_by"] == served["answered_by"]
+        assert {**via, "answered_by": None} == {**alone, "answered_by": None}
+        table = runner.invoke(app, ["search", "a red circle"], env=env)  # read back from the service's JSON
+        assert table.exit_code == 0 and f"{served['results'][1]['score']:.3f}" in table.stdout
+
+        first = alone["results"][0]["master"]["asset_id"]
+        for path, command in (
+            (f"/api/assets/{first}", ["show", str(first)]),
+            ("/api/pairs", ["pairs"]),
+            ("/api/jobs", ["jobs"]),
+        ):
+            status, answer = _get(url + path)
+            assert status == 200 and answer == _cli(env, *command), path
+        status, missing = _get(f"{url}/api/assets/99999")
+        assert status == 404 and "99999" in missing["error"]
+        status, bad = _get(f"{url}/api/search?q=x&limit=many")
+        assert status == 400 and "bad parameter" in bad["error"]
+    # Gone again: the announcement is removed and the CLI searches by itself.
+    assert not (Path(env["FOOTAGE_HOME"]) / "server.json").exists()
+    assert _cli(env, "search", "a red circle", "--moments", "2")["answered_by"] == "this command"
+
+
+def test_the_cli_works_when_the_service_is_not_there(indexed: dict[str, str]) -> None:
+    home = Path(indexed["FOOTAGE_HOME"])
+    home.mkdir(parents=True, exist_ok=True)
+    # A service that died and left its announcement, and one configured but not running.
+    (home / "server.json").write_text(json.dumps({"url": f"http://127.0.0.1:{_free_port()}", "pid": 2**22 + 1}))
+    assert _cli(indexed, "search", "a red circle")["answered_by"] == "this command"
+    configured = {**indexed, "FOOTAGE_SERVER_URL": f"http://127.0.0.1:{_free_port()}"}
+    assert _cli(configured, "search", "a red circle")["answered_by"] == "this command"
+
+
+def _outside_address() -> str | None:
+    """An address of this machine that is not loopback, or None."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.connect(("192.0.2.1", 9))  # no packet is sent: this only picks the outgoing interface
+            address = str(s.getsockname()[0])
+        except OSError:
+            return None
+    return None if address.startswith("127.") else address
+
+
+def test_strangers_need_the_token(indexed: dict[str, str], tmp_path: Path) -> None:
+    refused = runner.invoke(app, ["serve", "--host", "0.0.0.0"], env=indexed)
+    assert refused.exit_code == 2 and "give a token" in refused.output
+    outside = _outside_address()
+    if outside is None:
+        pytest.skip("this machine has no address but loopback to come from")
+    token = os.urandom(8).hex()
+    with _served(indexed, tmp_path / "logs", "--host", "0.0.0.0", "--token", token) as (_, url):
+        port = url.rsplit(":", 1)[1]
+        assert _get(f"{url}/api/health")[0] == 200  # this machine: no token needed
+        status, answer = _get(f"http://{outside}:{port}/api/search?q=a+red+circle")
+        assert status == 401 and "token" in answer["error"]
+        assert _get(f"http://{outside}:{port}/api/search?q=a+red+circle", token="wrong")[0] == 401
+        status, answer = _get(f"http://{outside}:{port}/api/search?q=a+red+circle", token=token)
+        assert status == 200 and len(answer["results"]) == 2
