@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 from catalog.families import Family, families
 from catalog.tables import DEFAULT_EMBEDDING_DIM, MomentView, RenditionStatus
 from catalog.timecode import timecode
-from catalog.vector_index import vector_support
+from catalog.vector_index import cached_vector_support
 
 logger = logging.getLogger(__name__)
 
@@ -175,9 +175,11 @@ def _nearest(
     """
     if indexed:
         ef_search = min(_MAX_EF_SEARCH, max(_MIN_EF_SEARCH, _EF_PER_ROW * n))
-        session.execute(sa.text(f"SET LOCAL hnsw.ef_search = {ef_search}"))
-        if plan.iterative_scans:
-            session.execute(sa.text("SET LOCAL hnsw.iterative_scan = relaxed_order"))
+        # One round trip for both settings: at 10^6 moments the query itself takes a few ms.
+        session.execute(
+            sa.text("SELECT set_config('hnsw.ef_search', :ef, true), set_config('hnsw.iterative_scan', :scan, true)"),
+            {"ef": str(ef_search), "scan": "relaxed_order" if plan.iterative_scans else "off"},
+        )
     logger.debug("search round: %s, %d rows", "index" if indexed else "exact", n)
     rows = session.execute(sa.text(sql), params).all()
     return [
@@ -230,7 +232,7 @@ def search_vector(
     ``vector`` must be L2-normalised; scores are cosine similarities (1 is identical).
     """
     n = max(_MIN_ROWS, options.limit * options.moments * _ROWS_PER_MOMENT)
-    support = vector_support(session.connection())
+    support = cached_vector_support(session.connection())
     plan = _Plan(storage=support.storage or "vector", exact=options.exact, iterative_scans=support.has_iterative_scans)
     while True:
         rows = _nearest(session, vector, model, n, options.filters, plan)

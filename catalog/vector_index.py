@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import logging
 import os
+import time
+import weakref
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -94,6 +96,23 @@ def vector_support(conn: sa.Connection) -> VectorSupport:
         )
     ).one()
     return VectorSupport(version=parse_version(row[0] or "0"), storage=row[1])
+
+
+# Per engine (one per opened catalog): (when asked, the answer). Storage changes only
+# with a migration, which a long-running service picks up within this many seconds.
+_SUPPORT_TTL_S = 60.0
+_support_cache: weakref.WeakKeyDictionary[sa.Engine, tuple[float, VectorSupport]] = weakref.WeakKeyDictionary()
+
+
+def cached_vector_support(conn: sa.Connection) -> VectorSupport:
+    """``vector_support``, asked at most once a minute per database: a search pays one
+    round trip less."""
+    now = time.monotonic()
+    cached = _support_cache.get(conn.engine)
+    if cached is None or now - cached[0] > _SUPPORT_TTL_S or cached[1].storage is None:
+        cached = (now, vector_support(conn))
+        _support_cache[conn.engine] = cached
+    return cached[1]
 
 
 def build_settings(rows: int) -> dict[str, str]:
