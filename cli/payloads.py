@@ -3,6 +3,7 @@ the CLI's ``--json`` and by ``footage serve``, so both always give the same shap
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -12,9 +13,13 @@ from catalog import Catalog
 from catalog import renditions as records
 from catalog.families import Family, RenditionInfo, Version, asset_details
 from catalog.search import KINDS, FamilyHit, MomentHit, SearchFilters, SearchOptions, why_nothing
+from cli.settings import models_dir
+from indexer import text_tower
 from indexer.embed import ClipEmbedder, EmbeddingSettings
 from indexer.errors import QueryError
-from indexer.query import search_image, search_like, search_text
+from indexer.query import TextEncoder, search_image, search_like, search_text
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -43,6 +48,21 @@ def hit_json(hit: FamilyHit) -> dict[str, Any]:
     }
 
 
+def text_encoder(settings: EmbeddingSettings) -> TextEncoder:
+    """The cheapest model that answers a text query: the exported text tower when there is
+    one, else the full model, exported for next time."""
+    cache = models_dir() / "text-towers"
+    tower = text_tower.load(settings, cache)
+    if tower is not None:
+        return tower
+    full = ClipEmbedder(settings, text_only=True)
+    try:
+        text_tower.export(full, cache)
+    except (RuntimeError, OSError) as exc:  # tracing a model it cannot follow: load in full next time too
+        logger.debug("the text tower of %s was not exported: %s", settings.identity, exc)
+    return full
+
+
 def search(
     catalog: Catalog, settings: EmbeddingSettings, request: SearchRequest, embedder: ClipEmbedder | None = None
 ) -> tuple[list[FamilyHit], dict[str, Any]]:
@@ -50,12 +70,10 @@ def search(
     loaded when the query needs one and none is given (``--like`` needs none)."""
     if request.like is not None:
         hits = search_like(catalog, settings, request.like, request.options)
+    elif request.image is not None:
+        hits = search_image(catalog, embedder or ClipEmbedder(settings), request.image, request.options)
     else:
-        embedder = embedder or ClipEmbedder(settings, text_only=request.image is None)
-        if request.image is not None:
-            hits = search_image(catalog, embedder, request.image, request.options)
-        else:
-            hits = search_text(catalog, embedder, request.text or "", request.options)
+        hits = search_text(catalog, embedder or text_encoder(settings), request.text or "", request.options)
     hint = None
     if not hits:
         with catalog.session() as session:

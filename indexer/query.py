@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -36,7 +38,16 @@ def _normalised(vectors: np.ndarray) -> np.ndarray:
     return mean / np.linalg.norm(mean)
 
 
-def search_text(catalog: Catalog, embedder: ClipEmbedder, text: str, options: SearchOptions) -> list[FamilyHit]:
+class TextEncoder(Protocol):
+    """What a text query needs of a model: ``ClipEmbedder``, or the exported ``TextTower``."""
+
+    @property
+    def identity(self) -> str: ...
+
+    def embed_text(self, texts: Sequence[str]) -> np.ndarray: ...
+
+
+def search_text(catalog: Catalog, embedder: TextEncoder, text: str, options: SearchOptions) -> list[FamilyHit]:
     if not text.strip():
         raise QueryError("the search text is empty; describe what the shot shows")
     vector = embedder.embed_text([text])[0]
