@@ -19,10 +19,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import hardware, scratch_catalog, write_footage  # noqa: E402
-from indexer.embed import ClipEmbedder, EmbeddingSettings  # noqa: E402
+from indexer.embed import ClipEmbedder  # noqa: E402
 from indexer.index import IndexOptions, index_file  # noqa: E402
 from indexer.probe import probe  # noqa: E402
 from indexer.sampling import SamplingOptions, sample_moments  # noqa: E402
+from indexer.settings import EmbeddingSettings  # noqa: E402
 
 
 def _embedder(model: str, pretrained: str | None) -> tuple[ClipEmbedder, str]:

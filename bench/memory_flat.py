@@ -25,7 +25,8 @@ import sys, warnings, json
 from pathlib import Path
 sys.path.insert(0, {root!r})
 from bench.common import scratch_catalog
-from indexer.embed import ClipEmbedder, EmbeddingSettings
+from indexer.embed import ClipEmbedder
+from indexer.settings import EmbeddingSettings
 from indexer.index import index_file
 with scratch_catalog() as catalog:
     r = index_file(catalog, ClipEmbedder(EmbeddingSettings(model="ViT-B-32", pretrained=None)), Path({video!r}))

@@ -31,7 +31,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import hardware, scratch_catalog  # noqa: E402
 from catalog import Catalog, search, vector_index  # noqa: E402
-from catalog.search import SearchFilters, SearchOptions, search_vector  # noqa: E402
+from catalog.results import SearchFilters, SearchOptions  # noqa: E402
+from catalog.search import search_vector  # noqa: E402
 
 MODEL = "bench"
 SEGMENTS_PER_ASSET = 10

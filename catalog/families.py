@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
 from fractions import Fraction
 from typing import Any
 
@@ -13,50 +12,8 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, aliased
 
 from catalog.errors import NotFoundError
+from catalog.results import Family, RenditionInfo, Version
 from catalog.tables import Asset, MomentView, Rendition
-
-
-@dataclass(frozen=True)
-class RenditionInfo:
-    """How a rendition was (or is being) made."""
-
-    rendition_id: int
-    label: str
-    target_width: int
-    target_height: int
-    model_name: str
-    model_sha256: str | None
-    parameters: dict[str, Any]
-    status: str
-    progress: float
-    error: str | None
-    requested_at: datetime
-    finished_at: datetime | None
-    provenance: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class Version:
-    """One file of a family as users see it. ``asset_id`` is ``None`` for a rendition not yet written."""
-
-    asset_id: int | None
-    kind: str
-    path: str | None
-    status: str
-    width: int | None
-    height: int | None
-    display_aspect_ratio: str | None
-    video_codec: str | None
-    frame_rate: str | None
-    duration_s: float | None
-    size_bytes: int | None
-    rendition: RenditionInfo | None = None
-
-
-@dataclass(frozen=True)
-class Family:
-    master: Version
-    renditions: tuple[Version, ...]
 
 
 def _ratio(num: int | None, den: int | None) -> str | None:

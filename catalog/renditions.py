@@ -17,7 +17,8 @@ from sqlalchemy.orm import Session
 
 from catalog.assets import upsert_asset
 from catalog.errors import FootageError, NotFoundError, UnsafePathError
-from catalog.families import Family, families, family_master_id, resolve_asset
+from catalog.families import families, family_master_id, resolve_asset
+from catalog.results import Family
 from catalog.tables import Rendition, RenditionStatus
 
 S = RenditionStatus

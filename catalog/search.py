@@ -14,8 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
@@ -23,14 +22,14 @@ import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from catalog.families import Family, families
+from catalog.families import families
+from catalog.results import FamilyHit, MomentHit, SearchFilters, SearchOptions
 from catalog.tables import DEFAULT_EMBEDDING_DIM, MomentView, RenditionStatus
 from catalog.timecode import timecode
 from catalog.vector_index import cached_vector_support
 
 logger = logging.getLogger(__name__)
 
-KINDS = ("any", "master", "rendition")
 # HNSW candidate lists longer than this are not allowed by pgvector.
 _MAX_EF_SEARCH = 1000
 # pgvector's own default ef_search: never search with a shorter list than it.
@@ -54,47 +53,6 @@ _MAX_ROWS = 20_000
 # one such bucket of a family are one moment. Two different moments of a file
 # stand for shots that begin at least a cut apart, practically always more.
 _SAME_MOMENT_S = 0.1
-
-
-@dataclass(frozen=True)
-class SearchFilters:
-    """Which versions may match. Heights are pixels; ``path_prefix`` a folder or path start."""
-
-    kind: str = "any"
-    min_height: int | None = None
-    max_height: int | None = None
-    path_prefix: str | None = None
-    has_rendition: bool | None = None
-    indexed_since: datetime | None = None
-
-
-@dataclass(frozen=True)
-class SearchOptions:
-    limit: int = 10
-    moments: int = 1
-    filters: SearchFilters = field(default_factory=SearchFilters)
-    exact: bool = False
-
-
-@dataclass(frozen=True)
-class MomentHit:
-    """A matching moment of one version; times in seconds from its first frame."""
-
-    asset_id: int
-    path: str
-    start_s: float
-    end_s: float
-    frame_s: float
-    score: float
-    timecode: str | None
-
-
-@dataclass(frozen=True)
-class FamilyHit:
-    rank: int
-    score: float
-    family: Family
-    moments: tuple[MomentHit, ...]
 
 
 @dataclass(frozen=True)
@@ -225,12 +183,13 @@ def _group(rows: list[_Row], moments_per_family: int) -> dict[int, list[MomentHi
 
 
 def search_vector(
-    session: Session, vector: np.ndarray, model: str, options: SearchOptions = SearchOptions()
+    session: Session, vector: np.ndarray, model: str, options: SearchOptions | None = None
 ) -> list[FamilyHit]:
     """The best ``options.limit`` families for ``vector`` among moments embedded by ``model``.
 
     ``vector`` must be L2-normalised; scores are cosine similarities (1 is identical).
     """
+    options = options or SearchOptions()
     n = max(_MIN_ROWS, options.limit * options.moments * _ROWS_PER_MOMENT)
     support = cached_vector_support(session.connection())
     plan = _Plan(storage=support.storage or "vector", exact=options.exact, iterative_scans=support.has_iterative_scans)

@@ -68,8 +68,3 @@ def main(
     # errors only, and reads that only from the environment: set here, when a
     # command runs, not when the module is imported.
     os.environ.setdefault("SVT_LOG", "1")
-
-
-def run() -> None:
-    """Console-script entry point."""
-    app()

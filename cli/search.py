@@ -9,14 +9,15 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from catalog import open_catalog
-from catalog.families import asset_details
-from catalog.search import KINDS, FamilyHit, SearchFilters, SearchOptions
-from cli import payloads
+from catalog.results import KINDS, FamilyHit, SearchFilters, SearchOptions
 from cli.client import ask, service_url
 from cli.output import JSON_OPTION, print_fields, print_json, print_table, stderr, stdout
 from cli.settings import catalog_settings, embedding_settings, footage_home
 from cli.views import family_rows
+from cli.wire import SearchRequest, hits_from_json, query_from_filters
+
+# The catalog, the model and the payload builders are imported when a command needs
+# them: a search that a running `footage serve` answers starts without them.
 
 
 def _print_hits(hits: list[FamilyHit]) -> None:
@@ -93,12 +94,15 @@ def search(
             indexed_since=since,
         ),
     )
-    request = payloads.SearchRequest(text=text, image=image, like=like, options=options)
+    request = SearchRequest(text=text, image=image, like=like, options=options)
     settings = embedding_settings()
     answer = _ask_service(request, settings.identity)
     if answer is not None:
-        hits = payloads.hits_from_json(answer)
+        hits = hits_from_json(answer)
     else:
+        from catalog import open_catalog
+        from cli import payloads
+
         with open_catalog(catalog_settings()) as catalog:
             hits, answer = payloads.search(catalog, settings, request)
     if as_json:
@@ -109,7 +113,7 @@ def search(
         stderr().print(f"Hint: {answer['hint']}", markup=False, highlight=False, soft_wrap=True)
 
 
-def _ask_service(request: payloads.SearchRequest, model: str) -> dict[str, Any] | None:
+def _ask_service(request: SearchRequest, model: str) -> dict[str, Any] | None:
     """The answer of a running ``footage serve`` that searches with the same model, or None.
     A picture query stays in-process: the picture is on this machine."""
     url = service_url(footage_home())
@@ -121,7 +125,7 @@ def _ask_service(request: payloads.SearchRequest, model: str) -> dict[str, Any] 
         "limit": str(options.limit),
         "moments": str(options.moments),
         "exact": "true" if options.exact else "false",
-        **payloads.query_from_filters(options.filters),
+        **query_from_filters(options.filters),
     }
     params.update({"like": request.like} if request.like is not None else {"q": request.text or ""})
     return ask(url, "/api/search", params)
@@ -135,6 +139,10 @@ def show(
 
     Example: footage show /media/rushes/A001_C002.mov
     """
+    from catalog import open_catalog
+    from catalog.families import asset_details
+    from cli import payloads
+
     with open_catalog(catalog_settings()) as catalog:
         if as_json:
             print_json(payloads.show(catalog, asset))

@@ -28,11 +28,12 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from catalog import Catalog, ConfigurationError, FootageError, NotFoundError
-from catalog.search import SearchOptions
-from cli import payloads
+from catalog.results import SearchOptions
+from cli import payloads, wire
 from cli.client import ANNOUNCE_FILE, DEFAULT_PORT
 from cli.output import json_text
-from indexer.embed import ClipEmbedder, EmbeddingSettings
+from indexer.embed import ClipEmbedder
+from indexer.settings import EmbeddingSettings
 
 logger = logging.getLogger(__name__)
 
@@ -99,9 +100,9 @@ def make_app(
             limit=int(params.get("limit", 10)),
             moments=int(params.get("moments", 1)),
             exact=params.get("exact") == "true",
-            filters=payloads.filters_from_query(params),
+            filters=wire.filters_from_query(params),
         )
-        query = payloads.SearchRequest(text=params.get("q"), like=params.get("like"), options=options)
+        query = wire.SearchRequest(text=params.get("q"), like=params.get("like"), options=options)
         with model_lock:
             _, answer = payloads.search(catalog, settings, query, loaded.get("text"))
         return _answer({**answer, "answered_by": f"footage serve (pid {os.getpid()})"})

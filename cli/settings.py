@@ -8,7 +8,7 @@ from pathlib import Path
 import platformdirs
 
 from catalog import CatalogSettings
-from indexer.embed import EmbeddingSettings
+from indexer.settings import EmbeddingSettings
 
 ENV_DATABASE_URL = "FOOTAGE_DATABASE_URL"
 ENV_HOME = "FOOTAGE_HOME"

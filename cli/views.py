@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from catalog.families import Family, Version
+from catalog.results import Family, Version
 
 
 def resolution(version: Version) -> str:

@@ -6,7 +6,6 @@ import math
 import socket
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
@@ -15,6 +14,7 @@ import numpy as np
 from PIL import Image
 
 from indexer.errors import EmbeddingModelError
+from indexer.settings import EmbeddingSettings
 
 if TYPE_CHECKING:
     import torch
@@ -23,40 +23,12 @@ if TYPE_CHECKING:
 # is: CLI commands that never embed (db, jobs, --help) start in a fraction of
 # the time.
 
-DEFAULT_MODEL = "ViT-B-32"
 # Rounding when pixels are made square (a square frame becomes 448x447) and
 # codecs' padded sizes (1920x1088) put a picture a hair over a whole number of
 # squares. Up to this much over, it gets that whole number of views rather than
 # a whole extra embedding, leaving out at most this fraction of the short side
 # between two views.
 _ASPECT_TOLERANCE = 0.05
-DEFAULT_PRETRAINED = "laion2b_s34b_b79k"
-
-
-@dataclass(frozen=True)
-class EmbeddingSettings:
-    """Which CLIP to load, passed to open_clip untouched.
-
-    ``model`` is an open_clip name, ``hf-hub:org/repo`` or ``local-dir:/path``;
-    ``pretrained`` is a tag or a checkpoint path and only applies to plain names.
-    ``device`` ``None`` picks CUDA when present, else CPU.
-    """
-
-    model: str = DEFAULT_MODEL
-    pretrained: str | None = DEFAULT_PRETRAINED
-    device: str | None = None
-    batch_size: int = 32
-
-    @property
-    def has_schema(self) -> bool:
-        return self.model.startswith(("hf-hub:", "local-dir:"))
-
-    @property
-    def identity(self) -> str:
-        """The name stored with every vector: two identities never share a search."""
-        if self.has_schema or not self.pretrained:
-            return self.model
-        return f"{self.model}/{self.pretrained}"
 
 
 def square_views(image: np.ndarray) -> list[np.ndarray]:

@@ -12,9 +12,11 @@ from PIL import Image, UnidentifiedImageError
 
 from catalog import Catalog, NotFoundError
 from catalog.families import resolve_asset
-from catalog.search import FamilyHit, SearchOptions, moment_vector, search_vector
-from indexer.embed import ClipEmbedder, EmbeddingSettings, square_views
+from catalog.results import FamilyHit, SearchOptions
+from catalog.search import moment_vector, search_vector
+from indexer.embed import ClipEmbedder, square_views
 from indexer.errors import MediaError, QueryError
+from indexer.settings import EmbeddingSettings
 
 _CLOCK = re.compile(r"^(?:(\d+):)?(\d{1,2}):(\d{1,2}(?:\.\d+)?)$")
 

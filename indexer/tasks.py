@@ -13,10 +13,11 @@ import procrastinate
 
 from catalog import Catalog
 from catalog.jobs import INDEX_QUEUE, INDEX_TASK, defer_index
-from indexer.embed import ClipEmbedder, EmbeddingSettings
+from indexer.embed import ClipEmbedder
 from indexer.errors import EmbeddingModelError
 from indexer.index import IndexOptions, IndexResult, index_file, record_failure
 from indexer.sampling import DEFAULT_MAX_GAP_S, SamplingOptions
+from indexer.settings import EmbeddingSettings
 
 # How long a CLIP model that failed to load is left alone before the next try (seconds).
 _RETRY_LOAD_S = 60.0

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from indexer.embed import EmbeddingSettings
+from indexer.settings import EmbeddingSettings
 
 if TYPE_CHECKING:
     from indexer.embed import ClipEmbedder

@@ -17,7 +17,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from catalog import Catalog, CatalogSettings, normalise_url, open_catalog, schema
-from indexer.embed import ClipEmbedder, EmbeddingSettings
+from indexer.embed import ClipEmbedder
+from indexer.settings import EmbeddingSettings
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # platformdirs: XDG_RUNTIME_DIR unset on CI

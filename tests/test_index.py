@@ -17,8 +17,9 @@ from typer.testing import CliRunner
 from catalog import Asset, Catalog, MomentView
 from catalog.media import RENDITION_TAG
 from cli.main import app
-from indexer.embed import ClipEmbedder, EmbeddingSettings
+from indexer.embed import ClipEmbedder
 from indexer.index import index_file
+from indexer.settings import EmbeddingSettings
 
 
 def _segments(catalog: Catalog, asset_id: int) -> list[tuple[float, float, float, int]]:

@@ -16,7 +16,8 @@ from tiny_models import write_tiny_clip
 from typer.testing import CliRunner
 
 from catalog import Asset, Catalog, MomentView, Rendition
-from catalog.search import SearchFilters, SearchOptions, search_vector
+from catalog.results import SearchFilters, SearchOptions
+from catalog.search import search_vector
 from cli.main import app
 from indexer.embed import ClipEmbedder
 from indexer.index import IndexOptions, index_file

@@ -18,7 +18,8 @@ from typer.testing import CliRunner
 from catalog import Catalog
 from cli.main import app
 from indexer import text_tower
-from indexer.embed import ClipEmbedder, EmbeddingSettings
+from indexer.embed import ClipEmbedder
+from indexer.settings import EmbeddingSettings
 
 QUERIES = ["a red circle", "two people talking in a kitchen", "Ünïcödé!"]
 
@@ -50,7 +51,7 @@ def test_the_tower_loads_without_open_clip_or_torchvision(tmp_path: Path) -> Non
         "import json, sys\n"
         "from pathlib import Path\n"
         "from indexer import text_tower\n"
-        "from indexer.embed import EmbeddingSettings\n"
+        "from indexer.settings import EmbeddingSettings\n"
         f"tower = text_tower.load(EmbeddingSettings(model={settings.model!r}), Path({str(cache)!r}))\n"
         f"vectors = tower.embed_text({QUERIES!r})\n"
         "print(json.dumps({'vectors': vectors.tolist(), 'modules': sorted(m for m in sys.modules "

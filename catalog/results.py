@@ -1,0 +1,98 @@
+"""What searches and family listings return: plain values, without the database.
+
+Separate from the queries that make them (catalog/search.py, catalog/families.py)
+so that a client reading a ``footage serve`` answer back into them starts
+without SQLAlchemy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+KINDS = ("any", "master", "rendition")
+
+
+@dataclass(frozen=True)
+class RenditionInfo:
+    """How a rendition was (or is being) made."""
+
+    rendition_id: int
+    label: str
+    target_width: int
+    target_height: int
+    model_name: str
+    model_sha256: str | None
+    parameters: dict[str, Any]
+    status: str
+    progress: float
+    error: str | None
+    requested_at: datetime
+    finished_at: datetime | None
+    provenance: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Version:
+    """One file of a family as users see it. ``asset_id`` is ``None`` for a rendition not yet written."""
+
+    asset_id: int | None
+    kind: str
+    path: str | None
+    status: str
+    width: int | None
+    height: int | None
+    display_aspect_ratio: str | None
+    video_codec: str | None
+    frame_rate: str | None
+    duration_s: float | None
+    size_bytes: int | None
+    rendition: RenditionInfo | None = None
+
+
+@dataclass(frozen=True)
+class Family:
+    master: Version
+    renditions: tuple[Version, ...]
+
+
+@dataclass(frozen=True)
+class SearchFilters:
+    """Which versions may match. Heights are pixels; ``path_prefix`` a folder or path start."""
+
+    kind: str = "any"
+    min_height: int | None = None
+    max_height: int | None = None
+    path_prefix: str | None = None
+    has_rendition: bool | None = None
+    indexed_since: datetime | None = None
+
+
+@dataclass(frozen=True)
+class SearchOptions:
+    limit: int = 10
+    moments: int = 1
+    filters: SearchFilters = field(default_factory=SearchFilters)
+    exact: bool = False
+
+
+@dataclass(frozen=True)
+class MomentHit:
+    """A matching moment of one version; times in seconds from its first frame."""
+
+    asset_id: int
+    path: str
+    start_s: float
+    end_s: float
+    frame_s: float
+    score: float
+    timecode: str | None
+
+
+@dataclass(frozen=True)
+class FamilyHit:
+    rank: int
+    score: float
+    family: Family
+    moments: tuple[MomentHit, ...]
