@@ -41,7 +41,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import hardware  # noqa: E402
-from upscaler.inference import FrameUpscaler, best_device  # noqa: E402
+from catalog.devices import torch_device  # noqa: E402
+from upscaler.inference import FrameUpscaler  # noqa: E402
 from upscaler.loader import load_model  # noqa: E402
 from upscaler.registry import ModelChoice  # noqa: E402
 from upscaler.render import RenderRequest, render  # noqa: E402
@@ -250,7 +251,7 @@ def run(
     truth, starts = ground_truth(width, height, per_scene)
     reference = Reference(truth, starts)
     rows: list[dict[str, Any]] = [{"method": "ground truth", **reference.scores(truth)}]
-    device = best_device()
+    device = torch_device(None)
     scales_done: set[int] = set()
     for path in models:
         descriptor, identity = load_model(ModelChoice(str(path)), path.parent, device)
@@ -330,7 +331,7 @@ def main() -> None:
     width, height = (int(v) for v in args.size.lower().split("x"))
     pipeline = set(args.pipeline) if args.pipeline is not None else None
     rows = run(args.models, width, height, args.frames_per_scene, args.strength, pipeline)
-    print(f"# {hardware()} device={best_device()} G={width}x{height} scenes={','.join(SCENES)} "
+    print(f"# {hardware()} device={torch_device(None)} G={width}x{height} scenes={','.join(SCENES)} "
           f"frames={args.frames_per_scene * len(SCENES)}")  # fmt: skip
     if args.json:
         print(json.dumps(rows, indent=2))

@@ -21,7 +21,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import hardware, write_footage  # noqa: E402
-from upscaler.inference import FrameUpscaler, best_device  # noqa: E402
+from catalog.devices import torch_device  # noqa: E402
+from upscaler.inference import FrameUpscaler  # noqa: E402
 from upscaler.loader import load_model  # noqa: E402
 from upscaler.registry import ModelChoice  # noqa: E402
 from upscaler.render import RenderRequest, render  # noqa: E402
@@ -46,7 +47,7 @@ def main() -> None:
     parser.add_argument("--codec", default="hevc")
     args = parser.parse_args()
 
-    device = best_device()
+    device = torch_device(None)
     divisor = 1 if device.type == "cuda" else args.cpu_divisor
     print(f"hardware: {hardware()}")
     if divisor > 1:

@@ -5,13 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import sqlalchemy as sa
-from alembic import command
+from alembic import command, util
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Engine
 
 import migrations
+from catalog.errors import ConfigurationError
 from catalog.vector_index import use_halfvec
 
 # Any constant works; it only has to be the same for every footage process, so
@@ -36,8 +37,23 @@ def current_revision(engine: Engine) -> str | None:
         return MigrationContext.configure(conn).get_current_revision()
 
 
+def revisions() -> list[str]:
+    """Every schema revision, oldest first."""
+    return [script.revision for script in reversed(list(ScriptDirectory.from_config(_config()).walk_revisions()))]
+
+
 def _run(engine: Engine, action: str, revision: str) -> None:
     config = _config()
+    script = ScriptDirectory.from_config(config)
+    if revision not in ("head", "base"):
+        try:
+            script.get_revision(revision)
+        except util.CommandError:
+            known = ", ".join(revisions())
+            raise ConfigurationError(
+                f"no schema revision {revision!r}: footage knows {known} (and head, base); "
+                "`footage db status` shows where the catalog is"
+            ) from None
     with engine.begin() as conn:
         conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
         config.attributes["connection"] = conn

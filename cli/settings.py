@@ -8,6 +8,7 @@ from pathlib import Path
 import platformdirs
 
 from catalog import CatalogSettings
+from catalog.devices import check_device_name
 from indexer.settings import EmbeddingSettings
 
 ENV_DATABASE_URL = "FOOTAGE_DATABASE_URL"
@@ -50,4 +51,4 @@ def models_dir() -> Path:
 
 def device() -> str | None:
     """``FOOTAGE_DEVICE`` (``cpu``, ``cuda``, ``cuda:1``); unset picks CUDA when present."""
-    return os.environ.get("FOOTAGE_DEVICE") or None
+    return check_device_name(os.environ.get("FOOTAGE_DEVICE") or None)

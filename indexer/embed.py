@@ -13,6 +13,7 @@ from urllib.parse import urlparse
 import numpy as np
 from PIL import Image
 
+from catalog.devices import torch_device
 from indexer.errors import EmbeddingModelError
 from indexer.settings import EmbeddingSettings
 
@@ -95,11 +96,10 @@ class ClipEmbedder:
         """Load the model once; ``text_only`` drops the image tower after loading
         (a text search needs only the text tower: about 350 MB less for ViT-B-32)."""
         import open_clip
-        import torch
 
         self.settings = settings
         _weights_within_reach(settings)
-        self.device = torch.device(settings.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.device = torch_device(settings.device)
         precision = "fp16" if self.device.type == "cuda" else "fp32"
         pretrained = None if settings.has_schema else settings.pretrained
         try:

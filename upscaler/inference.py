@@ -29,10 +29,6 @@ _BLACK_OUTPUT = 1e-3
 _LIT_INPUT = 0.05
 
 
-def best_device(requested: str | None = None) -> torch.device:
-    return torch.device(requested or ("cuda" if torch.cuda.is_available() else "cpu"))
-
-
 def _precision_for(descriptor: ImageModelDescriptor[Any], device: torch.device) -> torch.dtype:
     if device.type != "cuda":
         return torch.float32  # half precision on a CPU is slower, not faster

@@ -10,10 +10,11 @@ import numpy as np
 from av.video.reformatter import VideoReformatter
 from PIL import Image, ImageDraw
 
+from catalog.devices import torch_device
 from catalog.media import Picture, start_time_s, video_facts
 from upscaler.colour import rgb_format, source_tags, to_rgb
 from upscaler.errors import PlanError, RenderError
-from upscaler.inference import FrameUpscaler, best_device
+from upscaler.inference import FrameUpscaler
 from upscaler.loader import load_model
 from upscaler.registry import ModelChoice
 
@@ -80,13 +81,13 @@ def preview(
     frame = _frame_at(master, at_s)
     pixels, rotation, scale = frame.pixels, frame.picture.rotation, _SCALE
     width, height = frame.picture.display_size
-    torch_device = best_device(device)
+    on = torch_device(device)
     results: list[tuple[str, Image.Image]] = []
     source = Image.fromarray(np.ascontiguousarray(np.rot90(pixels, k=rotation // 90)))
     results.append(("source, bicubic x4", source.resize((width * scale, height * scale), Image.Resampling.BICUBIC)))
     for name in models:
-        descriptor, identity = load_model(ModelChoice(name), cache_dir, torch_device)
-        upscaler = FrameUpscaler(descriptor, torch_device, width * scale, height * scale, rotation)
+        descriptor, identity = load_model(ModelChoice(name), cache_dir, on)
+        upscaler = FrameUpscaler(descriptor, on, width * scale, height * scale, rotation)
         results.append(
             (f"{identity.name} ({identity.architecture}, x{identity.scale})", Image.fromarray(upscaler(pixels)))
         )

@@ -20,12 +20,13 @@ import av
 import numpy as np
 import torch
 
+from catalog.devices import torch_device
 from catalog.media import VideoFacts, content_hash, first_frame, video_facts
 from upscaler.colour import rgb_format, source_tags
-from upscaler.encode import DEFAULT_CODEC, choose_encoder
+from upscaler.encode import CODECS, DEFAULT_CODEC, choose_encoder
 from upscaler.errors import PlanError, RenderError
 from upscaler.geometry import Plan, plan
-from upscaler.inference import FrameUpscaler, best_device
+from upscaler.inference import FrameUpscaler
 from upscaler.loader import ModelIdentity, load_model
 from upscaler.muxing import COPYABLE_AUDIO, open_output, plan_streams, verify_output
 from upscaler.pipeline import PipelineSpec, RenderProgress, run_pipeline
@@ -87,7 +88,7 @@ def render(
     started = time.perf_counter()
     master_hash = content_hash(master_path)
     timings: dict[str, float] = {"hash_master_s": time.perf_counter() - started}
-    device = best_device(request.device)
+    device = torch_device(request.device)
     descriptor, identity = load_model(request.model, request.cache_dir, device)
     container = _open_master(master_path)
     tmp = output.with_name(f".{output.stem}.partial-{os.getpid()}{output.suffix}")
@@ -158,6 +159,12 @@ def _preflight(request: RenderRequest) -> tuple[Path, Path]:
         raise PlanError(f"{output} already exists; choose another --out or add --overwrite")
     if output.suffix not in COPYABLE_AUDIO:
         raise PlanError(f"output must be .mov or .mp4, not {output.suffix or 'no suffix'}")
+    codec = CODECS.get(request.codec)
+    if codec is not None and output.suffix not in codec.containers:
+        raise PlanError(
+            f"{codec.name} does not go in {output.suffix} files: name the output "
+            f"{output.with_suffix(codec.containers[0]).name}, or choose another --codec"
+        )
     if not master_path.is_file():
         raise PlanError(f"no such master file: {master_path}")
     if not output.parent.is_dir():
