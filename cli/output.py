@@ -14,6 +14,7 @@ import click
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 _CONSOLES_KEY = "footage.consoles"
 
@@ -34,12 +35,26 @@ def consoles() -> Consoles:
     """
     ctx = click.get_current_context(silent=True)
     if ctx is None:  # outside a command: a library caller, a bench script
-        return Consoles(Console(), Console(stderr=True))
+        return _make_consoles()
     meta = ctx.find_root().meta
     if _CONSOLES_KEY not in meta:
-        meta[_CONSOLES_KEY] = Consoles(Console(), Console(stderr=True))
+        meta[_CONSOLES_KEY] = _make_consoles()
     found: Consoles = meta[_CONSOLES_KEY]
     return found
+
+
+# Output that goes to a file or a pipe is not wrapped at all: a row stays one line
+# that grep and cut can use, however long its path.
+_PIPED_WIDTH = 10_000
+
+
+def _make_consoles() -> Consoles:
+    """Consoles that print text as it is: file names such as ``clip [v2].mov`` are names,
+    not markup (styles come as ``rich.text.Text``)."""
+    out = Console(markup=False)
+    if not out.is_terminal:
+        out = Console(markup=False, width=_PIPED_WIDTH)
+    return Consoles(out, Console(stderr=True, markup=False))
 
 
 def stdout() -> Console:
@@ -73,12 +88,24 @@ def print_json(value: Any) -> None:
     typer.echo(json_text(value))
 
 
-def _cell(value: Any) -> str:
+def _cell(value: Any) -> str | Text:
+    if isinstance(value, Text):
+        return value
     if value is None:
         return "-"
     if isinstance(value, bool):
         return "yes" if value else "no"
     return str(value)
+
+
+def table(title: str | None = None, **options: Any) -> Table:
+    """A table whose cells fold rather than end in "…": a path is never cut short."""
+    return Table(title=title, title_justify="left", **options)
+
+
+def add_columns(to: Table, columns: Sequence[str]) -> None:
+    for column in columns:
+        to.add_column(column, overflow="fold")
 
 
 def print_table(
@@ -88,12 +115,11 @@ def print_table(
     *,
     show_header: bool = True,
 ) -> None:
-    table = Table(title=title, title_justify="left", show_header=show_header)
-    for column in columns:
-        table.add_column(column)
+    made = table(title, show_header=show_header)
+    add_columns(made, columns)
     for row in rows:
-        table.add_row(*(_cell(v) for v in row))
-    stdout().print(table)
+        made.add_row(*(_cell(v) for v in row))
+    stdout().print(made)
 
 
 def print_fields(title: str, fields: Mapping[str, Any]) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.text import Text
 
 from catalog import Catalog, FootageError, open_catalog
 from catalog import renditions as records
@@ -186,7 +187,7 @@ def pairs(
     if not found:
         stdout().print("No renditions yet. Request one with `footage upscale ASSET --to 4k`.")
         return
-    rows: list[tuple[str, ...]] = []
+    rows: list[tuple[str | Text, ...]] = []
     for family in found:
         duration = f"{family.master.duration_s:.1f}s" if family.master.duration_s else "-"
         for i, (what, res, codec, status) in enumerate(family_rows(family)):

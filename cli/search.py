@@ -7,11 +7,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from catalog.results import KINDS, FamilyHit, SearchFilters, SearchOptions
 from cli.client import ask, service_url
-from cli.output import JSON_OPTION, print_fields, print_json, print_table, stderr, stdout
+from cli.output import JSON_OPTION, add_columns, print_fields, print_json, print_table, stderr, stdout, table
 from cli.settings import catalog_settings, embedding_settings, footage_home
 from cli.views import family_rows
 from cli.wire import SearchRequest, hits_from_json, query_from_filters
@@ -24,9 +23,8 @@ def _print_hits(hits: list[FamilyHit]) -> None:
     if not hits:
         stdout().print("No matching footage.")
         return
-    table = Table(show_lines=True)
-    for column in ("#", "score", "footage and moments", "resolution", "codec", "status"):
-        table.add_column(column)
+    found = table(show_lines=True)
+    add_columns(found, ("#", "score", "footage and moments", "resolution", "codec", "status"))
     for hit in hits:
         rows = family_rows(hit.family)
         moments = "\n".join(
@@ -35,10 +33,10 @@ def _print_hits(hits: list[FamilyHit]) -> None:
             for m in hit.moments
         )
         what, res, codec, state = rows[0]
-        table.add_row(str(hit.rank), f"{hit.score:.3f}", f"{what}\n{moments}", res, codec, state)
+        found.add_row(str(hit.rank), f"{hit.score:.3f}", f"{what}\n{moments}", res, codec, state)
         for what, res, codec, state in rows[1:]:
-            table.add_row("", "", what, res, codec, state)
-    stdout().print(table)
+            found.add_row("", "", what, res, codec, state)
+    stdout().print(found)
 
 
 def search(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from rich.text import Text
+
 from catalog.results import Family, Version
 
 
@@ -12,12 +14,8 @@ def resolution(version: Version) -> str:
     return f"{version.width}x{version.height}{dar}"
 
 
-def status(version: Version) -> str:
-    if version.status == "missing":
-        return "[red]missing[/red]"
-    if version.status == "error":
-        return "[red]error[/red]"
-    return version.status
+def status(version: Version) -> Text:
+    return Text(version.status, style="red" if version.status in ("missing", "error") else "")
 
 
 def version_label(version: Version) -> str:
@@ -28,7 +26,7 @@ def version_label(version: Version) -> str:
     return f"↳ {r.label} by {r.model_name}: {where}"
 
 
-def family_rows(family: Family) -> list[tuple[str, str, str, str]]:
+def family_rows(family: Family) -> list[tuple[str, str, str, Text]]:
     """(what, resolution, codec, status) rows: the master, then each rendition."""
     rows = [
         (
