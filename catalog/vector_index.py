@@ -26,17 +26,21 @@ logger = logging.getLogger(__name__)
 INDEX_NAME = f"ix_segments_embedding_hnsw_{DEFAULT_EMBEDDING_DIM}"
 HALFVEC_SINCE = (0, 7, 0)
 ITERATIVE_SCANS_SINCE = (0, 8, 0)
-# HNSW build parameters, from bench/search_latency.py (10^5 halfvec moments,
-# 2 cores, one parallel worker): m=16 with ef_construction=64 (pgvector's
-# defaults) builds in 28 s to a 130 MB index with recall@10 1.0 on clustered
-# data; m=24 took 61 s and 156 MB, ef_construction=128 took 99 s, for the same
-# recall there (on uniform random data m=24 lifted recall@10 at ef_search 400
-# from 0.44 to 0.54, not enough to matter, at 2.3x the build time).
+# HNSW build parameters, from bench/search_latency.py (10^5 halfvec moments, 2 cores,
+# one parallel worker; the machine was not idle, so the times compare with each other
+# only): m=16 with ef_construction=64 (pgvector's defaults) built in 28 s to a 130 MB
+# index with recall@10 1.0 on clustered data; m=24 took 61 s and 156 MB,
+# ef_construction=128 took 99 s, for the same recall (on uniform random data m=24
+# lifted recall@10 at ef_search 400 from 0.44 to 0.54, not enough to matter). At 10^6
+# moments, on an idle machine, the build takes 301 s (1.30 GB index, 1.12 GB table).
 HNSW_M = 16
 HNSW_EF_CONSTRUCTION = 64
-# A build is several times faster while the graph fits in maintenance_work_mem:
-# per row, the halfvec (2 bytes a dimension) and its m*2 neighbours of 8 bytes.
-_GRAPH_BYTES_PER_ROW = DEFAULT_EMBEDDING_DIM * 2 + HNSW_M * 2 * 8 + 64
+# A build is several times faster while the graph fits in maintenance_work_mem; past
+# it pgvector goes on on disk (and says so in a notice, which the bench prints). Per
+# row it holds the halfvec (2 bytes a dimension), up to 2*m neighbour candidates of
+# 16 bytes on layer 0 (more on upper layers) and its element header: about 2 KB at
+# 512 dimensions; 10^6 rows then build in memory, without the notice.
+_GRAPH_BYTES_PER_ROW = DEFAULT_EMBEDDING_DIM * 2 + HNSW_M * 2 * 24 + 256
 _MIN_BUILD_MEMORY = 64 << 20
 _MAX_BUILD_MEMORY_SHARE = 0.25  # of the machine's memory: the server shares it with rendering
 

@@ -13,7 +13,7 @@ from PIL import Image, UnidentifiedImageError
 from catalog import Catalog, NotFoundError
 from catalog.families import resolve_asset
 from catalog.results import FamilyHit, SearchOptions
-from catalog.search import moment_vector, search_vector
+from catalog.search import moment_views, search_vector, search_vectors
 from indexer.embed import ClipEmbedder, square_views
 from indexer.errors import MediaError, QueryError
 from indexer.settings import EmbeddingSettings
@@ -83,9 +83,9 @@ def search_like(catalog: Catalog, settings: EmbeddingSettings, moment: str, opti
             raise NotFoundError(
                 f"asset {asset.id} is {asset.duration_s:.1f} s long; {when} is outside it (0 to {asset.duration_s:.1f})"
             )
-        vector = moment_vector(session, asset.id, settings.identity, at_s)
-        if vector is None:
+        views = moment_views(session, asset.id, settings.identity, at_s)
+        if not views:
             raise NotFoundError(
                 f"asset {asset.id} has no moments from model {settings.identity}; run `footage reindex`"
             )
-        return search_vector(session, vector, settings.identity, options)
+        return search_vectors(session, views, settings.identity, options)

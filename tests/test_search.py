@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from tiny_models import write_tiny_clip
 from typer.testing import CliRunner
 
-from catalog import Asset, Catalog, MomentView, Rendition
+from catalog import Asset, Catalog, MomentView, Rendition, search
 from catalog.results import SearchFilters, SearchOptions
 from catalog.search import search_vector
 from cli.main import app
@@ -87,7 +87,9 @@ def test_hnsw_matches_brute_force(session: Session) -> None:
         assert hnsw == expected
 
 
-def test_filters_do_not_lose_results(session: Session, caplog: pytest.LogCaptureFixture) -> None:
+def test_filters_do_not_lose_results(
+    session: Session, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
     rng = np.random.default_rng(3)
     query = _unit(rng, 1)[0]
     # 2000 SD segments crowd the neighbourhood of the query; 4 HD ones lie far away.
@@ -97,10 +99,18 @@ def test_filters_do_not_lose_results(session: Session, caplog: pytest.LogCapture
     far_ids = _fill(session, _unit(rng, 4), per_asset=1, height=2160)
     session.execute(sa.text("ANALYZE segments"))
     session.execute(sa.text("SET LOCAL enable_seqscan = off"))  # make the planner use HNSW
+    options = SearchOptions(limit=10, filters=SearchFilters(min_height=2000))
     with caplog.at_level(logging.DEBUG, logger="catalog.search"):
-        hits = search_vector(session, query, MODEL, SearchOptions(limit=10, filters=SearchFilters(min_height=2000)))
+        hits = search_vector(session, query, MODEL, options)
     assert sorted(h.family.master.asset_id or 0 for h in hits) == sorted(far_ids)
-    # Four rows pass of 2004: the index walks its whole graph and runs dry; the exact scan is the net.
+    assert _rounds(caplog) == ["exact"]  # four rows pass: ranked exactly from the start
+    # Were they counted as many, the index would walk its whole graph and run dry: the exact
+    # scan is the safety net.
+    monkeypatch.setattr(search, "_EXACT_BELOW", 1)
+    caplog.clear()
+    with caplog.at_level(logging.DEBUG, logger="catalog.search"):
+        hits = search_vector(session, query, MODEL, options)
+    assert sorted(h.family.master.asset_id or 0 for h in hits) == sorted(far_ids)
     assert _rounds(caplog) == ["index", "exact"]
 
 
@@ -109,10 +119,11 @@ def _rounds(caplog: pytest.LogCaptureFixture) -> list[str]:
 
 
 def test_iterative_scans_fill_a_filtered_page_from_the_index(
-    session: Session, caplog: pytest.LogCaptureFixture
+    session: Session, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """10% of the rows pass the filter: pgvector 0.8's iterative scan keeps walking the graph
     until the page is full, with no exact fallback, and finds what brute force finds."""
+    monkeypatch.setattr(search, "_EXACT_BELOW", 100)  # 1500 pass: many, at this test's scale
     rng = np.random.default_rng(11)
     vectors = _unit(rng, 3000)
     _fill(session, vectors[:2700], per_asset=5, height=480)  # the crowd the filter removes
@@ -241,6 +252,8 @@ def test_moments_and_like(library: dict[str, int], catalog: Catalog, tiny_clip: 
     assert best["moments"][0]["start_s"] == pytest.approx(2.0, abs=0.05)
     assert len(best["moments"]) == 3
     assert best["moments"][0]["timecode"] == "00:00:02:00"
+    # The moment asked about is found by its own stored views: 1 means identical.
+    assert best["score"] == pytest.approx(1.0, abs=1e-3) and best["moments"][0]["score"] == best["score"]
     assert set(best) == {"rank", "score", "master", "renditions", "moments"}
     assert set(report["query"]) == {"text", "image", "like", "model"}
 
@@ -321,5 +334,10 @@ def test_show(library: dict[str, int], catalog: Catalog, tiny_clip: str) -> None
     assert details["master"]["asset_id"] == library["alpha.mp4"]
     assert details["renditions"][0]["asset_id"] == library["alpha.4k.mp4"]
     assert details["segments_by_model"] == {tiny_clip: 4}
+    # Each moment, not only a count: its span, the frame standing for it, its views.
+    moments = details["moments_by_model"][tiny_clip]
+    assert sum(m["views"] for m in moments) == 4
+    assert all(m["start_s"] <= m["frame_s"] < m["end_s"] for m in moments)
+    assert [m["start_s"] for m in moments] == sorted(m["start_s"] for m in moments)
     table = runner.invoke(app, ["show", str(library["alpha.mp4"])], env=env)
     assert "Provenance of rendition" in table.stdout
