@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
@@ -16,22 +16,23 @@ from catalog.results import Family, RenditionInfo, Version
 from catalog.tables import Asset, MomentView, Rendition
 
 
-def _ratio(num: int | None, den: int | None) -> str | None:
-    if not num or not den:
-        return None
-    r = Fraction(num, den)
-    return f"{r.numerator}:{r.denominator}"
+def _ratio(value: Fraction | None) -> str | None:
+    return f"{value.numerator}:{value.denominator}" if value else None
 
 
 def version_of(asset: Asset, rendition: RenditionInfo | None = None) -> Version:
+    """A file as people see it: its size as displayed (square pixels, upright), so a phone
+    clip coded 1280x544 with rotation 270 is 544x1280 (17:40); ``footage show`` has the coded facts."""
+    picture = asset.picture
+    width, height = picture.display_size if picture else (None, None)
     return Version(
         asset_id=asset.id,
         kind=asset.kind,
         path=asset.path,
         status=asset.status,
-        width=asset.width,
-        height=asset.height,
-        display_aspect_ratio=_ratio(asset.dar_num, asset.dar_den),
+        width=width,
+        height=height,
+        display_aspect_ratio=_ratio(picture.display_aspect_ratio if picture else None),
         video_codec=asset.video_codec,
         frame_rate=(
             str(Fraction(asset.frame_rate_num, asset.frame_rate_den))
@@ -124,6 +125,8 @@ class AssetDetails:
     facts: dict[str, Any]
     segments_by_model: dict[str, int]
     family: Family
+    # Per model, each moment in time order: {"start_s", "end_s", "frame_s", "views"}.
+    moments_by_model: dict[str, list[dict[str, float | int]]] = field(default_factory=dict)
 
 
 def asset_details(session: Session, ref: str) -> AssetDetails:
@@ -136,5 +139,18 @@ def asset_details(session: Session, ref: str) -> AssetDetails:
             .group_by(MomentView.embedding_model)
         ).all()
     )
+    moments: dict[str, list[dict[str, float | int]]] = {}
+    for model, start_s, end_s, frame_s, views in session.execute(
+        sa.select(MomentView.embedding_model, MomentView.start_s, MomentView.end_s, MomentView.frame_s, sa.func.count())
+        .where(MomentView.asset_id == asset.id)
+        .group_by(MomentView.embedding_model, MomentView.start_s, MomentView.end_s, MomentView.frame_s)
+        .order_by(MomentView.embedding_model, MomentView.start_s)
+    ).all():
+        moments.setdefault(model, []).append({"start_s": start_s, "end_s": end_s, "frame_s": frame_s, "views": views})
     master_id = family_master_id(session, asset.id)
-    return AssetDetails(facts=facts, segments_by_model=counts, family=families(session, [master_id])[master_id])
+    return AssetDetails(
+        facts=facts,
+        segments_by_model=counts,
+        family=families(session, [master_id])[master_id],
+        moments_by_model=moments,
+    )

@@ -59,13 +59,20 @@ def job_app(catalog: Catalog, *, asynchronous: bool = True) -> procrastinate.App
 
 
 def defer_index(
-    app: procrastinate.App, path: str, *, root_id: int | None = None, in_s: float | None = None, **options: Any
+    app: procrastinate.App,
+    path: str,
+    *,
+    root_id: int | None = None,
+    in_s: float | None = None,
+    queue: str = INDEX_QUEUE,
+    **options: Any,
 ) -> int | None:
-    """Queue indexing of ``path`` (in ``in_s`` seconds, or now); ``None`` when a job for it is already waiting."""
+    """Queue indexing of ``path`` (in ``in_s`` seconds, or now) on ``queue``; ``None`` when a
+    job for it is already waiting."""
     try:
         return app.configure_task(
             INDEX_TASK,
-            queue=INDEX_QUEUE,
+            queue=queue,
             queueing_lock=f"index:{path}",
             lock=f"index:{path}",
             schedule_in={"seconds": in_s} if in_s is not None else None,
@@ -88,6 +95,15 @@ def defer_render(app: procrastinate.App, rendition_id: int) -> int | None:
 def cancel_job(app: procrastinate.App, job_id: int) -> bool:
     """Cancel a queued job, or ask a running one to abort; False if it had already ended."""
     return bool(app.job_manager.cancel_job_by_id(job_id, abort=True))
+
+
+def job_status(catalog: Catalog, job_id: int) -> str | None:
+    """A job's procrastinate status (todo, doing, succeeded, failed, cancelled, aborted), None if unknown."""
+    with catalog.session() as session:
+        found = session.execute(
+            sa.text("SELECT status FROM procrastinate_jobs WHERE id = :id"), {"id": job_id}
+        ).scalar_one_or_none()
+    return str(found) if found is not None else None
 
 
 def take_over(app: procrastinate.App, job_id: int) -> bool:

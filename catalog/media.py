@@ -11,7 +11,9 @@ container's display matrix and of ``np.rot90``), always 0, 90, 180 or 270.
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import os
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -158,3 +160,26 @@ def first_frame(container: av.container.InputContainer, stream: av.video.stream.
         return next(container.decode(stream), None)
     finally:
         container.seek(0)
+
+
+# FFmpeg answers "Operation not permitted" for encrypted samples it has no key for;
+# said as is, it reads like a file-permission problem.
+_PROTECTED = (
+    "FFmpeg refused to read its video (Operation not permitted), as it does for encrypted (DRM-protected) files"
+)
+
+
+def unreadable_reason(path: Path, exc: av.error.FFmpegError) -> str:
+    """Why FFmpeg could not open or decode ``path``, in words a person can act on
+    (no errno number, no repeated file name)."""
+    try:
+        size = os.stat(path).st_size
+    except OSError as err:
+        return f"cannot read: {err.strerror}"
+    if size == 0:
+        return "empty file (0 bytes)"
+    if exc.errno == errno.EPERM and os.access(path, os.R_OK):
+        return _PROTECTED
+    if isinstance(exc, av.error.InvalidDataError):
+        return f"not a video file FFmpeg can read ({exc.strerror})"
+    return f"unreadable ({exc.strerror or exc})"

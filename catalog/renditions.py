@@ -60,14 +60,15 @@ def _component(text: str) -> str:
     return cleaned[:80]
 
 
-def rendition_path(folder: Path, master_stem: str, label: str, model: str, suffix: str) -> Path:
-    """``<folder>/<master stem>.<label>.<model><suffix>``, each part reduced to safe characters.
+def rendition_path(folder: Path, master_stem: str, label: str, model: str, codec: str, suffix: str) -> Path:
+    """``<folder>/<master stem>.<label>.<model>.<codec><suffix>``, each part reduced to safe characters
+    (the codec in the name: an HEVC and a ProRes rendition of one request are two files).
 
     Names come from catalog data, which is not trusted: the result is checked
     to lie directly in ``folder`` whatever the parts contain.
     """
     base = folder.resolve()
-    name = f"{_component(master_stem)}.{_component(label)}.{_component(model)}{suffix}"
+    name = f"{_component(master_stem)}.{_component(label)}.{_component(model)}.{_component(codec)}{suffix}"
     return ensure_inside(base, base / name)
 
 
@@ -256,6 +257,10 @@ def link(session: Session, rendition_ref: str, master_ref: str) -> Rendition:
     return rendition
 
 
+# procrastinate's job states in the words footage uses everywhere else.
+JOB_STATUS_WORDS = {"todo": "queued", "doing": "running", "succeeded": "done"}
+
+
 def job_rows(session: Session, limit: int = 100) -> list[dict[str, Any]]:
     """The queue as ``footage jobs`` shows it, newest first, with rendition progress."""
     rows = (
@@ -280,17 +285,19 @@ def job_rows(session: Session, limit: int = 100) -> list[dict[str, Any]]:
     )
     result = []
     for row in rows:
+        running = row["status"] == "doing"
         eta = None
-        if row["fps"] and row["frames_total"]:
+        if running and row["fps"] and row["frames_total"]:  # an ended job has no time left
             eta = max(0.0, (row["frames_total"] - row["frames_done"]) / row["fps"])
         what = row["args"].get("path") or (f"rendition {row['rendition_id']}" if row["rendition_id"] else "")
         result.append(
             {
                 "job_id": row["id"],
                 "task": row["task_name"],
-                "status": row["status"],
+                "status": JOB_STATUS_WORDS.get(row["status"], row["status"]),
                 "queue": row["queue_name"],
-                "attempts": row["attempts"],
+                # procrastinate counts attempts that ended; the one running counts too.
+                "attempts": row["attempts"] + (1 if running else 0),
                 "what": what,
                 "rendition_id": row["rendition_id"],
                 "progress": row["progress"],

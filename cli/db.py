@@ -89,17 +89,45 @@ def upgrade(
 def downgrade(
     revision: Annotated[str, typer.Argument(help="Target revision; 'base' removes every table.")],
     yes: Annotated[bool, typer.Option("--yes", help="Confirm that data in dropped tables is lost.")] = False,
+    for_older_footage: Annotated[
+        bool,
+        typer.Option(
+            "--for-older-footage",
+            help="Downgrade the embedded catalog for an older footage release (this one upgrades it again).",
+        ),
+    ] = False,
 ) -> None:
     """Migrate the catalog schema back. Tables a revision created are dropped with their rows.
 
-    Example: footage db downgrade base --yes
+    Every footage command brings the embedded catalog to its newest schema, so
+    downgrading it is only for handing it to an older footage release
+    (--for-older-footage); it cannot be emptied this way (see `footage db stop`).
+
+    Example: FOOTAGE_DATABASE_URL=postgresql+psycopg://me@db/footage footage db downgrade 0003 --yes
     """
+    settings = catalog_settings()
+    embedded = settings.database_url is None
+    if embedded and revision == "base":
+        raise ConfigurationError(
+            f"that would delete every asset, moment and rendition of the embedded catalog; to start afresh, "
+            f"run `footage db stop` and move {settings.pgdata} away (which keeps it, should you want it back)"
+        )
+    if embedded and not for_older_footage:
+        raise ConfigurationError(
+            "every footage command brings the embedded catalog back to the newest schema, so this downgrade "
+            "would be undone by the next one; to hand the catalog to an older footage release, add "
+            "--for-older-footage and use only that release afterwards"
+        )
     if not yes:
         raise ConfigurationError("downgrading drops catalog tables and their rows; add --yes to confirm")
-    with open_catalog(catalog_settings(), require_current=False) as catalog:
+    with open_catalog(settings, require_current=False) as catalog:
         schema.downgrade(catalog.engine, revision)
         after = schema.current_revision(catalog.engine)
     stdout().print(f"Catalog schema now at {after or 'empty'}.")
+    if embedded:
+        stdout().print(
+            f"Run the older footage now: the next command of this one ({schema.head_revision()}) upgrades it again."
+        )
 
 
 @app.command()

@@ -27,10 +27,13 @@ def print_results(results: list[IndexResult], as_json: bool) -> None:
     if as_json:
         print_json({"counts": {o: counts.get(o, 0) for o in OUTCOMES}, "files": results})
         return
+    if not results:
+        return  # the caller says there was nothing to do, instead of an empty table
     print_table("Indexed", ("outcome", "files"), [(o, counts[o]) for o in OUTCOMES if counts.get(o)])
-    problems = [r for r in results if r.outcome in ("failed", "skipped")]
-    if problems:
-        print_table(None, ("file", "outcome", "reason"), [(r.path, r.outcome, r.message) for r in problems])
+    # Files that need a word: what went wrong, or where a moved file came from.
+    told = [r for r in results if r.outcome in ("failed", "skipped", "moved")]
+    if told:
+        print_table(None, ("file", "outcome", "reason"), [(r.path, r.outcome, r.message) for r in told])
 
 
 def index(

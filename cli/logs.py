@@ -9,6 +9,8 @@ from rich.logging import RichHandler
 from catalog.jobs import DATABASE_LOST
 from cli.output import stderr
 
+FOOTAGE_LOGGERS = ("catalog", "indexer", "upscaler", "cli")
+
 
 class _NoDatabaseTracebacks(logging.Filter):
     """A lost database is an event the service handles, not a bug: one line, no traceback."""
@@ -24,14 +26,18 @@ def setup_logging(verbose: bool = False) -> None:
     handler = RichHandler(console=stderr(), show_path=False, rich_tracebacks=False)
     if not verbose:
         handler.addFilter(_NoDatabaseTracebacks())
+    # Libraries' INFO chatter (the embedded server's commands, Alembic, open_clip, which
+    # logs on the root logger) stays out of the service log unless asked for: the root
+    # logs warnings, footage's own packages their events.
     logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
+        level=logging.DEBUG if verbose else logging.WARNING,
         format="%(message)s",
         datefmt="[%X]",
         handlers=[handler],
         force=True,
     )
-    # Libraries' chatter stays out of the service log unless asked for.
+    for ours in FOOTAGE_LOGGERS:
+        logging.getLogger(ours).setLevel(logging.DEBUG if verbose else logging.INFO)
     for noisy in ("procrastinate", "watchdog", "urllib3", "httpx"):
         logging.getLogger(noisy).setLevel(logging.DEBUG if verbose else logging.WARNING)
     # The connection pools warn on every failed reconnection while a database

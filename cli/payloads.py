@@ -77,6 +77,7 @@ def show(catalog: Catalog, asset: str) -> dict[str, Any]:
     return {
         "asset": details.facts,
         "segments_by_model": details.segments_by_model,
+        "moments_by_model": details.moments_by_model,
         "master": details.family.master,
         "renditions": list(details.family.renditions),
     }

@@ -10,9 +10,9 @@ from typing import Annotated
 import typer
 from rich.text import Text
 
-from catalog import Catalog, FootageError, open_catalog
+from catalog import Catalog, FootageError, NotFoundError, open_catalog
 from catalog import renditions as records
-from catalog.jobs import STALLED_WORKER_TIMEOUT_S, cancel_job, job_app, live_workers, take_over
+from catalog.jobs import STALLED_WORKER_TIMEOUT_S, cancel_job, job_app, job_status, live_workers, take_over
 from catalog.tables import RenditionStatus
 from cli import payloads
 from cli.errors import FootageGroup
@@ -281,8 +281,11 @@ def jobs_cancel(job_id: Annotated[int, typer.Argument(help="The job id (see `foo
         app = job_app(catalog, asynchronous=False)
         with app.open():
             cancelled = cancel_job(app, job_id)
+            status = job_status(catalog, job_id)
         with catalog.session() as session:
             records.cancel_waiting(session, job_id)
     if not cancelled:
-        raise FootageError(f"job {job_id} is not queued or running")
+        if status is None:
+            raise NotFoundError(f"no job {job_id} in the queue; `footage jobs` lists them")
+        raise FootageError(f"job {job_id} has already ended ({status}); nothing to cancel")
     stdout().print(f"Job {job_id}: cancel requested.")

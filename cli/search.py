@@ -148,7 +148,14 @@ def show(
         with catalog.session() as session:
             details = asset_details(session, asset)
     print_fields(f"Asset {details.facts['id']}", {k: v for k, v in details.facts.items() if v not in (None, [], {})})
-    print_table("Moments", ("embedding model", "vectors"), sorted(details.segments_by_model.items()))
+    print_table(
+        "Moments",
+        ("embedding model", "moments", "vectors"),
+        [
+            (model, len(details.moments_by_model.get(model, [])), n)
+            for model, n in sorted(details.segments_by_model.items())
+        ],
+    )
     print_table("Family", ("version", "resolution", "codec", "status"), family_rows(details.family))
     for version in details.family.renditions:
         if version.rendition and version.rendition.provenance:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -52,7 +53,7 @@ class ServiceSettings:
 
 
 def is_loopback(host: str | None) -> bool:
-    if host in ("localhost", "testclient"):  # Starlette's test client calls itself so
+    if host == "localhost":
         return True
     try:
         return ipaddress.ip_address(host or "").is_loopback
@@ -125,8 +126,6 @@ def make_app(
             if not is_loopback(client) and not _token_ok(request, service.token):
                 return _answer({"error": "a token is needed from another machine", "exit_code": 2}, 401)
             try:
-                from starlette.concurrency import run_in_threadpool
-
                 return await run_in_threadpool(endpoint, request)
             except FootageError as exc:
                 return _error(exc)

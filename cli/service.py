@@ -96,7 +96,11 @@ def watch(
     """
     for root in roots:
         if not root.is_dir():
-            raise ConfigurationError(f"not a folder: {root}")
+            what = "is not a folder" if root.exists() else "does not exist"
+            raise ConfigurationError(
+                f"{root} {what}: name the folder your footage is in, e.g. `footage watch /media/rushes` "
+                "(several folders are fine)"
+            )
     service = _service_settings(host, port, token) if serve_too else None
     setup_logging(verbose)
     settings = WatchSettings(settle_s=settle, rescan_interval_s=rescan, poll=poll, exclude=(renditions_dir(),))

@@ -9,14 +9,16 @@ from typing import Annotated
 
 import typer
 
-from cli.output import JSON_OPTION, print_json, print_table, stdout
+from catalog import ConfigurationError
+from catalog.renditions import rendition_path
+from cli.output import JSON_OPTION, print_json, print_table, stderr, stdout
 from cli.progress import FrameProgress
 from cli.settings import device, models_dir, renditions_dir
 from indexer.query import parse_time
 from upscaler.encode import CODECS, DEFAULT_CODEC
 from upscaler.registry import DEFAULT_MODEL, KNOWN_MODELS, PRESETS, ModelChoice, resolve_model
 from upscaler.temporal import DEFAULT_STRENGTH, TemporalSettings
-from upscaler.weights import cached_path
+from upscaler.weights import cache_state
 
 MODEL_OPTION = typer.Option(
     "--model",
@@ -66,7 +68,7 @@ def render(
         typer.Option(
             "--out",
             "-o",
-            help="Output .mov or .mp4, or a folder for the default name <master stem>.<target>.<model>.<ext> "
+            help="Output .mov or .mp4, or a folder for the default name <master stem>.<target>.<model>.<codec>.<ext> "
             "(default: here, or FOOTAGE_RENDITIONS_DIR when here is not writable).",
         ),
     ] = None,
@@ -97,10 +99,11 @@ def render(
     from upscaler.render import render as run_render
 
     choice = ModelChoice(name=model, sha256=sha256, denoise=denoise)
+    if codec not in CODECS:  # before a default name is made from it
+        raise ConfigurationError(f"unknown codec {codec!r}; choose one of {', '.join(CODECS)}")
     if out is None or out.is_dir():
-        model_label = resolve_model(choice).name
-        name = f"{master.stem}.{to}.{model_label}{CODECS[codec].suffix if codec in CODECS else '.mov'}"
-        out = (out or _writable_here()) / name
+        folder = out or _writable_here()
+        out = rendition_path(folder, master.stem, to, resolve_model(choice).name, codec, CODECS[codec].suffix)
     request = RenderRequest(
         master=master,
         output=out,
@@ -117,6 +120,10 @@ def render(
     bar = FrameProgress(f"Rendering {master.name}")
     try:
         result = run_render(request, progress=lambda p: bar.update(p.frames_done, p.frames_total, p.fps))
+    except KeyboardInterrupt:
+        bar.close()
+        stderr().print(f"Stopped: the render was interrupted, and its partial file removed; {out} was not written.")
+        raise typer.Exit(130) from None
     finally:
         bar.close()
     if as_json:
@@ -190,7 +197,7 @@ def models(as_json: bool = JSON_OPTION) -> None:
             "good_for": m.good_for,
             "sha256": m.sha256,
             "url": m.url,
-            "cached": cached_path(m, cache).exists(),
+            "cached": cache_state(m, cache),
         }
         for m in KNOWN_MODELS.values()
     ]

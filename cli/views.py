@@ -15,7 +15,14 @@ def resolution(version: Version) -> str:
 
 
 def status(version: Version) -> Text:
-    return Text(version.status, style="red" if version.status in ("missing", "error") else "")
+    """A master's state is its file's; a rendition's is the rendition's (done, running, failed),
+    with its file's when that is what matters (missing, or still being indexed)."""
+    state = version.status
+    if version.rendition is not None and version.status not in ("missing", "error"):
+        state = version.rendition.status
+        if state == "done" and version.status == "pending":
+            state = "done, indexing"
+    return Text(state, style="red" if state in ("missing", "error", "failed") else "")
 
 
 def version_label(version: Version) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 from dataclasses import dataclass
 from fractions import Fraction
@@ -10,7 +11,7 @@ from typing import Any
 
 import av
 
-from catalog.media import RENDITION_TAG, Picture, first_frame, video_facts
+from catalog.media import RENDITION_TAG, Picture, first_frame, unreadable_reason, video_facts
 from indexer.errors import UNREADABLE, MediaError
 
 # A file whose video ends this much (seconds, and share of the whole) before its
@@ -224,9 +225,9 @@ def probe(path: Path) -> MediaInfo:
         kind = _container_signature(path)
         if kind is not None:
             raise MediaError(f"{path}: damaged or truncated {kind} file ({exc.strerror})") from exc
-        raise MediaError(f"{path}: not a video file FFmpeg can read ({exc.strerror})") from exc
+        raise MediaError(f"{path}: {unreadable_reason(path, exc)}") from exc
     except av.error.FFmpegError as exc:
-        raise MediaError(f"{path}: unreadable ({exc.strerror or exc})") from exc
+        raise MediaError(f"{path}: {unreadable_reason(path, exc)}") from exc
 
 
 def _video_stream(path: Path, container: av.container.InputContainer) -> av.video.stream.VideoStream:
@@ -252,6 +253,8 @@ def _decoded_first_frame(
     try:
         frame = first_frame(container, stream)
     except av.error.FFmpegError as exc:
+        if exc.errno == errno.EPERM:  # an encrypted stream with no packets to tell by, e.g. an init segment
+            raise MediaError(f"{path}: {unreadable_reason(path, exc)}") from exc
         raise MediaError(f"{path}: video does not decode ({exc.strerror or exc})") from exc
     if frame is None:
         raise MediaError(f"{path}: no decodable video frame (truncated or damaged)")

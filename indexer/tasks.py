@@ -101,6 +101,6 @@ def register_index_task(
         if result.outcome == "failed":
             logger.warning("%s", result.message)
         else:
-            logger.info("%s: %s", result.outcome, path)
+            logger.info("%s: %s%s", result.outcome, path, f" ({result.message})" if result.message else "")
         if on_result is not None:
             on_result(result)

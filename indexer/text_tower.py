@@ -20,6 +20,7 @@ import hashlib
 import importlib.util
 import json
 import logging
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -104,7 +105,9 @@ def load(settings: EmbeddingSettings, cache_dir: Path) -> TextTower | None:
         import torch
 
         meta = json.loads(meta_file.read_text())
-        module = torch.jit.load(str(module_file), map_location="cpu")
+        with warnings.catch_warnings():  # TorchScript is deprecated in favour of torch.export, not gone
+            warnings.simplefilter("ignore", FutureWarning)
+            module = torch.jit.load(str(module_file), map_location="cpu")
         tokenizer = _tokenizer_module().SimpleTokenizer(context_length=int(meta["context_length"]))
     except (OSError, RuntimeError, ValueError, KeyError) as exc:
         logger.debug("the cached text tower %s is unusable (%s); loading the full model", module_file, exc)
@@ -134,14 +137,19 @@ def export(embedder: ClipEmbedder, cache_dir: Path) -> Path | None:
         def forward(self, text: torch.Tensor) -> torch.Tensor:
             return self.model.encode_text(text)
 
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        # The tracer warns about Python values it freezes (shapes of the 77-token input):
+        # the export is checked against the model below instead.
+        warnings.simplefilter("ignore")
         traced = torch.jit.trace(_Text().eval(), tokens, check_trace=False)
     key = _key(embedder.settings)
     cache_dir.mkdir(parents=True, exist_ok=True)
     module_file = cache_dir / f"{key}.pt"
     partial = module_file.with_suffix(".pt.partial")
     traced.save(str(partial))
-    candidate = TextTower(embedder.settings, torch.jit.load(str(partial)), tokenizer)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        candidate = TextTower(embedder.settings, torch.jit.load(str(partial)), tokenizer)
     if not np.allclose(candidate.embed_text(_PROBES), embedder.embed_text(_PROBES), atol=_TOLERANCE):
         partial.unlink()
         logger.debug("the traced text tower of %s disagrees with the model; not cached", embedder.identity)

@@ -168,3 +168,21 @@ def test_every_command_has_help() -> None:
         assert command.help and len(command.help.strip()) > 20, f"{name} has no help"
         result = runner.invoke(app, [*name.split()[1:], "--help"])
         assert result.exit_code == 0, name
+
+
+def test_the_embedded_catalog_is_not_downgraded_by_accident(tmp_path: Path) -> None:
+    env = {"FOOTAGE_HOME": str(tmp_path / "home")}
+    head = schema.head_revision()
+    try:
+        wiped = runner.invoke(app, ["db", "downgrade", "base", "--yes", "--for-older-footage"], env=env)
+        assert wiped.exit_code == 2 and "move " in wiped.output and "pgdata away" in wiped.output
+        undone = runner.invoke(app, ["db", "downgrade", "0003", "--yes"], env=env)
+        assert undone.exit_code == 2 and "--for-older-footage" in undone.output
+        assert _status(env)["revision"] == head  # nothing happened
+
+        handed = runner.invoke(app, ["db", "downgrade", "0003", "--yes", "--for-older-footage"], env=env)
+        assert handed.exit_code == 0, handed.output
+        assert "now at 0003" in handed.stdout and f"({head}) upgrades it again" in handed.stdout
+        assert _status(env)["revision"] == head  # as it said: this footage's next command upgraded it
+    finally:
+        stop_embedded(tmp_path / "home" / "pgdata")

@@ -204,6 +204,13 @@ def test_cli_index_summary_and_exit_code(catalog: Catalog, tiny_clip: str, tmp_p
     assert missing.exit_code == 5
     assert missing.stderr == f"Error: no such file or folder: {tmp_path / 'nope'}\n"
 
+    # A file moved since: its row says where it is now and where it came from.
+    (folder / "one.mp4").rename(folder / "two.mp4")
+    moved = runner.invoke(app, ["index", str(folder / "two.mp4")], env=env)
+    assert moved.exit_code == 0, moved.output
+    (row,) = [line for line in moved.stdout.splitlines() if "two.mp4" in line]
+    assert "moved from " + str(folder / "one.mp4") in row
+
 
 def test_reindex_with_a_new_model_keeps_spaces_apart(catalog: Catalog, tiny_clip: str, tmp_path: Path) -> None:
     from tiny_models import write_tiny_clip

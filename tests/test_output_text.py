@@ -51,3 +51,17 @@ def test_nothing_is_cut_short_in_a_narrow_terminal(catalog: Catalog, tiny_clip: 
         line.split("│")[3].strip() for line in shown.splitlines() if line.count("│") >= 6 and line.split("│")[3].strip()
     )
     assert str(clip) in column
+
+
+def test_rotated_footage_is_listed_as_it_plays(catalog: Catalog, tiny_clip: str, tmp_path: Path) -> None:
+    """A phone clip coded 320x136 with rotation 270 plays upright at 136x320."""
+    clip = write_clip(tmp_path / "phone.mp4", Clip(width=320, height=136, rotation=270, shots=(1.0,)))
+    env = catalog_env(catalog, tmp_path / "home", FOOTAGE_CLIP_MODEL=tiny_clip)
+    _out(env, "index", str(clip))
+    import json
+
+    found = json.loads(_out(env, "search", "a red circle", "--json"))["results"][0]["master"]
+    assert (found["width"], found["height"], found["display_aspect_ratio"]) == (136, 320, "17:40")
+    shown = _out(env, "show", str(clip))
+    assert "136x320 (17:40)" in shown
+    assert re.search(r"rotation\s*│\s*270", shown)

@@ -132,3 +132,30 @@ def test_encrypted(tmp_path: Path) -> None:
         out.mux(stream.encode(None))
     with pytest.raises(MediaError, match=r"encrypted \(DRM-protected\) video cannot be indexed"):
         probe(path)
+
+
+def test_an_encrypted_init_segment_is_not_called_a_permission_problem(tmp_path: Path) -> None:
+    """Fragmented MP4 cut after its moov: encryption info, no samples to recognise it by."""
+    whole = tmp_path / "fragmented.mp4"
+    encryption = {
+        "encryption_scheme": "cenc-aes-ctr",
+        "encryption_key": "76a6c65c5ea762046bd749a2e632ccbb",
+        "encryption_kid": "a7e61c373e219033c21091fa607bf3b8",
+        "movflags": "frag_keyframe+empty_moov",
+    }
+    with av.open(str(whole), "w", options=encryption) as out:
+        stream = out.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 64, 64, "yuv420p"
+        for i in range(10):
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(np.full((64, 64, 3), i * 20, np.uint8), format="rgb24")))
+        out.mux(stream.encode(None))
+    data, position, end = whole.read_bytes(), 0, 0
+    while position < len(data):  # keep the boxes before the first fragment: ftyp and moov
+        size, kind = int.from_bytes(data[position : position + 4], "big"), data[position + 4 : position + 8]
+        if kind in (b"ftyp", b"moov"):
+            end = position + size
+        position += size
+    init = tmp_path / "init.mp4"
+    init.write_bytes(data[:end])
+    with pytest.raises(MediaError, match=r"Operation not permitted\), as it does for encrypted \(DRM-protected\)"):
+        probe(init)

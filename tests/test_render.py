@@ -21,7 +21,7 @@ from cli.main import app
 from indexer.probe import probe
 from upscaler.errors import PlanError, RenderError
 from upscaler.provenance import NOTICE
-from upscaler.registry import ModelChoice
+from upscaler.registry import KNOWN_MODELS, ModelChoice
 from upscaler.render import RenderProgress, RenderRequest, render
 
 
@@ -67,24 +67,48 @@ def test_audio_copied_with_equal_duration(tmp_path: Path, weights: dict[str, Pat
     assert (dst.width, dst.height) == (256, 144)
 
 
-def test_pcm_audio_is_transcoded_losslessly_for_mp4(tmp_path: Path, weights: dict[str, Path]) -> None:
-    master = tmp_path / "pcm.mov"
-    with av.open(str(master), "w") as out:
+def _master_with_mp2_and_srt(path: Path, srt: Path) -> Path:
+    """A Matroska master as broadcast archives have them: MP2 audio and SRT subtitles."""
+    srt.write_text("1\n00:00:00,100 --> 00:00:00,300\nHello <i>there</i>\n\n2\n00:00:00,300 --> 00:00:00,380\nSecond\n")
+    with av.open(str(srt)) as subtitles, av.open(str(path), "w") as out:
         video = out.add_stream("libx264", rate=25)
         video.width, video.height, video.pix_fmt = 64, 36, "yuv420p"
-        audio = out.add_stream("pcm_s16le", rate=48000, layout="mono")
+        audio = out.add_stream("mp2", rate=48000, layout="stereo")
+        text = out.add_stream_from_template(subtitles.streams[0])
         for i in range(10):
             picture = av.VideoFrame.from_ndarray(np.full((36, 64, 3), i * 20, np.uint8), format="rgb24")
             picture.pts = i
             out.mux(video.encode(picture))
         out.mux(video.encode(None))
-        frame = av.AudioFrame.from_ndarray(np.zeros((1, 19200), np.int16), format="s16", layout="mono")
-        frame.sample_rate, frame.pts = 48000, 0
-        out.mux(audio.encode(frame))
+        samples = av.AudioFrame.from_ndarray(np.zeros((1, 2 * 19200), np.int16), format="s16", layout="stereo")
+        samples.sample_rate, samples.pts = 48000, 0
+        out.mux(audio.encode(samples))
         out.mux(audio.encode(None))
-    result = _render(master, tmp_path / "pcm.av1.mp4", weights["tiny"], target="2x", codec="av1")
-    assert [a.codec for a in probe(tmp_path / "pcm.av1.mp4").audio_streams] == ["flac"]
-    assert result.provenance["streams"]["transcoded"] == {1: "flac"}  # type: ignore[attr-defined]
+        for packet in subtitles.demux(subtitles.streams[0]):
+            if packet.dts is not None:
+                packet.stream = text
+                out.mux(packet)
+    return path
+
+
+def test_audio_and_subtitles_in_a_form_each_container_plays(tmp_path: Path, weights: dict[str, Path]) -> None:
+    master = _master_with_mp2_and_srt(tmp_path / "archive.mkv", tmp_path / "s.srt")
+    # MP4: AAC at a stated rate (FLAC in MP4 is refused by many players); SRT as mov_text.
+    result = _render(master, tmp_path / "a.mp4", weights["tiny"], target="2x", codec="h264")
+    with av.open(str(tmp_path / "a.mp4")) as made:
+        (audio,) = made.streams.audio
+        assert audio.codec_context.name == "aac" and audio.codec_context.channels == 2
+        (text,) = made.streams.subtitles
+        assert text.codec_context.name == "mov_text"
+        said = b"".join(bytes(p) for p in made.demux(text))
+    assert b"Hello there" in said and b"Second" in said
+    assert result.provenance["streams"]["transcoded"] == {1: "aac 256 kb/s"}  # type: ignore[attr-defined]
+    assert result.provenance["streams"]["subtitles_to_mov_text"] == [2]  # type: ignore[attr-defined]
+    # QuickTime: lossless PCM, where it is at home; the subtitles too.
+    _render(master, tmp_path / "a.mov", weights["tiny"], target="2x")
+    with av.open(str(tmp_path / "a.mov")) as made:
+        assert [s.codec_context.name for s in made.streams.audio] == ["pcm_s24le"]
+        assert [s.codec_context.name for s in made.streams.subtitles] == ["mov_text"]
 
 
 def test_interlaced_is_deinterlaced(tmp_path: Path, weights: dict[str, Path]) -> None:
@@ -229,7 +253,7 @@ def test_cli_render_preview_and_models(tmp_path: Path, weights: dict[str, Path])
     )
     assert into.exit_code == 0, into.output
     assert [p.name for p in folder.iterdir() if p.suffix == ".mov"] == [
-        "m.2x.tiny.mov"
+        "m.2x.tiny.hevc.mov"
     ]  # -o FOLDER: the default name there
 
     png = tmp_path / "p.png"
@@ -248,8 +272,13 @@ def test_cli_render_preview_and_models(tmp_path: Path, weights: dict[str, Path])
     listed = runner.invoke(app, ["models", "--json"], env=env)
     names = {m["name"]: m for m in json.loads(listed.stdout)["models"]}
     assert names["RealESRGAN_x4plus"]["preset"] == "live-action-quality"
-    assert names["realesr-general-x4v3"]["cached"] is False
+    assert names["realesr-general-x4v3"]["cached"] == "no"
     assert not os.path.exists(tmp_path / "cache")
+    # A file under the model's name whose sha256 is not the model's is not "cached".
+    (tmp_path / "cache").mkdir()
+    (tmp_path / "cache" / KNOWN_MODELS["realesr-general-x4v3"].filename).write_bytes(b"not the weights")
+    listed = runner.invoke(app, ["models", "--json"], env=env)
+    assert {m["name"]: m for m in json.loads(listed.stdout)["models"]}["realesr-general-x4v3"]["cached"] == "damaged"
 
 
 def test_timecode_and_metadata_carried_over(tmp_path: Path, weights: dict[str, Path]) -> None:
@@ -280,3 +309,19 @@ def test_preview_shows_frames_as_displayed(tmp_path: Path, weights: dict[str, Pa
     # Two rows of upright (portrait) panels: taller than wide.
     assert height > width
     assert sheet.panels[0] == "source, bicubic x4" and sheet.panels[1].startswith("tiny (")
+
+
+def test_preview_lands_on_the_exact_frame_in_mpeg_ts(tmp_path: Path, weights: dict[str, Path]) -> None:
+    """MPEG-TS seeks by bytes and can land after the time asked (the next keyframe);
+    the preview seeks further back and decodes forward to the frame itself."""
+    from upscaler.preview import preview
+
+    clip = Clip(codec="mpeg2video", width=64, height=36, shots=(2.0, 2.0), options={"g": "25"})
+    master = write_clip(tmp_path / "broadcast.ts", clip)
+    with av.open(str(master)) as c:
+        times = [float(f.time) for f in c.decode(video=0)]
+    start = times[0]
+    for at in (0.52, 1.48, 2.96):
+        sheet = preview(master, at, [str(weights["tiny"])], tmp_path / f"p{at}.png", tmp_path)
+        expected = min((t - start for t in times if t - start >= at - 1e-6), default=None)
+        assert expected is not None and sheet.frame_s == pytest.approx(expected, abs=1e-3), (at, sheet.frame_s)

@@ -76,8 +76,16 @@ def test_request_to_linked_indexed_rendition(setup: dict, catalog: Catalog) -> N
     done = _invoke(env, "upscale", str(master), "--to", "2x", "-m", str(model), "--wait")
     assert done["status"] == "done" and (done["width"], done["height"]) == (128, 72)
     output = Path(done["output"])
-    assert output.parent == setup["tmp"] / "renditions" and output.name == "harbour.2x.tiny-sr.mov"
+    assert output.parent == setup["tmp"] / "renditions" and output.name == "harbour.2x.tiny-sr.hevc.mov"
     assert output.exists() and Path(str(output) + ".json").exists()
+    sidecar = json.loads(Path(str(output) + ".json").read_text())
+    assert sidecar["output"]["label"] == "2x"  # what was asked, as `footage render` says it too
+    # The CUDA version is named only where CUDA ran, not torch's build on a CPU-only machine.
+    assert (sidecar["software"]["cuda"] is not None) == sidecar["processing"]["device"].startswith("cuda")
+    shown = runner.invoke(app, ["pairs"], env=env).stdout
+    (line,) = [line for line in shown.splitlines() if output.name in line]
+    cells = [cell.strip() for cell in line.split("│")]
+    assert "done" in cells and "indexed" not in cells  # the rendition's state, not its file's
 
     row = _rendition(catalog, done["rendition_id"])
     assert row.status == "done" and row.progress == 1.0 and row.rendition_asset_id is not None
@@ -106,10 +114,13 @@ def test_request_to_linked_indexed_rendition(setup: dict, catalog: Catalog) -> N
     assert fresh["existing"] is False and fresh["output"] != done["output"]
     third = _invoke(env, "upscale", str(master), "--to", "2x", "-m", str(model), "--again")  # the same second
     assert third["output"] not in (done["output"], fresh["output"])
-    assert Path(third["output"]).name == f"{master.stem}.2x-3.{Path(model).stem}.mov"
+    assert Path(third["output"]).name == f"{master.stem}.2x-3.{Path(model).stem}.hevc.mov"
 
     jobs = _invoke(env, "jobs")["jobs"]
     assert {j["task"] for j in jobs} == {"footage.render", "footage.index_file"}
+    # In footage's words (the README's), not procrastinate's todo/doing/succeeded.
+    assert {j["status"] for j in jobs} <= {"queued", "running", "done", "failed", "cancelled", "aborted"}
+    assert all(j["eta_s"] is None for j in jobs if j["status"] != "running")
 
 
 def test_refusals_and_clear_errors(setup: dict, catalog: Catalog) -> None:
@@ -189,13 +200,16 @@ def test_cancel_a_queued_job(setup: dict, catalog: Catalog) -> None:
     (job,) = [j for j in _invoke(env, "jobs")["jobs"] if j["job_id"] == queued["job_id"]]
     assert job["status"] == "cancelled"
     twice = runner.invoke(app, ["jobs", "cancel", str(queued["job_id"])], env=env)
-    assert (twice.exit_code, twice.stderr) == (1, f"Error: job {queued['job_id']} is not queued or running\n")
+    assert (twice.exit_code, twice.stderr) == (
+        1,
+        f"Error: job {queued['job_id']} has already ended (cancelled); nothing to cancel\n",
+    )
 
 
 def test_path_escapes_are_rejected(tmp_path: Path, setup: dict, catalog: Catalog) -> None:
     folder = tmp_path / "renditions"
     folder.mkdir()
-    made = rendition_path(folder, "../../etc/passwd", "../4k", "/bin/sh", ".mov")
+    made = rendition_path(folder, "../../etc/passwd", "../4k", "/bin/sh", "hevc", ".mov")
     assert made.parent == folder.resolve() and "/" not in made.name
     for bad in (folder / ".." / "x.mov", Path("/etc/passwd"), folder / "sub" / "x.mov", folder / ".hidden.mov"):
         with pytest.raises(UnsafePathError):
@@ -242,6 +256,29 @@ def test_link_a_rendition_made_elsewhere(setup: dict, catalog: Catalog, embedder
     assert pair["renditions"][0]["rendition"]["model_name"] == "external"
     again = runner.invoke(app, ["link", str(other), "--to", str(setup["master"])], env=setup["env"])
     assert again.exit_code == 1 and "already linked" in again.stderr
+
+
+def test_a_render_only_worker_indexes_what_it_renders(setup: dict, catalog: Catalog) -> None:
+    """The README's scale-out recipe: GPU hosts run `footage worker -q render` and nobody
+    serves `index`; the rendition must still end up searchable, not pending."""
+    from catalog.jobs import run_worker
+    from cli.service import worker_app
+
+    env = setup["env"]
+    queued = _invoke(env, "upscale", str(setup["master"]), "--to", "2x", "-m", str(setup["model"]))
+    os.environ.update(env)  # worker_app reads its settings like the CLI does
+    try:
+        run_worker(worker_app(catalog), queues=["render"], wait=False)
+    finally:
+        for key in env:
+            os.environ.pop(key, None)
+    row = _rendition(catalog, queued["rendition_id"])
+    assert row.status == "done" and row.rendition_asset_id is not None
+    with catalog.session() as s:
+        made = s.get(Asset, row.rendition_asset_id)
+        assert made is not None and made.status == "indexed"
+        views = s.scalar(sa.select(sa.func.count()).select_from(MomentView).where(MomentView.asset_id == made.id))
+    assert views and views > 0
 
 
 # -- several processes ---------------------------------------------------------

@@ -68,6 +68,9 @@ def _served(env: dict[str, str], logs: Path, *args: str) -> Iterator[tuple[Servi
         code, _, err = service.stop()
         assert code == 0, err
         assert "Traceback" not in err, err
+        # Libraries' INFO chatter (embedded server, Alembic, open_clip) only with -v.
+        for chatter in ("PG_VERSION", "Context impl", "Loading full pretrained weights"):
+            assert chatter not in err, err
 
 
 @pytest.fixture
@@ -151,3 +154,29 @@ def test_strangers_need_the_token(indexed: dict[str, str], tmp_path: Path) -> No
         assert _get(f"http://{outside}:{port}/api/search?q=a+red+circle", token="wrong")[0] == 401
         status, answer = _get(f"http://{outside}:{port}/api/search?q=a+red+circle", token=token)
         assert status == 200 and len(answer["results"]) == 2
+
+
+def test_watch_serves_too(catalog: Catalog, tiny_clip: str, tmp_path: Path) -> None:
+    root = tmp_path / "incoming"
+    root.mkdir()
+    write_clip(root / "a.mp4", Clip(shots=(1.0, 1.0)))
+    env = catalog_env(catalog, tmp_path / "home", FOOTAGE_CLIP_MODEL=tiny_clip)
+    port = _free_port()
+    service = start(env, tmp_path / "logs", "watch", str(root), "--settle", "0.3", "--serve", "--port", str(port))
+    url = f"http://127.0.0.1:{port}"
+
+    def found() -> bool:
+        assert service.process.poll() is None, service.err.read_text()
+        try:
+            status, answer = _get(f"{url}/api/search?q=a+red+circle")
+        except OSError:
+            return False
+        return status == 200 and len(answer["results"]) == 1
+
+    try:
+        wait_for(found, timeout=120, interval=0.3)  # indexed by the watcher, answered by its service
+        assert _cli(env, "search", "a red circle")["answered_by"].startswith("footage serve")
+    finally:
+        code, out, err = service.stop()
+    assert code == 0 and "Stopped." in out, err
+    assert not (tmp_path / "home" / "server.json").exists()

@@ -122,8 +122,13 @@ def _upscalable_master(session: Session, ref: str) -> tuple[Asset, Picture]:
     if master.kind != "master":
         raise FootageError(f"{master.path} is a rendition; upscale its master instead")
     if master.status != "indexed" or not os.path.exists(master.path):
-        state = master.status if master.status != "indexed" else "missing"
-        raise FootageError(f"{master.path} is {state}; only present, indexed masters can be upscaled")
+        if master.status == "error":
+            why = f"could not be indexed ({master.error})"
+        elif master.status == "pending":
+            why = "is not indexed yet"
+        else:
+            why = "is missing: it is not at that path any more"
+        raise FootageError(f"{master.path} {why}; only present, indexed masters can be upscaled")
     if (picture := master.picture) is None:
         raise FootageError(f"{master.path} has no known picture size")
     return master, picture
@@ -142,13 +147,14 @@ def _parameters(request: UpscaleRequest, model: ResolvedModel) -> dict[str, obje
 def _output_path(
     session: Session, folder: Path, master: Asset, the_plan: Plan, model_name: str, request: UpscaleRequest
 ) -> Path:
-    """``<stem>.<target>.<model><suffix>`` in the renditions folder; when that name is taken (another
-    version of the same request, ``--again``), the target gets the first free number: ``4k-2``, ``4k-3``."""
+    """``<stem>.<target>.<model>.<codec><suffix>`` in the renditions folder; when that name is taken
+    (another version of the same request, ``--again``), the target gets the first free number:
+    ``4k-2``, ``4k-3``."""
     folder.mkdir(parents=True, exist_ok=True)
     stem, suffix = Path(master.path).stem, CODECS[request.codec].suffix
     label, number = the_plan.label, 1
     while True:
-        output = records.rendition_path(folder, stem, label, model_name, suffix)
+        output = records.rendition_path(folder, stem, label, model_name, request.codec, suffix)
         if not (output.exists() or _path_taken(session, output)):
             return output
         number += 1
@@ -229,7 +235,9 @@ def run_render_job(
             raise procrastinate_errors.JobAborted() from exc
         raise
     _unless_database_lost(_record_success, catalog, rendition_id, result)
-    defer_index(app, str(result.output), kind="rendition")
+    # On the render queue: whoever serves renders indexes what they made (workers on GPU
+    # hosts often run with `-q render` only, and nobody there would take an index job).
+    defer_index(app, str(result.output), kind="rendition", queue=RENDER_QUEUE)
     logger.info("rendition %s done: %s", rendition_id, result.output)
     return result.output
 
@@ -275,6 +283,7 @@ def _render_request(rendition: Rendition, master: Asset, output: Path, settings:
         output=output,
         cache_dir=settings.models_dir,
         target=f"{rendition.target_width}x{rendition.target_height}",
+        label=rendition.label,
         # A local model file travels by path (shared storage); its hash is checked again.
         model=ModelChoice(
             name=rendition.parameters.get("model_file") or rendition.model_name,

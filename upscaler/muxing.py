@@ -11,13 +11,18 @@ import av
 from upscaler.errors import RenderError
 from upscaler.pipeline import Output, PipelineSpec, StreamPlan
 
-# Audio the output container can hold as it is; anything else is transcoded.
+# Audio the output container holds as it is and players play from it; anything else is
+# transcoded. (FLAC in MP4 is valid but many players refuse it.)
 COPYABLE_AUDIO = {
     ".mov": {"aac", "alac", "mp3", "ac3", "eac3"},
-    ".mp4": {"aac", "alac", "mp3", "ac3", "eac3", "opus", "flac"},
+    ".mp4": {"aac", "alac", "mp3", "ac3", "eac3", "opus"},
 }
-# Lossless either way: nothing of the master's sound is lost to a rendition.
-TRANSCODE_AUDIO = {".mov": "pcm_s24le", ".mp4": "flac"}
+# In QuickTime, where it is at home, lossless PCM: nothing of the master's sound is lost.
+# In MP4, AAC-LC at this rate per channel (256 kb/s stereo), which every player takes.
+TRANSCODE_AUDIO = {".mov": "pcm_s24le", ".mp4": "aac"}
+AAC_BITS_PER_CHANNEL = 128_000
+# Text subtitles, converted to mov_text (the text track both containers carry).
+_TEXT_SUBTITLES = {"subrip", "srt", "ass", "ssa", "webvtt", "text"}
 # Container tags that describe the master's muxer, not its content.
 _MUXER_TAGS = ("encoder", "major_brand", "minor_version", "compatible_brands")
 # Video stream tags worth keeping: an editor's timeline reads them.
@@ -32,6 +37,7 @@ def plan_streams(master: av.container.InputContainer, suffix: str) -> StreamPlan
     """Which of the master's streams the ``suffix`` container copies, transcodes or leaves out (and why)."""
     copied: list[int] = []
     transcoded: list[int] = []
+    subtitles: list[int] = []
     dropped: list[str] = []
     for stream in master.streams:
         if stream.type == "video":
@@ -43,10 +49,20 @@ def plan_streams(master: av.container.InputContainer, suffix: str) -> StreamPlan
             (copied if stream.codec_context.name in COPYABLE_AUDIO[suffix] else transcoded).append(stream.index)
         elif stream.type == "subtitle" and stream.codec_context.name == "mov_text":
             copied.append(stream.index)
+        elif stream.type == "subtitle" and stream.codec_context.name in _TEXT_SUBTITLES:
+            subtitles.append(stream.index)
         else:
             name = stream.codec_context.name if stream.codec_context else "data"
             dropped.append(f"#{stream.index} {stream.type} ({name}): the output container cannot hold it")
-    return StreamPlan(tuple(copied), tuple(transcoded), TRANSCODE_AUDIO[suffix], tuple(dropped))
+    codec = TRANSCODE_AUDIO[suffix]
+    described = tuple(_transcoded_as(codec, master.streams[i].codec_context) for i in transcoded)
+    audio = sum(1 for stream in master.streams.audio)
+    return StreamPlan(tuple(copied), tuple(transcoded), codec, tuple(dropped), tuple(subtitles), audio, described)
+
+
+def _transcoded_as(codec: str, source: Any) -> str:
+    channels = source.layout.nb_channels
+    return f"aac {AAC_BITS_PER_CHANNEL * channels // 1000} kb/s" if codec == "aac" else codec
 
 
 def _video_stream(out: av.container.OutputContainer, spec: PipelineSpec, master: av.container.InputContainer) -> Any:
@@ -76,6 +92,17 @@ def _other_streams(
     for index in streams.transcoded:
         ctx: Any = master.streams[index].codec_context
         others[index] = out.add_stream(streams.transcode_codec, rate=ctx.sample_rate, layout=ctx.layout.name)
+        if streams.transcode_codec == "aac":
+            others[index].bit_rate = AAC_BITS_PER_CHANNEL * ctx.layout.nb_channels
+        others[index].metadata.update(master.streams[index].metadata)
+    for index in streams.subtitles:
+        others[index] = out.add_stream("mov_text")
+        others[index].time_base = master.streams[index].time_base
+        # The encoder opens with the header when the output starts; the text decoder makes
+        # its (ASS) style header when it opens.
+        decoder: Any = master.streams[index].codec_context
+        decoder.open()
+        others[index].codec_context.subtitle_header = decoder.subtitle_header
         others[index].metadata.update(master.streams[index].metadata)
     return others
 

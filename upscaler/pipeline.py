@@ -36,12 +36,20 @@ _POLL_S = 0.2
 
 @dataclass(frozen=True)
 class StreamPlan:
-    """What happens to each of the master's other streams (by stream index)."""
+    """What happens to each of the master's other streams (by stream index): packets copied as
+    they are, audio re-encoded as ``transcode_codec``, text subtitles converted to mov_text."""
 
     copied: tuple[int, ...]
     transcoded: tuple[int, ...]
     transcode_codec: str
     dropped: tuple[str, ...]
+    subtitles: tuple[int, ...] = ()
+    audio: int = 0  # how many audio streams the output carries
+    transcoded_as: tuple[str, ...] = ()  # per transcoded stream, in words: "aac 256 kb/s"
+
+    @property
+    def carried(self) -> tuple[int, ...]:
+        return self.copied + self.transcoded + self.subtitles
 
 
 @dataclass(frozen=True)
@@ -149,7 +157,7 @@ def _decode(
         stream = container.streams.video[0]
         graph = _deinterlacer(stream) if spec.interlaced else None
         reformatter = VideoReformatter()
-        others = [container.streams[i] for i in spec.streams.copied + spec.streams.transcoded]
+        others = [container.streams[i] for i in spec.streams.carried]
 
         def emit(frames: list[av.VideoFrame]) -> None:
             for frame in frames:
@@ -184,7 +192,9 @@ def _decode(
 
 def _mux_packet(spec: PipelineSpec, output: Output, master: av.container.InputContainer, packet: av.Packet) -> None:
     index = packet.stream.index
-    if index in spec.streams.transcoded:
+    if index in spec.streams.subtitles:
+        _convert_subtitle(output.others[index], master.streams[index], packet, output.container)
+    elif index in spec.streams.transcoded:
         target = output.others[index]
         decoder: Any = master.streams[index].codec_context
         for decoded in decoder.decode(packet):
@@ -192,6 +202,20 @@ def _mux_packet(spec: PipelineSpec, output: Output, master: av.container.InputCo
     else:
         packet.stream = output.others[index]
         output.container.mux(packet)
+
+
+def _convert_subtitle(target: Any, source: Any, packet: av.Packet, container: av.container.OutputContainer) -> None:
+    """A text subtitle (SRT, ASS, WebVTT) re-encoded as mov_text, the one text format
+    QuickTime and MP4 carry, at the packet's own times."""
+    decoded = source.codec_context.decode2(packet)
+    if decoded is None:
+        return
+    converted = target.codec_context.encode_subtitle(decoded)
+    if converted is None:
+        return
+    converted.stream = target
+    converted.pts, converted.dts, converted.duration = packet.pts, packet.dts, packet.duration
+    container.mux(converted)
 
 
 def _flush(spec: PipelineSpec, output: Output, master: av.container.InputContainer) -> None:

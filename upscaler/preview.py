@@ -45,18 +45,41 @@ class _Frame:
 _TIME_EPSILON_S = 1e-6
 
 
+def _decode_from(
+    container: av.container.InputContainer, stream: av.video.stream.VideoStream, seek_s: float | None, target_s: float
+) -> tuple[av.VideoFrame | None, float | None]:
+    """Seek to ``seek_s`` (stream time; None: decode from where the file starts) and decode up to
+    the first frame at or after ``target_s``: (that frame, or the last one; the first frame's time)."""
+    if seek_s is not None and stream.time_base is not None:
+        container.seek(int(seek_s / stream.time_base), stream=stream, backward=True)
+    chosen, first = None, None
+    for frame in container.decode(stream):
+        chosen = frame
+        first = frame.time if first is None else first
+        if frame.time is not None and frame.time >= target_s - _TIME_EPSILON_S:
+            break
+    return chosen, first
+
+
 def _frame_at(path: Path, at_s: float) -> _Frame:
     try:
         with av.open(str(path)) as container:
             stream = container.streams.video[0]
             start = start_time_s(stream)
-            if stream.time_base is not None:
-                container.seek(int((start + at_s) / stream.time_base), stream=stream, backward=True)
-            chosen = None
-            for frame in container.decode(stream):
-                chosen = frame
-                if frame.time is not None and frame.time >= start + at_s - _TIME_EPSILON_S:
+            target = start + at_s
+            # Seeking lands on a keyframe at or before the time in MP4, but MPEG-TS and
+            # other byte-seeked formats can land after it: then seek further back
+            # (1 s, 2 s, 4 s, ...) and decode forward to the exact frame; near the start,
+            # decode from the beginning of the file.
+            back_s, chosen = 0.0, None
+            while target - back_s > start:
+                chosen, first = _decode_from(container, stream, target - back_s, target)
+                if first is None or first <= target + _TIME_EPSILON_S:
                     break
+                back_s = max(1.0, back_s * 2)
+            else:
+                with av.open(str(path)) as again:  # a frame outlives its container
+                    chosen, _ = _decode_from(again, again.streams.video[0], None, target)
             if chosen is None:
                 raise PlanError(f"{path} has no frame at {at_s} s")
             # 8 bits per channel: this picture is for eyes, not for encoding.

@@ -10,7 +10,10 @@ import tempfile
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import torch
 
 from catalog.media import RENDITION_TAG
 
@@ -27,20 +30,22 @@ def _version(package: str) -> str | None:
         return None
 
 
-def software() -> dict[str, Any]:
+def software(device: torch.device) -> dict[str, Any]:
+    """What made the rendition, on ``device``."""
     import av
     import torch
 
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    on_gpu = device.type == "cuda"
     return {
         "footage": _version("footage"),
         "python": platform.python_version(),
         "torch": torch.__version__,
-        "cuda": torch.version.cuda,
+        # The CUDA torch was built for says nothing on a machine without a GPU: only where one ran.
+        "cuda": torch.version.cuda if on_gpu else None,
         "spandrel": _version("spandrel"),
         "pyav": av.__version__,
         "ffmpeg": ".".join(str(p) for p in av.library_versions["libavcodec"]),
-        "gpu": gpu,
+        "gpu": torch.cuda.get_device_name(device) if on_gpu else None,
         "host": platform.node(),
     }
 

@@ -8,6 +8,7 @@ final name. The master is opened read-only and its hash must not change.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 import time
@@ -21,7 +22,7 @@ import numpy as np
 import torch
 
 from catalog.devices import torch_device
-from catalog.media import VideoFacts, content_hash, first_frame, video_facts
+from catalog.media import VideoFacts, content_hash, first_frame, unreadable_reason, video_facts
 from upscaler.colour import rgb_format, source_tags
 from upscaler.encode import CODECS, DEFAULT_CODEC, choose_encoder
 from upscaler.errors import PlanError, RenderError
@@ -54,6 +55,9 @@ class RenderRequest:
     device: str | None = None
     overwrite: bool = False
     temporal: TemporalSettings = field(default_factory=TemporalSettings)
+    # What the user asked for ("4k", "2x"), for the provenance, when ``target`` is the
+    # size it was planned to (a queued request renders to its recorded size).
+    label: str | None = None
 
 
 @dataclass(frozen=True)
@@ -179,7 +183,7 @@ def _open_master(path: Path) -> av.container.InputContainer:
     try:
         return av.open(str(path), "r")
     except av.error.FFmpegError as exc:
-        raise RenderError(f"{path}: cannot open: {exc}") from exc
+        raise RenderError(f"{path}: cannot open: {unreadable_reason(path, exc)}") from exc
 
 
 def _inspect(container: av.container.InputContainer, path: Path, request: RenderRequest, suffix: str) -> _Inspected:
@@ -196,7 +200,7 @@ def _inspect(container: av.container.InputContainer, path: Path, request: Render
     facts = video_facts(stream, first)
     bit_depth = facts.bit_depth or 8
     spec = PipelineSpec(
-        plan=plan(facts.picture, request.target, force=request.force),
+        plan=_labelled(plan(facts.picture, request.target, force=request.force), request.label),
         encoder=choose_encoder(request.codec, bit_depth),
         tags=source_tags(stream.codec_context, first),
         rgb_fmt=rgb_format(bit_depth),
@@ -210,6 +214,10 @@ def _inspect(container: av.container.InputContainer, path: Path, request: Render
     if duration_s is None and container.duration:
         duration_s = container.duration / av.time_base
     return _Inspected(facts, spec, stream.codec_context.name, stream.codec_context.pix_fmt, duration_s)
+
+
+def _labelled(planned: Plan, label: str | None) -> Plan:
+    return dataclasses.replace(planned, label=label) if label else planned
 
 
 def _provenance(
@@ -261,10 +269,11 @@ def _provenance(
         },
         "streams": {
             "copied": list(spec.streams.copied),
-            "transcoded": {i: spec.streams.transcode_codec for i in spec.streams.transcoded},
+            "transcoded": dict(zip(spec.streams.transcoded, spec.streams.transcoded_as, strict=True)),
+            "subtitles_to_mov_text": list(spec.streams.subtitles),
             "dropped": list(spec.streams.dropped),
         },
-        "software": software(),
+        "software": software(device),
     }
 
 
@@ -273,5 +282,4 @@ def _verify(tmp: Path, master: _Inspected, frames: int) -> float:
     rate = master.spec.rate
     # Without a stated rate, the mean frame duration is the tolerance unit.
     frame_s = 1 / float(rate) if rate else (master.duration_s or 0.0) / max(1, frames)
-    audio = len(master.spec.streams.copied) + len(master.spec.streams.transcoded)
-    return verify_output(tmp, frames, master.duration_s, frame_s, audio)
+    return verify_output(tmp, frames, master.duration_s, frame_s, master.spec.streams.audio)

@@ -21,6 +21,15 @@ def cached_path(model: KnownModel, cache_dir: Path) -> Path:
     return cache_dir / model.filename
 
 
+def cache_state(model: KnownModel, cache_dir: Path) -> str:
+    """``yes`` (cached and verified), ``no``, or ``damaged`` (there, but its sha256 differs:
+    ``fetch`` refuses it until it is deleted)."""
+    target = cached_path(model, cache_dir)
+    if not target.exists():
+        return "no"
+    return "yes" if file_sha256(target) == model.sha256.lower() else "damaged"
+
+
 def fetch(
     model: KnownModel,
     cache_dir: Path,
