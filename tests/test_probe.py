@@ -117,12 +117,13 @@ def test_unreadable(tmp_path: Path) -> None:
         probe(tmp_path / "gone.mov")
 
 
-def test_encrypted(tmp_path: Path) -> None:
-    path = tmp_path / "drm.mp4"
+def _encrypted_mp4(path: Path, **options: str) -> Path:
+    """Ten frames of CENC-encrypted (AES-CTR) H.264 in MP4, as DRM-protected files are."""
     encryption = {
         "encryption_scheme": "cenc-aes-ctr",
         "encryption_key": "76a6c65c5ea762046bd749a2e632ccbb",
         "encryption_kid": "a7e61c373e219033c21091fa607bf3b8",
+        **options,
     }
     with av.open(str(path), "w", options=encryption) as out:
         stream = out.add_stream("libx264", rate=25)
@@ -130,25 +131,18 @@ def test_encrypted(tmp_path: Path) -> None:
         for i in range(10):
             out.mux(stream.encode(av.VideoFrame.from_ndarray(np.full((64, 64, 3), i * 20, np.uint8), format="rgb24")))
         out.mux(stream.encode(None))
+    return path
+
+
+def test_encrypted(tmp_path: Path) -> None:
+    path = _encrypted_mp4(tmp_path / "drm.mp4")
     with pytest.raises(MediaError, match=r"encrypted \(DRM-protected\) video cannot be indexed"):
         probe(path)
 
 
 def test_an_encrypted_init_segment_is_not_called_a_permission_problem(tmp_path: Path) -> None:
     """Fragmented MP4 cut after its moov: encryption info, no samples to recognise it by."""
-    whole = tmp_path / "fragmented.mp4"
-    encryption = {
-        "encryption_scheme": "cenc-aes-ctr",
-        "encryption_key": "76a6c65c5ea762046bd749a2e632ccbb",
-        "encryption_kid": "a7e61c373e219033c21091fa607bf3b8",
-        "movflags": "frag_keyframe+empty_moov",
-    }
-    with av.open(str(whole), "w", options=encryption) as out:
-        stream = out.add_stream("libx264", rate=25)
-        stream.width, stream.height, stream.pix_fmt = 64, 64, "yuv420p"
-        for i in range(10):
-            out.mux(stream.encode(av.VideoFrame.from_ndarray(np.full((64, 64, 3), i * 20, np.uint8), format="rgb24")))
-        out.mux(stream.encode(None))
+    whole = _encrypted_mp4(tmp_path / "fragmented.mp4", movflags="frag_keyframe+empty_moov")
     data, position, end = whole.read_bytes(), 0, 0
     while position < len(data):  # keep the boxes before the first fragment: ftyp and moov
         size, kind = int.from_bytes(data[position : position + 4], "big"), data[position + 4 : position + 8]

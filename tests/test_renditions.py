@@ -50,6 +50,19 @@ def _invoke(env: dict[str, str], *args: str) -> dict:
     return json.loads(result.stdout)
 
 
+def _render_queue_once(catalog: Catalog, env: dict[str, str]) -> None:
+    """Work through the `render` queue in this process, as `footage worker -q render` would."""
+    from catalog.jobs import run_worker
+    from cli.service import worker_app
+
+    os.environ.update(env)  # worker_app reads its settings like the CLI does
+    try:
+        run_worker(worker_app(catalog), queues=["render"], wait=False)
+    finally:
+        for key in env:
+            os.environ.pop(key, None)
+
+
 def _rendition(catalog: Catalog, rendition_id: int) -> Rendition:
     with catalog.session() as s:
         row = s.get(Rendition, rendition_id)
@@ -223,15 +236,7 @@ def test_path_escapes_are_rejected(tmp_path: Path, setup: dict, catalog: Catalog
         s.execute(
             sa.update(Rendition).where(Rendition.id == queued["rendition_id"]).values(output_path=str(setup["master"]))
         )
-    from catalog.jobs import run_worker
-    from cli.service import worker_app
-
-    os.environ.update(env)  # worker_app reads its settings like the CLI does
-    try:
-        run_worker(worker_app(catalog), queues=["render"], wait=False)
-    finally:
-        for key in env:
-            os.environ.pop(key, None)
+    _render_queue_once(catalog, env)
     row = _rendition(catalog, queued["rendition_id"])
     assert row.status == "failed" and "must lie directly in" in (row.error or "")
     assert content_hash(setup["master"]) == before  # the master is untouched, byte for byte
@@ -261,17 +266,9 @@ def test_link_a_rendition_made_elsewhere(setup: dict, catalog: Catalog, embedder
 def test_a_render_only_worker_indexes_what_it_renders(setup: dict, catalog: Catalog) -> None:
     """The README's scale-out recipe: GPU hosts run `footage worker -q render` and nobody
     serves `index`; the rendition must still end up searchable, not pending."""
-    from catalog.jobs import run_worker
-    from cli.service import worker_app
-
     env = setup["env"]
     queued = _invoke(env, "upscale", str(setup["master"]), "--to", "2x", "-m", str(setup["model"]))
-    os.environ.update(env)  # worker_app reads its settings like the CLI does
-    try:
-        run_worker(worker_app(catalog), queues=["render"], wait=False)
-    finally:
-        for key in env:
-            os.environ.pop(key, None)
+    _render_queue_once(catalog, env)
     row = _rendition(catalog, queued["rendition_id"])
     assert row.status == "done" and row.rendition_asset_id is not None
     with catalog.session() as s:
