@@ -53,7 +53,7 @@ def _make_consoles() -> Consoles:
     not markup (styles come as ``rich.text.Text``)."""
     out = Console(markup=False)
     if not out.is_terminal:
-        out = Console(markup=False, width=_PIPED_WIDTH)
+        out.width = _PIPED_WIDTH
     return Consoles(out, Console(stderr=True, markup=False))
 
 

@@ -121,11 +121,12 @@ def render(
     try:
         result = run_render(request, progress=lambda p: bar.update(p.frames_done, p.frames_total, p.fps))
     except KeyboardInterrupt:
-        bar.close()
-        stderr().print(f"Stopped: the render was interrupted, and its partial file removed; {out} was not written.")
-        raise typer.Exit(130) from None
+        result = None
     finally:
         bar.close()
+    if result is None:
+        stderr().print(f"Stopped: the render was interrupted, and its partial file removed; {out} was not written.")
+        raise typer.Exit(130)
     if as_json:
         print_json(
             {
