@@ -2,7 +2,7 @@
 
 Generates 1080p H.264 footage, then indexes it end to end (probe, decode,
 sample, embed, write) in full-decode and keyframe modes, and times decoding
-alone to show where the time goes. Without downloadable weights the model is
+alone, and decoding with the shot detector, to show where the time goes. Without downloadable weights the model is
 the real architecture with random weights: the same compute as the real one.
 
     python bench/index_speed.py [--seconds 30] [--model ViT-B-32] [--pretrained TAG]
@@ -18,12 +18,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import av  # noqa: E402
+
 from bench.common import hardware, scratch_catalog, write_footage  # noqa: E402
 from indexer.embed import ClipEmbedder  # noqa: E402
 from indexer.index import IndexOptions, index_file  # noqa: E402
 from indexer.probe import probe  # noqa: E402
 from indexer.sampling import SamplingOptions, sample_moments  # noqa: E402
 from indexer.settings import EmbeddingSettings  # noqa: E402
+from indexer.shots import make_detector  # noqa: E402
 
 
 def _embedder(model: str, pretrained: str | None) -> tuple[ClipEmbedder, str]:
@@ -64,6 +67,32 @@ def main() -> None:
                 f"({total_s:.2f} s wall, {moments} moments, {result.segments} vectors)"
             )
             print(f"decode+sample {mode}: {seconds / decode_s:.2f}x real time ({decode_s:.2f} s)")
+        _shot_detection_cost(video, str(embedder.device))
+
+
+def _shot_detection_cost(video: Path, device: str) -> None:
+    """Decoding alone, then decoding with every frame fed to the shot detector."""
+    make_detector(device)  # load the model outside the timing
+    timings = {}
+    for label in ("decode", "decode+detect"):
+        detector = make_detector(device) if label == "decode+detect" else None
+        frames = 0
+        start = time.perf_counter()
+        with av.open(str(video)) as container:
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            for frame in container.decode(stream):
+                frames += 1
+                if detector is not None:
+                    detector.push(float(frame.time or 0.0), frame)
+        if detector is not None:
+            detector.finish()
+        timings[label] = time.perf_counter() - start
+    cost = (timings["decode+detect"] - timings["decode"]) / frames * 1000
+    print(
+        f"shot detection (fades + TransNetV2 on {device}): {cost:.2f} ms/frame on top of "
+        f"{timings['decode'] / frames * 1000:.2f} ms/frame decoding ({frames} frames)"
+    )
 
 
 if __name__ == "__main__":

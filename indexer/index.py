@@ -124,7 +124,7 @@ def _moment_views(
     rows: list[MomentViewRow] = []
     pending: list[Moment] = []
     # Embed in batches as frames arrive, so only one batch of pictures is held.
-    for moment in sample_moments(path, info, options):
+    for moment in sample_moments(path, info, options, device=str(embedder.device)):
         pending.append(moment)
         done(moment.end_s)
         if len(pending) >= embedder.settings.batch_size:

@@ -1,10 +1,10 @@
-"""Choosing the moments of a video: decode real frames, cut at scene changes,
-and never leave more than a maximum gap between two moments."""
+"""Choosing the moments of a video: decode real frames once, start a moment at
+every shot boundary, and never leave more than a maximum gap between two moments."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import av
@@ -12,11 +12,12 @@ import numpy as np
 
 from indexer.errors import MediaError
 from indexer.probe import MediaInfo
+from indexer.shots import ShotDetector, make_detector
 
 DEFAULT_MAX_GAP_S = 2.0
-# Mean absolute difference of two 32x18 grey thumbnails (0-255) above which a
-# frame starts a new shot. Motion inside a shot stays well below it.
-DEFAULT_CUT_THRESHOLD = 30.0
+# Pictures that may stand for a moment are kept at most this far apart, so the
+# one chosen lies within 0.1 s of its moment's middle.
+PICTURE_STEP_S = 0.2
 # Pictures handed on for embedding keep at most this many pixels on their short
 # side: twice CLIP's input, so each square view is downscaled with antialiasing
 # from real detail, without carrying 4K frames around.
@@ -40,7 +41,6 @@ class Moment:
 class SamplingOptions:
     max_gap_s: float = DEFAULT_MAX_GAP_S
     keyframes_only: bool = False
-    cut_threshold: float = DEFAULT_CUT_THRESHOLD
 
 
 def _working_size(info: MediaInfo) -> tuple[int, int]:
@@ -56,54 +56,120 @@ def _picture(frame: av.VideoFrame, size: tuple[int, int], rotation: int) -> np.n
     return np.ascontiguousarray(np.rot90(image, k=rotation // 90)) if rotation else image
 
 
-def _thumb(frame: av.VideoFrame) -> np.ndarray:
-    return frame.reformat(width=32, height=18, format="gray", interpolation="AREA").to_ndarray().astype(np.float32)
+def sample_moments(
+    path: Path, info: MediaInfo, options: SamplingOptions = SamplingOptions(), device: str = "cpu"
+) -> Iterator[Moment]:
+    """Yield the moments of ``path`` in order, decoding once as it goes (memory stays flat).
 
-
-def sample_moments(path: Path, info: MediaInfo, options: SamplingOptions = SamplingOptions()) -> Iterator[Moment]:
-    """Yield the moments of ``path`` in order, decoding as it goes (memory stays flat).
-
-    Each moment opens at a cut or when the previous one reached ``max_gap_s``;
-    its representative is the frame nearest its middle that the shot reaches.
+    Each moment opens at a shot boundary or when the previous one reached
+    ``max_gap_s``; its representative is the kept frame nearest its middle.
+    Keyframes mode decodes too few frames to see shots: moments follow ``max_gap_s``.
     """
     size = _working_size(info)
+    detector = None if options.keyframes_only else make_detector(device)
     try:
         with av.open(str(path)) as container:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
             if options.keyframes_only:
                 stream.codec_context.skip_frame = "NONKEY"
-            yield from _moments(container.decode(stream), info, size, options)
+            yield from _Timeline(info, size, options, detector).moments(container.decode(stream))
     except av.error.FFmpegError as exc:
         raise MediaError(f"{path}: video stops decoding ({exc.strerror or exc})") from exc
 
 
-def _moments(
-    frames: Iterator[av.VideoFrame], info: MediaInfo, size: tuple[int, int], options: SamplingOptions
-) -> Iterator[Moment]:
-    start_offset = info.start_time_s
-    moment_start: float | None = None
-    chosen: tuple[float, np.ndarray] | None = None
-    middle_taken = False
-    previous_thumb: np.ndarray | None = None
-    last_t = 0.0
-    for frame in frames:
-        if frame.time is None:
-            continue
-        t = max(0.0, float(frame.time) - start_offset)
-        thumb = _thumb(frame)
-        cut = previous_thumb is not None and float(np.abs(thumb - previous_thumb).mean()) > options.cut_threshold
-        previous_thumb = thumb
-        if moment_start is None or chosen is None:
-            moment_start, chosen, middle_taken = t, (t, _picture(frame, size, info.rotation)), False
-        elif cut or t - moment_start >= options.max_gap_s:
-            yield Moment(moment_start, t, chosen[0], chosen[1])
-            moment_start, chosen, middle_taken = t, (t, _picture(frame, size, info.rotation)), False
-        elif not middle_taken and t >= moment_start + options.max_gap_s / 2:
-            chosen, middle_taken = (t, _picture(frame, size, info.rotation)), True
-        last_t = t
-    if moment_start is None or chosen is None:
-        return
-    frame_duration = 1 / float(info.frame_rate) if info.frame_rate else 0.0
-    end = max(last_t + frame_duration, info.duration_s or 0.0, chosen[0])
-    yield Moment(moment_start, end, chosen[0], chosen[1])
+class _Timeline:
+    """Cuts decoded frames into moments as soon as the detector has settled where shots start.
+
+    Detectors decide some frames late, so pictures are kept on a grid (one per
+    ``PICTURE_STEP_S`` at most) until their moment is closed. Of the pictures
+    that can only belong to the open moment, those past its latest possible
+    middle are let go, so memory holds about half a gap plus the detector's lag.
+    """
+
+    def __init__(
+        self, info: MediaInfo, size: tuple[int, int], options: SamplingOptions, detector: ShotDetector | None
+    ) -> None:
+        self._info, self._size, self._options, self._detector = info, size, options, detector
+        self._step = min(PICTURE_STEP_S, options.max_gap_s / 8)
+        self._pictures: list[tuple[float, np.ndarray]] = []
+        self._times: list[float] = []  # frame times from the open moment's start on
+        self._cuts: list[float] = []  # boundaries reported and not yet reached
+        self._start: float | None = None
+        self._held: Moment | None = None  # the last closed moment: a short span with no picture joins it
+
+    def moments(self, frames: Iterator[av.VideoFrame]) -> Iterator[Moment]:
+        last_t: float | None = None
+        for frame in frames:
+            if frame.time is None:
+                continue
+            t = max(0.0, float(frame.time) - self._info.start_time_s)
+            if last_t is not None and t <= last_t:
+                continue  # a repeated timestamp adds nothing to the timeline
+            last_t = t
+            if self._start is None:
+                self._start = t
+            self._times.append(t)
+            if not self._pictures or t - self._pictures[-1][0] >= self._step:
+                self._pictures.append((t, _picture(frame, self._size, self._info.rotation)))
+            settled = t
+            if self._detector is not None:
+                self._cuts.extend(self._detector.push(t, frame))
+                settled = self._detector.settled
+            yield from self._close(settled)
+        if last_t is None:
+            return
+        if self._detector is not None:
+            self._cuts.extend(self._detector.finish())
+        yield from self._close(last_t)
+        frame_duration = 1 / float(self._info.frame_rate) if self._info.frame_rate else 0.0
+        yield from self._end_moment(max(last_t + frame_duration, self._info.duration_s or 0.0))
+        if self._held is not None:
+            yield self._held
+
+    def _close(self, settled: float) -> Iterator[Moment]:
+        """Close each moment whose end is certain: a boundary, or ``max_gap_s`` with none before it."""
+        while self._start is not None:
+            start = self._start
+            cut = min((c for c in self._cuts if c > start), default=None)
+            bound = next((t for t in self._times if t - start >= self._options.max_gap_s), None)
+            if cut is not None and (bound is None or cut <= bound):
+                # The frame the boundary falls on (a fade's middle is computed, not a frame's time).
+                end = next((t for t in self._times if t > start and t >= cut - 1e-3), cut)
+            elif bound is not None and bound <= settled:
+                end = bound  # boundaries reported later lie after ``settled``
+            else:
+                break
+            yield from self._end_moment(end)
+            self._start = end
+            self._cuts = [c for c in self._cuts if c > end]
+            self._times = [t for t in self._times if t >= end]
+            self._pictures = [p for p in self._pictures if p[0] >= end]
+        self._let_go(settled)
+
+    def _end_moment(self, end: float) -> Iterator[Moment]:
+        assert self._start is not None
+        start, middle = self._start, (self._start + end) / 2
+        inside = [p for p in self._pictures if start <= p[0] < end]
+        if not inside:
+            # Shorter than the picture grid (a flash frame, a sliver before a cut).
+            assert self._held is not None, "the first frame always keeps its picture"
+            self._held = replace(self._held, end_s=end)
+            return
+        t, image = min(inside, key=lambda p: abs(p[0] - middle))
+        if self._held is not None:
+            yield self._held
+        self._held = Moment(start, end, t, image)
+
+    def _let_go(self, settled: float) -> None:
+        """Drop pictures that only the open moment could use and that lie past its latest middle."""
+        assert self._start is not None
+        latest_middle = self._start + self._options.max_gap_s / 2
+        kept, past = [], False
+        for t, image in self._pictures:
+            if latest_middle <= t <= settled:
+                if past:
+                    continue
+                past = True  # the first one past the middle may still be the nearest
+            kept.append((t, image))
+        self._pictures = kept

@@ -251,7 +251,8 @@ def test_moments_and_like(library: dict[str, int], catalog: Catalog, tiny_clip: 
     assert best["master"]["asset_id"] == library["beta.mov"]
     assert best["moments"][0]["start_s"] == pytest.approx(2.0, abs=0.05)
     assert len(best["moments"]) == 3
-    assert best["moments"][0]["timecode"] == "00:00:02:00"
+    # The timecode is the representative frame's: the middle of the 1 s shot at 2 s.
+    assert best["moments"][0]["timecode"] == "00:00:02:12"
     # The moment asked about is found by its own stored views: 1 means identical.
     assert best["score"] == pytest.approx(1.0, abs=1e-3) and best["moments"][0]["score"] == best["score"]
     assert set(best) == {"rank", "score", "master", "renditions", "moments"}
