@@ -1,31 +1,44 @@
-"""Upscaling speed per model: model-only and end-to-end frames per second.
+"""Upscaling speed per model and size: model-only fps, end-to-end fps, and the pipeline ceiling.
 
 For 1080p -> 2160p and 720x480 -> 2160p, with the real architectures of the
 registry models (random weights: the same compute as the released ones).
-On a machine without a GPU the sizes are divided by --cpu-divisor (default 8)
-so the run stays short; the line says so.
+The pipeline ceiling is the same render with a model that costs nothing
+(nearest-neighbour upscaling), so only decode, colour, transfer, resize and
+encode remain. Each render reports its stages' busy seconds per frame.
+On a machine without a GPU the sizes are divided by --cpu-divisor (default 8,
+1 for full size) so the run stays short; the line says so.
 
-    python bench/upscale_speed.py [--frames 24] [--models RealESRGAN_x4plus ...]
+    python bench/upscale_speed.py [--frames 24] [--models ...] [--codecs hevc h264] [--json]
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
+import json
+import os
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
+from unittest import mock
 
 import torch
+import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import hardware, write_footage  # noqa: E402
 from catalog.devices import torch_device  # noqa: E402
+from upscaler import render as render_module  # noqa: E402
 from upscaler.inference import FrameUpscaler  # noqa: E402
 from upscaler.loader import load_model  # noqa: E402
 from upscaler.registry import ModelChoice  # noqa: E402
 from upscaler.render import RenderRequest, render  # noqa: E402
+from upscaler.temporal import TemporalSettings  # noqa: E402
+
+CEILING = "ceiling (no model)"
 
 
 def _architectures() -> dict[str, torch.nn.Module]:
@@ -39,62 +52,148 @@ def _architectures() -> dict[str, torch.nn.Module]:
     }
 
 
+class _Nearest(torch.nn.Module):
+    """A 4x "model" that costs nothing: what is left of a render is the pipeline itself."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.interpolate(x, scale_factor=4, mode="nearest")
+
+
+def _free_model(descriptor: Any) -> Any:
+    from spandrel import ImageModelDescriptor
+
+    return ImageModelDescriptor(_Nearest(), {}, descriptor.architecture, "SR", [], True, True, 4, 3, 3)
+
+
+def _model_only(upscaler: FrameUpscaler, width: int, height: int, frames: int, device: torch.device) -> float:
+    image = torch.rand(1, 3, height, width, device=device)
+    with torch.inference_mode():
+        upscaler.model_only(image)  # warm-up (cuDNN autotune, allocator)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        for _ in range(frames):
+            upscaler.model_only(image)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+    return frames / (time.perf_counter() - start)
+
+
+def _render(
+    source: Path,
+    out: Path,
+    weights: Path,
+    target: tuple[int, int],
+    codec: str,
+    free: bool,
+    on_device: bool,
+    temporal: bool,
+) -> dict[str, Any]:
+    request = RenderRequest(
+        colour_on_device=on_device,
+        temporal=TemporalSettings(enabled=temporal),
+        master=source,
+        output=out,
+        target=f"{target[0]}x{target[1]}",
+        force=True,
+        model=ModelChoice(str(weights)),
+        codec=codec,
+        cache_dir=weights.parent,
+    )
+    if free:
+
+        def load(*args: Any) -> Any:
+            descriptor, identity = load_model(*args)
+            return _free_model(descriptor), identity
+
+        with mock.patch.object(render_module, "load_model", load):
+            result = render(request)
+    else:
+        result = render(request)
+    out.unlink()
+    timings = result.provenance["timings"]
+    stages = {k.removesuffix("_busy_s"): v for k, v in timings.items() if k.endswith("_busy_s")}
+    if "temporal_s" in timings:  # the model stage's time holds the temporal stage's
+        stages["temporal"] = timings["temporal_s"]
+        stages["model"] -= timings["temporal_s"]
+    return {
+        "fps": timings["fps"],
+        "ms_per_frame": {k: round(1000 * v / result.frames, 2) for k, v in stages.items()},
+        "model_busy": round(timings["model_s"] / timings["pipeline_s"], 3),
+        "encoder": result.provenance["output"]["encoder"],
+        "precision": result.provenance["processing"]["precision"],
+        "colour": "device" if on_device else "swscale",
+        "temporal": temporal,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=24)
-    parser.add_argument("--models", nargs="+", default=list(_architectures()))
+    parser.add_argument("--models", nargs="*", default=list(_architectures()))
     parser.add_argument("--cpu-divisor", type=int, default=8)
-    parser.add_argument("--codec", default="hevc")
+    parser.add_argument("--codecs", nargs="+", default=["hevc"])
+    parser.add_argument("--cases", nargs="+", default=["1080p->2160p", "720x480->2160p"])
+    parser.add_argument(
+        "--colour", choices=["device", "swscale", "both"], default="both", help="where colour is converted"
+    )
+    parser.add_argument("--temporal", choices=["off", "on", "both"], default="off", help="the temporal stage")
+    parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
     device = torch_device(None)
     divisor = 1 if device.type == "cuda" else args.cpu_divisor
-    print(f"hardware: {hardware()}")
-    if divisor > 1:
-        print(f"note: no GPU, every size divided by {divisor} (1080p source = {1920 // divisor}x{1080 // divisor})")
-    cases = {"1080p->2160p": (1920, 1080), "720x480->2160p": (720, 480)}
+    sizes = {"1080p->2160p": (1920, 1080), "720x480->2160p": (720, 480)}
+    rows: list[dict[str, Any]] = []
+    header = {"hardware": hardware(), "device": str(device), "cores": os.cpu_count(), "divisor": divisor}
+    if not args.json:
+        print(f"hardware: {header['hardware']}")
+        if divisor > 1:
+            print(f"note: no GPU, every size divided by {divisor} (1080p source = {1920 // divisor}x{1080 // divisor})")
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        for name in args.models:
-            weights = folder / f"{name}.pth"
-            torch.save({"params": _architectures()[name].state_dict()}, weights)
-            descriptor, identity = load_model(ModelChoice(str(weights)), folder, device)
-            for case, (w, h) in cases.items():
-                w, h = (w // divisor) // 2 * 2, (h // divisor) // 2 * 2
-                tw, th = 3840 // divisor // 2 * 2, 2160 // divisor // 2 * 2
-                upscaler = FrameUpscaler(descriptor, device, tw, th)
-                image = torch.rand(1, 3, h, w, device=device)
-                with torch.inference_mode():
-                    upscaler.model_only(image)  # warm-up (cuDNN autotune, allocator)
-                    if device.type == "cuda":
-                        torch.cuda.synchronize()
-                    start = time.perf_counter()
-                    for _ in range(args.frames):
-                        upscaler.model_only(image)
-                    if device.type == "cuda":
-                        torch.cuda.synchronize()
-                    model_fps = args.frames / (time.perf_counter() - start)
-                source = write_footage(folder / f"{case}.mp4", w, h, args.frames / 25)
-                out = folder / f"{name}-{case}.mov"
-                result = render(
-                    RenderRequest(
-                        master=source,
-                        output=out,
-                        target=f"{tw}x{th}",
-                        force=True,
-                        model=ModelChoice(str(weights)),
-                        codec=args.codec,
-                        cache_dir=folder,
-                    )
-                )
-                t = result.provenance["timings"]
-                busy = t["model_s"] / t["pipeline_s"]
-                print(
-                    f"{name} {case} ({w}x{h}->{tw}x{th}, {upscaler.precision}, batch 1, {device}): "
-                    f"model-only {model_fps:.2f} fps, end-to-end {t['fps']:.2f} fps "
-                    f"({t['fps'] / model_fps:.0%} of model-only; model busy {busy:.0%} of the pipeline; "
-                    f"encoder {result.provenance['output']['encoder']})"
-                )
+        architectures = _architectures()
+        weights = {}
+        for name in {*args.models, "realesr-animevideov3"}:
+            weights[name] = folder / f"{name}.pth"
+            torch.save({"params": architectures[name].state_dict()}, weights[name])
+        for case in args.cases:
+            w, h = sizes[case]
+            w, h = (w // divisor) // 2 * 2, (h // divisor) // 2 * 2
+            target = (3840 // divisor // 2 * 2, 2160 // divisor // 2 * 2)
+            source = write_footage(folder / f"{case}.mp4", w, h, args.frames / 25)
+            for codec in args.codecs:
+                runs = [(CEILING, "realesr-animevideov3", True)] + [(m, m, False) for m in args.models]
+                colours = [True, False] if args.colour == "both" else [args.colour == "device"]
+                temporals = [False, True] if args.temporal == "both" else [args.temporal == "on"]
+                for (label, model, free), on_device, temporal in itertools.product(runs, colours, temporals):
+                    row: dict[str, Any] = {"model": label, "case": case, "size": f"{w}x{h}->{target[0]}x{target[1]}"}
+                    row["codec"] = codec
+                    if not free:
+                        descriptor, _ = load_model(ModelChoice(str(weights[model])), folder, device)
+                        upscaler = FrameUpscaler(descriptor, device, *target)
+                        row["model_only_fps"] = round(_model_only(upscaler, w, h, args.frames, device), 3)
+                    out = folder / f"{model}-{case}.mov"
+                    row.update(_render(source, out, weights[model], target, codec, free, on_device, temporal))
+                    if "model_only_fps" in row:
+                        row["end_to_end_ratio"] = round(row["fps"] / row["model_only_fps"], 3)
+                    rows.append(row)
+                    if not args.json:
+                        _print(row)
+    if args.json:
+        print(json.dumps({**header, "rows": rows}))
+
+
+def _print(row: dict[str, Any]) -> None:
+    model_only = f"model-only {row['model_only_fps']:.2f} fps, " if "model_only_fps" in row else ""
+    ratio = f" ({row['end_to_end_ratio']:.0%} of model-only)" if "end_to_end_ratio" in row else ""
+    stages = " ".join(f"{k} {v}" for k, v in row["ms_per_frame"].items())
+    print(
+        f"{row['model']} {row['case']} {row['size']} {row['codec']}: {model_only}"
+        f"end-to-end {row['fps']:.2f} fps{ratio}; model busy {row['model_busy']:.0%}; "
+        f"ms/frame busy: {stages}; colour {row['colour']}, temporal {'on' if row['temporal'] else 'off'}, "
+        f"{row['precision']}, batch 1, {row['encoder']}"
+    )
 
 
 if __name__ == "__main__":

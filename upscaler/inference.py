@@ -103,9 +103,12 @@ class FrameUpscaler:
 
         Values are in [0, 1] before rounding; call under ``torch.inference_mode``.
         """
-        peak = _peak(pixels)
         tensor = torch.from_numpy(pixels.astype(np.float32) if pixels.dtype == np.uint16 else pixels)
-        image = tensor.to(self.device, non_blocking=True).permute(2, 0, 1).unsqueeze(0).float() / peak
+        image = tensor.to(self.device, non_blocking=True).permute(2, 0, 1).unsqueeze(0).float() / _peak(pixels)
+        return self.upscale_image(image)
+
+    def upscale_image(self, image: torch.Tensor) -> torch.Tensor:
+        """The upright output of ``image`` (1, 3, H, W) RGB in [0, 1] on the device, as coded (not yet rotated)."""
         if self.rotation:
             image = torch.rot90(image, k=self.rotation // 90, dims=(2, 3))
         out = self._checked_model(image)
@@ -113,7 +116,7 @@ class FrameUpscaler:
             out = F.interpolate(
                 out, size=(self.height, self.width), mode="bicubic", antialias=True, align_corners=False
             )
-        return out.clamp(0, 1)
+        return out.clamp_(0, 1)  # in place: ``out`` is this frame's own tensor, and 4K passes are not free
 
     @staticmethod
     def to_pixels(out: torch.Tensor, like: np.ndarray) -> np.ndarray:

@@ -26,6 +26,10 @@ from upscaler.colour import ColourTags, from_rgb, to_rgb
 from upscaler.encode import EncoderChoice
 from upscaler.errors import RenderError
 from upscaler.geometry import Plan
+from upscaler.planes import Planes, frame_of, planes_of
+
+# A decoded frame on its way to the model (RGB pixels or YUV planes), or an output frame to the encoder.
+Picture = np.ndarray | Planes
 
 # Items each queue holds: enough to ride out a slow frame in any stage, few
 # enough that a 4K RGB frame (25 MB, 50 MB at 16 bits) per slot stays small.
@@ -65,6 +69,9 @@ class PipelineSpec:
     frames_total: int | None
     time_base: Fraction
     rate: Fraction | None
+    # Decoded planes go to the model stage as they are and come back as planes
+    # (upscaler.planes); otherwise swscale converts to and from RGB on the CPU.
+    colour_on_device: bool = False
 
 
 @dataclass(frozen=True)
@@ -76,9 +83,13 @@ class RenderProgress:
 
 @dataclass(frozen=True)
 class PipelineStats:
+    """How a render spent its time. ``stages`` holds each stage's busy seconds (waits on
+    the queues left out): decode, colour_in, model, colour_out, encode."""
+
     frames: int
     pipeline_s: float
     model_s: float
+    stages: dict[str, float] = field(default_factory=dict)
 
     @property
     def fps(self) -> float:
@@ -103,6 +114,13 @@ class _Shared:
     stop: threading.Event = field(default_factory=threading.Event)
     error: BaseException | None = None
     encoder_closed: bool = False
+    busy: dict[str, float] = field(default_factory=dict)
+
+    def spent(self, stage: str, since: float) -> float:
+        """Add the time since ``since`` to ``stage``; the time now, to chain the next stage from."""
+        now = time.perf_counter()
+        self.busy[stage] = self.busy.get(stage, 0.0) + now - since
+        return now
 
     def fail(self, exc: BaseException) -> None:
         if self.error is None:
@@ -165,7 +183,12 @@ def _decode(
                 # bwdif doubles the time base's resolution (it could emit fields); map back.
                 if frame.time_base is not None and frame.time_base != spec.time_base and pts is not None:
                     pts = round(pts * frame.time_base / spec.time_base)
-                shared.put(out_q, ("frame", pts, to_rgb(frame, spec.tags, spec.rgb_fmt, reformatter)))
+                started = time.perf_counter()
+                pixels = (planes_of(frame) if spec.colour_on_device else None) or to_rgb(
+                    frame, spec.tags, spec.rgb_fmt, reformatter
+                )
+                shared.spent("colour_in", started)
+                shared.put(out_q, ("frame", pts, pixels))
 
         def through(frames: list[av.VideoFrame]) -> list[av.VideoFrame]:
             if graph is None:
@@ -177,7 +200,10 @@ def _decode(
         # demux ends with an empty packet per stream, which flushes the decoder.
         for packet in container.demux([stream, *others]):
             if packet.stream.index == stream.index:
-                emit(through([f for f in packet.decode() if isinstance(f, av.VideoFrame)]))
+                started = time.perf_counter()
+                decoded = through([f for f in packet.decode() if isinstance(f, av.VideoFrame)])
+                shared.spent("decode", started)
+                emit(decoded)
             elif packet.dts is not None:
                 shared.put(out_q, ("packet", packet))
         if graph is not None:
@@ -237,9 +263,15 @@ def _encode(
         while (item := shared.get(in_q)) is not None:
             if item[0] == "frame":
                 _, pts, pixels = item
-                frame = from_rgb(pixels, spec.rgb_fmt, spec.encoder.pix_fmt, spec.tags, reformatter)
+                started = time.perf_counter()
+                if isinstance(pixels, Planes):
+                    frame = frame_of(pixels, spec.tags)
+                else:
+                    frame = from_rgb(pixels, spec.rgb_fmt, spec.encoder.pix_fmt, spec.tags, reformatter)
+                started = shared.spent("colour_out", started)
                 frame.pts, frame.time_base = pts, spec.time_base
                 output.container.mux(output.video.encode(frame))
+                shared.spent("encode", started)
             else:
                 _mux_packet(spec, output, master, item[1])
         _flush(spec, output, master)
@@ -252,7 +284,7 @@ def _encode(
 
 def _model_stage(
     spec: PipelineSpec,
-    upscale: Callable[[np.ndarray, int | None], np.ndarray],
+    upscale: Callable[[Picture, int | None], Picture],
     queues: tuple[queue.Queue[Any], queue.Queue[Any]],
     shared: _Shared,
     progress: Callable[[RenderProgress], None] | None,
@@ -285,14 +317,15 @@ def run_pipeline(
     spec: PipelineSpec,
     master: av.container.InputContainer,
     output: Output,
-    upscale: Callable[[np.ndarray, int | None], np.ndarray],
+    upscale: Callable[[Picture, int | None], Picture],
     progress: Callable[[RenderProgress], None] | None = None,
     cancel: threading.Event | None = None,
 ) -> PipelineStats:
     """Run the three stages to the end; the output container is closed when this returns.
 
-    ``upscale`` takes an RGB (H, W, 3) frame and its timestamp and returns the
-    output frame. The first error of any stage stops all three and is raised here.
+    ``upscale`` takes a decoded picture (RGB (H, W, 3) pixels, or planes when the
+    colour is converted on the device) and its timestamp and returns the output
+    picture. The first error of any stage stops all three and is raised here.
     """
     shared = _Shared()
     to_model: queue.Queue[Any] = queue.Queue(QUEUE_DEPTH)
@@ -310,4 +343,5 @@ def run_pipeline(
         raise shared.error
     if not shared.encoder_closed:
         raise RenderError("the encoder stopped before the end")
-    return stats
+    stages = {"model": stats.model_s, **shared.busy}
+    return PipelineStats(stats.frames, stats.pipeline_s, stats.model_s, {k: round(v, 3) for k, v in stages.items()})

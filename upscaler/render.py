@@ -23,6 +23,7 @@ import torch
 
 from catalog.devices import torch_device
 from catalog.media import VideoFacts, content_hash, first_frame, unreadable_reason, video_facts
+from upscaler import planes
 from upscaler.colour import rgb_format, source_tags
 from upscaler.encode import CODECS, DEFAULT_CODEC, choose_encoder
 from upscaler.errors import PlanError, RenderError
@@ -30,7 +31,7 @@ from upscaler.geometry import Plan, plan
 from upscaler.inference import FrameUpscaler
 from upscaler.loader import ModelIdentity, load_model
 from upscaler.muxing import COPYABLE_AUDIO, open_output, plan_streams, verify_output
-from upscaler.pipeline import PipelineSpec, RenderProgress, run_pipeline
+from upscaler.pipeline import Picture, PipelineSpec, RenderProgress, run_pipeline
 from upscaler.provenance import NOTICE, container_tags, now, software, write_sidecar
 from upscaler.registry import ModelChoice
 from upscaler.stabiliser import TemporalStage
@@ -55,6 +56,8 @@ class RenderRequest:
     device: str | None = None
     overwrite: bool = False
     temporal: TemporalSettings = field(default_factory=TemporalSettings)
+    # Colour conversion on the model's device (planar YUV masters); False keeps swscale on the CPU.
+    colour_on_device: bool = True
     # What the user asked for ("4k", "2x"), for the provenance, when ``target`` is the
     # size it was planned to (a queued request renders to its recorded size).
     label: str | None = None
@@ -106,14 +109,17 @@ def render(
         provenance = _provenance(master, master_path, master_hash, identity, device, output.suffix)
         provenance["processing"]["temporal"] = request.temporal.parameters()
         written = open_output(tmp, output.suffix, master.spec, container, container_tags(provenance, master_path.name))
-        stats = run_pipeline(master.spec, container, written, _frames(upscaler, temporal), progress, cancel)
+        work = _frames(upscaler, temporal, master.spec)
+        stats = run_pipeline(master.spec, container, written, work, progress, cancel)
         timings.update({"pipeline_s": stats.pipeline_s, "model_s": stats.model_s, "fps": stats.fps})
+        timings.update({f"{stage}_busy_s": seconds for stage, seconds in stats.stages.items()})
         duration = _verify(tmp, master, stats.frames)
         if content_hash(master_path) != master_hash:
             raise RenderError(f"{master_path} changed during the render; the rendition was discarded")
         provenance["processing"].update(
             {
                 "precision": upscaler.precision,
+                "colour": "on the model's device" if master.spec.colour_on_device else "swscale on the CPU",
                 "tile": upscaler.tile,
                 "fallbacks": upscaler.fallbacks,
                 "frames": stats.frames,
@@ -141,16 +147,26 @@ def _temporal_stage(settings: TemporalSettings, master: _Inspected) -> TemporalS
     return TemporalStage(settings, master.facts.picture.rotation, frame_pts)
 
 
-def _frames(upscaler: FrameUpscaler, temporal: TemporalStage | None) -> Callable[[np.ndarray, int | None], np.ndarray]:
-    """The model stage's work on one frame: the model, then the temporal stage when it is on."""
-    if temporal is None:
-        return lambda pixels, _pts: upscaler(pixels)
+def _frames(
+    upscaler: FrameUpscaler, temporal: TemporalStage | None, spec: PipelineSpec
+) -> Callable[[Picture, int | None], Picture]:
+    """The model stage's work on one frame: colour in, the model, the temporal stage when it is on, colour out."""
+    planar_out = spec.colour_on_device and spec.encoder.pix_fmt in planes.FORMATS
+    rgb_like = np.empty(0, np.uint16 if spec.rgb_fmt == "rgb48le" else np.uint8)
 
-    def stabilised(pixels: np.ndarray, pts: int | None) -> np.ndarray:
+    def one(source: Picture, pts: int | None) -> Picture:
         with torch.inference_mode():
-            return upscaler.to_pixels(temporal(pixels, upscaler.upscale(pixels), pts), pixels)
+            if isinstance(source, planes.Planes):
+                out = upscaler.upscale_image(planes.to_rgb(source, spec.tags, upscaler.device))
+            else:
+                out = upscaler.upscale(source)
+            if temporal is not None:
+                out = temporal(source, out, pts)
+            if planar_out:
+                return planes.from_rgb(out, spec.tags, spec.encoder.pix_fmt)[0]
+            return upscaler.to_pixels(out, rgb_like)
 
-    return stabilised
+    return one
 
 
 def _preflight(request: RenderRequest) -> tuple[Path, Path]:
@@ -209,6 +225,7 @@ def _inspect(container: av.container.InputContainer, path: Path, request: Render
         frames_total=stream.frames or None,
         time_base=stream.time_base,
         rate=facts.frame_rate,
+        colour_on_device=request.colour_on_device and first.format.name in planes.FORMATS,
     )
     duration_s = float(stream.duration * stream.time_base) if stream.duration and stream.time_base else None
     if duration_s is None and container.duration:

@@ -39,6 +39,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from upscaler.planes import Planes
 from upscaler.temporal import TemporalSettings
 
 # Motion is estimated at most this size (short side, pixels): flow is smooth,
@@ -103,10 +104,10 @@ class TemporalStage:
             "mean_confidence": round(self.stats.mean_confidence, 4),
         }
 
-    def __call__(self, source: np.ndarray, out: torch.Tensor, pts: int | None = None) -> torch.Tensor:
+    def __call__(self, source: np.ndarray | Planes, out: torch.Tensor, pts: int | None = None) -> torch.Tensor:
         """The stabilised output for this frame.
 
-        ``source`` is the decoded RGB frame (H, W, 3) uint8/uint16 as coded;
+        ``source`` is the decoded frame as coded: RGB (H, W, 3) uint8/uint16, or its YUV planes;
         ``out`` the model's upright output (1, 3, H', W') in [0, 1] on its device.
         """
         started = time.perf_counter()
@@ -115,7 +116,8 @@ class TemporalStage:
         self.stats.frames += 1
         result = out
         if previous is not None and not self._gap(previous[2], pts):
-            upright_height = source.shape[1] if self.rotation in (90, 270) else source.shape[0]
+            coded = source.y.shape if isinstance(source, Planes) else source.shape
+            upright_height = coded[1] if self.rotation in (90, 270) else coded[0]
             scale = max(1, round(out.shape[-2] / upright_height))
             result = self._blend(luma, out, previous[0], previous[1], scale)
         if result is out:
@@ -131,10 +133,13 @@ class TemporalStage:
             return False
         return pts - previous_pts > _GAP_FRAMES * self.frame_pts
 
-    def _luma(self, source: np.ndarray) -> np.ndarray:
+    def _luma(self, source: np.ndarray | Planes) -> np.ndarray:
         """Upright luma (0-1, float32) at most ``_FLOW_SHORT_SIDE`` on its short side."""
-        peak = 65535.0 if source.dtype == np.uint16 else 255.0
-        luma: np.ndarray = (source.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)) / peak
+        if isinstance(source, Planes):
+            luma = source.luma()  # the coded Y' itself: what the weights below approximate
+        else:
+            peak = 65535.0 if source.dtype == np.uint16 else 255.0
+            luma = (source.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)) / peak
         if self.rotation:
             luma = np.ascontiguousarray(np.rot90(luma, k=self.rotation // 90))
         scale = _FLOW_SHORT_SIDE / min(luma.shape)
