@@ -123,6 +123,7 @@ def _render(
         "encoder": result.provenance["output"]["encoder"],
         "precision": result.provenance["processing"]["precision"],
         "colour": "device" if on_device else "swscale",
+        "batch": result.provenance["processing"]["batch"],
         "temporal": temporal,
     }
 
@@ -192,7 +193,7 @@ def _print(row: dict[str, Any]) -> None:
         f"{row['model']} {row['case']} {row['size']} {row['codec']}: {model_only}"
         f"end-to-end {row['fps']:.2f} fps{ratio}; model busy {row['model_busy']:.0%}; "
         f"ms/frame busy: {stages}; colour {row['colour']}, temporal {'on' if row['temporal'] else 'off'}, "
-        f"{row['precision']}, batch 1, {row['encoder']}"
+        f"{row['precision']}, batch {row['batch']}, {row['encoder']}"
     )
 
 

@@ -23,6 +23,7 @@ from upscaler.errors import PlanError, RenderError
 from upscaler.provenance import NOTICE
 from upscaler.registry import KNOWN_MODELS, ModelChoice
 from upscaler.render import RenderProgress, RenderRequest, render
+from upscaler.temporal import TemporalSettings
 
 
 @pytest.fixture(scope="module")
@@ -50,6 +51,26 @@ def test_vfr_timestamps_and_frame_count_kept(tmp_path: Path, weights: dict[str, 
     assert result.frames == len(source_times)  # type: ignore[attr-defined]
     assert _frame_times(tmp_path / "out.mov") == pytest.approx(source_times, abs=1e-3)
     assert probe(tmp_path / "out.mov").variable_frame_rate
+
+
+@pytest.mark.parametrize("temporal", [False, True], ids=["frame-by-frame", "temporal"])
+def test_batch_size_does_not_change_the_output(tmp_path: Path, weights: dict[str, Path], temporal: bool) -> None:
+    # VFR with audio: packets between frames must keep their order around a batch.
+    master = write_clip(tmp_path / "b.mkv", Clip(width=64, height=36, vfr=True, audio=True, shots=(0.6, 0.6)))
+    pictures, times = [], []
+    for batch in (1, 4):
+        out = tmp_path / f"b{batch}.mov"
+        result = _render(
+            master, out, weights["tiny"], target="2x", batch=batch, temporal=TemporalSettings(enabled=temporal)
+        )
+        assert result.provenance["processing"]["batch"] == batch  # type: ignore[attr-defined]
+        with av.open(str(out)) as c:
+            pictures.append([f.to_ndarray().copy() for f in c.decode(video=0)])
+        times.append(_frame_times(out))
+        assert [a.codec for a in probe(out).audio_streams] == ["aac"]
+    assert times[0] == times[1] and len(pictures[0]) == len(pictures[1]) == len(_frame_times(master))
+    for one, four in zip(*pictures, strict=True):
+        assert np.array_equal(one, four)
 
 
 def test_audio_copied_with_equal_duration(tmp_path: Path, weights: dict[str, Path]) -> None:

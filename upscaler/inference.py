@@ -52,6 +52,7 @@ class FrameUpscaler:
     tile_overlap: int = 32
     dtype: torch.dtype = field(init=False)
     fallbacks: list[str] = field(default_factory=list)
+    max_batch: int = 1 << 30  # lowered when a batch runs out of GPU memory
     _checked: bool = False
 
     def __post_init__(self) -> None:
@@ -66,7 +67,12 @@ class FrameUpscaler:
         return self.descriptor(image.to(self.dtype))
 
     def model_only(self, image: torch.Tensor) -> torch.Tensor:
-        """The model at its own scale on an NCHW float tensor (tiles when set or needed)."""
+        """The model at its own scale on an NCHW float tensor (tiles when set or needed).
+
+        Out of GPU memory, a batch is split in halves first, then frames go in tiles.
+        """
+        if image.shape[0] > self.max_batch:
+            return torch.cat([self.model_only(part) for part in image.split(self.max_batch)])
         while True:
             try:
                 if self.tile:
@@ -76,11 +82,19 @@ class FrameUpscaler:
                 if self.device.type != "cuda":
                     raise
                 torch.cuda.empty_cache()
+                if image.shape[0] > 1:
+                    self.max_batch = (image.shape[0] + 1) // 2
+                    self._note_fallback(f"batches of {self.max_batch} after running out of GPU memory")
+                    return self.model_only(image)
                 if self.tile == _MIN_TILE:
                     raise
                 self.tile = max(_MIN_TILE, (self.tile or max(image.shape[-2:])) // 2)
-                self.fallbacks.append(f"tiles of {self.tile} px after running out of GPU memory")
-                logger.warning("out of GPU memory: continuing in tiles of %d px", self.tile)
+                self._note_fallback(f"tiles of {self.tile} px after running out of GPU memory")
+
+    def _note_fallback(self, what: str) -> None:
+        if what not in self.fallbacks:
+            self.fallbacks.append(what)
+            logger.warning("continuing in %s", what)
 
     def _checked_model(self, image: torch.Tensor) -> torch.Tensor:
         out = self.model_only(image)
@@ -103,12 +117,15 @@ class FrameUpscaler:
 
         Values are in [0, 1] before rounding; call under ``torch.inference_mode``.
         """
+        return self.upscale_image(self.image(pixels))
+
+    def image(self, pixels: np.ndarray) -> torch.Tensor:
+        """RGB ``pixels`` (H, W, 3) uint8/uint16 as a (1, 3, H, W) float tensor in [0, 1] on the device."""
         tensor = torch.from_numpy(pixels.astype(np.float32) if pixels.dtype == np.uint16 else pixels)
-        image = tensor.to(self.device, non_blocking=True).permute(2, 0, 1).unsqueeze(0).float() / _peak(pixels)
-        return self.upscale_image(image)
+        return tensor.to(self.device, non_blocking=True).permute(2, 0, 1).unsqueeze(0).float() / _peak(pixels)
 
     def upscale_image(self, image: torch.Tensor) -> torch.Tensor:
-        """The upright output of ``image`` (1, 3, H, W) RGB in [0, 1] on the device, as coded (not yet rotated)."""
+        """The upright outputs of ``image`` (N, 3, H, W) RGB in [0, 1] on the device, as coded (not yet rotated)."""
         if self.rotation:
             image = torch.rot90(image, k=self.rotation // 90, dims=(2, 3))
         out = self._checked_model(image)

@@ -30,6 +30,8 @@ from upscaler.planes import Planes, frame_of, planes_of
 
 # A decoded frame on its way to the model (RGB pixels or YUV planes), or an output frame to the encoder.
 Picture = np.ndarray | Planes
+# The model stage's work: frames (picture, timestamp) in, their output pictures out, in order.
+Upscale = Callable[[list[tuple[Picture, int | None]]], list[Picture]]
 
 # Items each queue holds: enough to ride out a slow frame in any stage, few
 # enough that a 4K RGB frame (25 MB, 50 MB at 16 bits) per slot stays small.
@@ -282,29 +284,53 @@ def _encode(
         shared.fail(exc)
 
 
+def _gather(to_model: queue.Queue[Any], shared: _Shared, batch: int) -> tuple[list[Any], bool]:
+    """The next items in order, up to ``batch`` frames: waits for one, takes more only if
+    already queued (a batch never waits to fill); True once the decoder's end is reached."""
+    items: list[Any] = []
+    frames = 0
+    while frames < batch:
+        try:
+            item = shared.get(to_model) if not items else to_model.get_nowait()
+        except queue.Empty:
+            break
+        if item is None:
+            return items, True
+        items.append(item)
+        frames += item[0] == "frame"
+    return items, False
+
+
 def _model_stage(
     spec: PipelineSpec,
-    upscale: Callable[[Picture, int | None], Picture],
+    upscale: Upscale,
     queues: tuple[queue.Queue[Any], queue.Queue[Any]],
     shared: _Shared,
     progress: Callable[[RenderProgress], None] | None,
     cancel: threading.Event | None,
+    batch: int,
 ) -> PipelineStats:
-    """Upscale frames from the decoder and hand them, with the other packets, to the encoder."""
+    """Upscale frames from the decoder, ``batch`` at a time at most, and hand them, with the
+    other packets in their order, to the encoder."""
     to_model, to_encoder = queues
     model_s, done, t0 = 0.0, 0, time.perf_counter()
     try:
-        while (item := shared.get(to_model)) is not None:
+        ended = False
+        while not ended:
+            items, ended = _gather(to_model, shared, batch)
             if cancel is not None and cancel.is_set():
                 raise RenderError("render cancelled")
-            if item[0] == "frame":
+            frames = [(item[2], item[1]) for item in items if item[0] == "frame"]
+            if frames:
                 m0 = time.perf_counter()
-                item = ("frame", item[1], upscale(item[2], item[1]))
+                outs = iter(upscale(frames))
                 model_s += time.perf_counter() - m0
-                done += 1
+                items = [("frame", item[1], next(outs)) if item[0] == "frame" else item for item in items]
+                done += len(frames)
                 if progress:
                     progress(RenderProgress(done, spec.frames_total, done / max(1e-9, time.perf_counter() - t0)))
-            shared.put(to_encoder, item)
+            for item in items:
+                shared.put(to_encoder, item)
         shared.put(to_encoder, None)
     except _Stop:
         pass
@@ -317,15 +343,17 @@ def run_pipeline(
     spec: PipelineSpec,
     master: av.container.InputContainer,
     output: Output,
-    upscale: Callable[[Picture, int | None], Picture],
+    upscale: Upscale,
     progress: Callable[[RenderProgress], None] | None = None,
     cancel: threading.Event | None = None,
+    batch: int = 1,
 ) -> PipelineStats:
     """Run the three stages to the end; the output container is closed when this returns.
 
-    ``upscale`` takes a decoded picture (RGB (H, W, 3) pixels, or planes when the
-    colour is converted on the device) and its timestamp and returns the output
-    picture. The first error of any stage stops all three and is raised here.
+    ``upscale`` takes up to ``batch`` decoded pictures (RGB (H, W, 3) pixels, or
+    planes when the colour is converted on the device) with their timestamps and
+    returns their output pictures. The first error of any stage stops all three
+    and is raised here.
     """
     shared = _Shared()
     to_model: queue.Queue[Any] = queue.Queue(QUEUE_DEPTH)
@@ -335,7 +363,7 @@ def run_pipeline(
     decoder.start()
     encoder.start()
     try:
-        stats = _model_stage(spec, upscale, (to_model, to_encoder), shared, progress, cancel)
+        stats = _model_stage(spec, upscale, (to_model, to_encoder), shared, progress, cancel, batch)
     finally:
         decoder.join()
         encoder.join()

@@ -31,13 +31,17 @@ from upscaler.geometry import Plan, plan
 from upscaler.inference import FrameUpscaler
 from upscaler.loader import ModelIdentity, load_model
 from upscaler.muxing import COPYABLE_AUDIO, open_output, plan_streams, verify_output
-from upscaler.pipeline import Picture, PipelineSpec, RenderProgress, run_pipeline
+from upscaler.pipeline import Picture, PipelineSpec, RenderProgress, Upscale, run_pipeline
 from upscaler.provenance import NOTICE, container_tags, now, software, write_sidecar
 from upscaler.registry import ModelChoice
 from upscaler.stabiliser import TemporalStage
 from upscaler.temporal import TemporalSettings
 
 __all__ = ["RenderProgress", "RenderRequest", "RenderResult", "render"]
+
+
+# Batches beyond this gain nothing measurable and only delay the first frames.
+MAX_BATCH = 8
 
 
 @dataclass(frozen=True)
@@ -58,6 +62,8 @@ class RenderRequest:
     temporal: TemporalSettings = field(default_factory=TemporalSettings)
     # Colour conversion on the model's device (planar YUV masters); False keeps swscale on the CPU.
     colour_on_device: bool = True
+    # Frames per model call; None chooses from free GPU memory (1 on a CPU).
+    batch: int | None = None
     # What the user asked for ("4k", "2x"), for the provenance, when ``target`` is the
     # size it was planned to (a queued request renders to its recorded size).
     label: str | None = None
@@ -110,7 +116,8 @@ def render(
         provenance["processing"]["temporal"] = request.temporal.parameters()
         written = open_output(tmp, output.suffix, master.spec, container, container_tags(provenance, master_path.name))
         work = _frames(upscaler, temporal, master.spec)
-        stats = run_pipeline(master.spec, container, written, work, progress, cancel)
+        batch = _batch_size(request, device, (picture.width, picture.height), descriptor.scale)
+        stats = run_pipeline(master.spec, container, written, work, progress, cancel, batch)
         timings.update({"pipeline_s": stats.pipeline_s, "model_s": stats.model_s, "fps": stats.fps})
         timings.update({f"{stage}_busy_s": seconds for stage, seconds in stats.stages.items()})
         duration = _verify(tmp, master, stats.frames)
@@ -120,6 +127,7 @@ def render(
             {
                 "precision": upscaler.precision,
                 "colour": "on the model's device" if master.spec.colour_on_device else "swscale on the CPU",
+                "batch": batch,
                 "tile": upscaler.tile,
                 "fallbacks": upscaler.fallbacks,
                 "frames": stats.frames,
@@ -147,26 +155,40 @@ def _temporal_stage(settings: TemporalSettings, master: _Inspected) -> TemporalS
     return TemporalStage(settings, master.facts.picture.rotation, frame_pts)
 
 
-def _frames(
-    upscaler: FrameUpscaler, temporal: TemporalStage | None, spec: PipelineSpec
-) -> Callable[[Picture, int | None], Picture]:
-    """The model stage's work on one frame: colour in, the model, the temporal stage when it is on, colour out."""
+def _frames(upscaler: FrameUpscaler, temporal: TemporalStage | None, spec: PipelineSpec) -> Upscale:
+    """The model stage's work on a batch: colour in, the model on the whole batch, the temporal
+    stage frame by frame in order when it is on, colour out."""
     planar_out = spec.colour_on_device and spec.encoder.pix_fmt in planes.FORMATS
     rgb_like = np.empty(0, np.uint16 if spec.rgb_fmt == "rgb48le" else np.uint8)
 
-    def one(source: Picture, pts: int | None) -> Picture:
-        with torch.inference_mode():
-            if isinstance(source, planes.Planes):
-                out = upscaler.upscale_image(planes.to_rgb(source, spec.tags, upscaler.device))
-            else:
-                out = upscaler.upscale(source)
-            if temporal is not None:
-                out = temporal(source, out, pts)
-            if planar_out:
-                return planes.from_rgb(out, spec.tags, spec.encoder.pix_fmt)[0]
-            return upscaler.to_pixels(out, rgb_like)
+    def image(source: Picture) -> torch.Tensor:
+        if isinstance(source, planes.Planes):
+            return planes.to_rgb(source, spec.tags, upscaler.device)
+        return upscaler.image(source)
 
-    return one
+    def batch(frames: list[tuple[Picture, int | None]]) -> list[Picture]:
+        with torch.inference_mode():
+            outs = upscaler.upscale_image(torch.cat([image(source) for source, _ in frames]))
+            if temporal is not None:
+                outs = torch.cat([temporal(source, outs[i : i + 1], pts) for i, (source, pts) in enumerate(frames)])
+            if planar_out:
+                return list(planes.from_rgb(outs, spec.tags, spec.encoder.pix_fmt))
+            return [upscaler.to_pixels(outs[i : i + 1], rgb_like) for i in range(len(frames))]
+
+    return batch
+
+
+def _batch_size(request: RenderRequest, device: torch.device, coded: tuple[int, int], scale: int) -> int:
+    """Frames per model call: as asked, else 1 on a CPU (no gain there), else what half the
+    free GPU memory holds, reckoning a frame's activations at eight times the model's float
+    output (running out anyway, the upscaler halves the batch and carries on)."""
+    if request.batch is not None:
+        return request.batch
+    if device.type != "cuda":
+        return 1
+    free, _total = torch.cuda.mem_get_info(device)
+    output_bytes = coded[0] * coded[1] * scale**2 * 3 * 4
+    return max(1, min(MAX_BATCH, int(free * 0.5 // (8 * output_bytes))))
 
 
 def _preflight(request: RenderRequest) -> tuple[Path, Path]:
