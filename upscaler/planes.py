@@ -109,6 +109,8 @@ def to_rgb(planes: Planes, tags: ColourTags, device: torch.device) -> torch.Tens
     def upload(a: np.ndarray) -> torch.Tensor:
         # uint16 has no arithmetic in torch: widen on the host (int32 is exact) only for deep sources.
         tensor = torch.from_numpy(a if a.dtype == np.uint8 else a.astype(np.int32))
+        if device.type == "cuda":
+            tensor = tensor.pin_memory()  # page-locked, so the copy runs as DMA beside the host's work
         return tensor.to(device, non_blocking=True).float()
 
     y = (upload(planes.y) - black) / luma_span
