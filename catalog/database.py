@@ -6,6 +6,7 @@ import contextlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import psycopg
 import sqlalchemy as sa
@@ -48,6 +49,7 @@ class Catalog:
 
     engine: Engine
     embedded: EmbeddedServer | None
+    home: Path | None = None  # FOOTAGE_HOME: where this machine keeps thumbnails beside the catalog
 
     def __post_init__(self) -> None:
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
@@ -108,7 +110,7 @@ def open_catalog(settings: CatalogSettings, *, require_current: bool = True) -> 
         url = normalise_url(settings.database_url)
 
     engine = sa.create_engine(url, pool_pre_ping=True)
-    catalog = Catalog(engine=engine, embedded=embedded)
+    catalog = Catalog(engine=engine, embedded=embedded, home=settings.home)
     try:
         current, head = schema.current_revision(engine), schema.head_revision()
         if embedded is not None and (current != head or embedded.upgraded_from is not None):

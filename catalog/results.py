@@ -87,7 +87,13 @@ class MomentHit:
     end_s: float
     frame_s: float
     score: float
-    timecode: str | None
+    timecode: str | None  # of the representative frame
+    # The moment's source in and out points (the asset's own timecode applied) and the
+    # frame rate they count in, for edit lists; None without a frame rate.
+    start_timecode: str | None = None
+    end_timecode: str | None = None
+    rate: str | None = None
+    thumbnail: str | None = None  # the representative frame as a small JPEG, once written
 
 
 @dataclass(frozen=True)

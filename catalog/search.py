@@ -208,6 +208,9 @@ def _group(rows: list[_Row], moments_per_family: int) -> dict[int, list[MomentHi
                     row.frame_s,
                     1.0 - row.distance,
                     timecode(row.frame_s, row.rate, row.start_timecode),
+                    timecode(row.start_s, row.rate, row.start_timecode),
+                    timecode(row.end_s, row.rate, row.start_timecode),
+                    str(row.rate) if row.rate else None,
                 )
             )
     return grouped

@@ -11,6 +11,7 @@ from catalog import renditions as records
 from catalog.families import asset_details
 from catalog.results import FamilyHit
 from catalog.search import why_nothing
+from catalog.thumbnails import thumbnail_path, with_thumbnails
 from cli.settings import models_dir
 from cli.wire import SearchRequest
 from indexer import text_tower
@@ -57,6 +58,8 @@ def search(
         hits = search_image(catalog, embedder or ClipEmbedder(settings), request.image, request.options)
     else:
         hits = search_text(catalog, embedder or text_encoder(settings), request.text or "", request.options)
+    if catalog.home is not None:
+        hits = with_thumbnails(hits, catalog.home)
     hint = None
     if not hits:
         with catalog.session() as session:
@@ -74,10 +77,17 @@ def search(
 def show(catalog: Catalog, asset: str) -> dict[str, Any]:
     with catalog.session() as session:
         details = asset_details(session, asset)
+    moments: dict[str, list[dict[str, Any]]] = details.moments_by_model
+    if catalog.home is not None:
+        asset_id = int(details.facts["id"])
+        for listed in moments.values():
+            for moment in listed:
+                path = thumbnail_path(catalog.home, asset_id, float(moment["frame_s"]))
+                moment["thumbnail"] = str(path) if path.is_file() else None
     return {
         "asset": details.facts,
         "segments_by_model": details.segments_by_model,
-        "moments_by_model": details.moments_by_model,
+        "moments_by_model": moments,
         "master": details.family.master,
         "renditions": list(details.family.renditions),
     }

@@ -10,6 +10,7 @@ import typer
 
 from catalog.results import KINDS, FamilyHit, SearchFilters, SearchOptions
 from cli.client import ask, service_url
+from cli.export import check_export_path, export_hits
 from cli.output import JSON_OPTION, add_columns, print_fields, print_json, print_table, stderr, stdout, table
 from cli.settings import catalog_settings, embedding_settings, footage_home
 from cli.views import family_rows
@@ -67,6 +68,13 @@ def search(
     exact: Annotated[
         bool, typer.Option("--exact", help="Rank every moment exactly instead of using the index.")
     ] = False,
+    export: Annotated[
+        Path | None,
+        typer.Option(
+            "--export",
+            help="Also write the moments found as an edit list: FILE.edl (CMX 3600), FILE.otio or FILE.csv.",
+        ),
+    ] = None,
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Find moments by text, by picture or like another moment.
@@ -78,7 +86,10 @@ def search(
       footage search "aerial shot of a harbour at dusk"
       footage search --image still.png --kind master
       footage search --like 42@0:01:15 --moments 3
+      footage search "interview, two people" --moments 5 --export selects.edl
     """
+    if export is not None:
+        check_export_path(export)
     options = SearchOptions(
         limit=limit,
         moments=moments,
@@ -103,6 +114,9 @@ def search(
 
         with open_catalog(catalog_settings()) as catalog:
             hits, answer = payloads.search(catalog, settings, request)
+    if export is not None:
+        written = export_hits(hits, export)
+        stderr().print(f"Exported {written} moments to {export}", markup=False, highlight=False)
     if as_json:
         print_json(answer)
         return

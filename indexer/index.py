@@ -28,6 +28,7 @@ from catalog.assets import (
     upsert_asset,
 )
 from catalog.media import content_hash
+from catalog.thumbnails import ThumbnailSet
 from indexer.discover import walk
 from indexer.embed import ClipEmbedder, square_views
 from indexer.errors import UNREADABLE, MediaError
@@ -119,6 +120,7 @@ def _moment_views(
     embedder: ClipEmbedder,
     options: SamplingOptions,
     done: Callable[[float], None],
+    thumbnails: ThumbnailSet | None,
 ) -> list[MomentViewRow]:
     """Every moment's embedded views; ``done`` hears the seconds of footage decoded so far."""
     rows: list[MomentViewRow] = []
@@ -126,6 +128,8 @@ def _moment_views(
     # Embed in batches as frames arrive, so only one batch of pictures is held.
     for moment in sample_moments(path, info, options, device=str(embedder.device)):
         pending.append(moment)
+        if thumbnails is not None:
+            thumbnails.add(moment.frame_s, moment.image)
         done(moment.end_s)
         if len(pending) >= embedder.settings.batch_size:
             rows.extend(_embed_moments(embedder, pending))
@@ -247,20 +251,31 @@ def _index_content(
 ) -> IndexResult:
     """Probe, sample and embed the file, then write the asset and its moments in one transaction."""
     path = seen.path
+    thumbnails: ThumbnailSet | None = None
     try:
         report(IndexProgress("probing"))
         info = probe(path)
         if info.is_footage_rendition and kind == "master":
             return IndexResult(str(path), "skipped", message=f"{path}: a footage rendition, not a master")
         report(IndexProgress("sampling", 0.0, info.duration_s))
+        thumbnails = ThumbnailSet(catalog.home) if catalog.home is not None else None
         rows = _moment_views(
-            path, info, embedder, options.sampling, lambda s: report(IndexProgress("sampling", s, info.duration_s))
+            path,
+            info,
+            embedder,
+            options.sampling,
+            lambda s: report(IndexProgress("sampling", s, info.duration_s)),
+            thumbnails,
         )
         report(IndexProgress("hashing", info.duration_s or 0.0, info.duration_s))
         digest = content_hash(path)
         if _file_facts(path) != (seen.size, seen.mtime):
             raise MediaError(f"{path}: changed while it was being indexed; it will be indexed again")
-    except MediaError as exc:
+    except BaseException as exc:
+        if thumbnails is not None:
+            thumbnails.discard()
+        if not isinstance(exc, MediaError):
+            raise
         asset_id = record_failure(catalog, path, str(exc), kind, options.root_id)
         return IndexResult(str(path), "failed", asset_id, message=str(exc))
     values: dict[str, Any] = {
@@ -277,9 +292,16 @@ def _index_content(
     if options.root_id is not None:
         values["root_id"] = options.root_id
     report(IndexProgress("writing", info.duration_s or 0.0, info.duration_s))
-    with catalog.session() as session:
-        asset_id = upsert_asset(session, str(path), values)
-        replace_moment_views(session, asset_id, embedder.identity, rows)
+    try:
+        with catalog.session() as session:
+            asset_id = upsert_asset(session, str(path), values)
+            replace_moment_views(session, asset_id, embedder.identity, rows)
+    except BaseException:
+        if thumbnails is not None:
+            thumbnails.discard()
+        raise
+    if thumbnails is not None:
+        thumbnails.keep(asset_id)
     return IndexResult(str(path), "indexed", asset_id, segments=len(rows), media_seconds=info.duration_s or 0.0)
 
 

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import logging
 from pathlib import Path
 
 import av
 import numpy as np
+import opentimelineio as otio
 import pytest
 import sqlalchemy as sa
 from media import Clip, write_clip
+from PIL import Image
 from sqlalchemy.orm import Session
 from tiny_models import write_tiny_clip
 from typer.testing import CliRunner
@@ -18,9 +21,11 @@ from typer.testing import CliRunner
 from catalog import Asset, Catalog, MomentView, Rendition, search
 from catalog.results import SearchFilters, SearchOptions
 from catalog.search import search_vector
+from catalog.thumbnails import thumbnail_path
 from cli.main import app
 from indexer.embed import ClipEmbedder
 from indexer.index import IndexOptions, index_file
+from indexer.sampling import SamplingOptions
 
 MODEL = "test-model"
 runner = CliRunner()
@@ -195,6 +200,7 @@ def _env(catalog: Catalog, tiny_clip: str) -> dict[str, str]:
     return {
         "FOOTAGE_DATABASE_URL": catalog.engine.url.render_as_string(hide_password=False),
         "FOOTAGE_CLIP_MODEL": tiny_clip,
+        "FOOTAGE_HOME": str(catalog.home),  # where the indexer above kept the thumbnails
     }
 
 
@@ -257,6 +263,73 @@ def test_moments_and_like(library: dict[str, int], catalog: Catalog, tiny_clip: 
     assert best["score"] == pytest.approx(1.0, abs=1e-3) and best["moments"][0]["score"] == best["score"]
     assert set(best) == {"rank", "score", "master", "renditions", "moments"}
     assert set(report["query"]) == {"text", "image", "like", "model"}
+
+
+def test_every_moment_has_its_thumbnail(library: dict[str, int], catalog: Catalog, tiny_clip: str) -> None:
+    report = _search(_env(catalog, tiny_clip), "shot", "--moments", "5", "--limit", "5")
+    moments = [m for hit in report["results"] for m in hit["moments"]]
+    assert moments
+    for moment in moments:
+        with Image.open(moment["thumbnail"]) as picture:
+            picture.load()  # decodes: a real JPEG, not a placeholder
+            # Upright, square pixels, at most 320 wide: the 160x90 masters stay as they are.
+            assert picture.size == ((320, 180) if moment["path"].endswith("alpha.4k.mp4") else (160, 90))
+    assert catalog.home is not None
+    beta = library["beta.mov"]
+    with catalog.session() as s:
+        frames = s.execute(sa.select(MomentView.frame_s).where(MomentView.asset_id == beta).distinct()).scalars()
+        expected = sorted(thumbnail_path(catalog.home, beta, f).name for f in frames)
+    assert sorted(p.name for p in (catalog.home / "thumbnails" / str(beta)).iterdir()) == expected
+    shown = runner.invoke(app, ["show", str(beta), "--json"], env=_env(catalog, tiny_clip))
+    (listed,) = json.loads(shown.stdout)["moments_by_model"].values()
+    assert sorted(Path(m["thumbnail"]).name for m in listed) == expected
+
+
+def test_reindexing_replaces_the_thumbnails(
+    library: dict[str, int], catalog: Catalog, embedder: ClipEmbedder, tmp_path: Path
+) -> None:
+    assert catalog.home is not None
+    folder = catalog.home / "thumbnails" / str(library["beta.mov"])
+    before = {p.name for p in folder.iterdir()}
+    sampling = SamplingOptions(max_gap_s=0.4)
+    index_file(catalog, embedder, tmp_path / "library" / "beta.mov", IndexOptions(sampling=sampling, force=True))
+    after = {p.name for p in folder.iterdir()}
+    assert len(after) > len(before) and after != before
+    assert not [p for p in (catalog.home / "thumbnails").iterdir() if p.name.startswith(".")]  # no staging left
+
+
+@pytest.mark.parametrize("suffix", [".otio", ".edl", ".csv"])
+def test_results_export_as_edit_lists(
+    library: dict[str, int], catalog: Catalog, tiny_clip: str, tmp_path: Path, suffix: str
+) -> None:
+    target = tmp_path / f"selects{suffix}"
+    env = _env(catalog, tiny_clip)
+    report = _search(env, "shot", "--moments", "3", "--export", str(target))
+    moments = [m for hit in report["results"] for m in hit["moments"]]
+    if suffix == ".csv":
+        with target.open() as f:
+            rows = list(csv.DictReader(f))
+        assert [(r["path"], r["start_timecode"], r["end_timecode"]) for r in rows] == [
+            (m["path"], m["start_timecode"], m["end_timecode"]) for m in moments
+        ]
+        return
+    timeline = otio.adapters.read_from_file(str(target))
+    clips = list(timeline.find_clips())
+    assert len(clips) == len(moments)
+    for clip, moment in zip(clips, moments, strict=True):
+        # The clips are 25 fps from 00:00:00:00, so source in and out are the moment's frames.
+        assert clip.source_range.start_time == otio.opentime.RationalTime(round(moment["start_s"] * 25), 25)
+        assert clip.source_range.end_time_exclusive() == otio.opentime.RationalTime(round(moment["end_s"] * 25), 25)
+        if suffix == ".otio":
+            assert clip.media_reference.target_url == Path(moment["path"]).as_uri()
+        else:
+            assert clip.name == Path(moment["path"]).name
+
+
+def test_an_export_to_an_unknown_format_is_refused(library: dict[str, int], catalog: Catalog, tiny_clip: str) -> None:
+    result = runner.invoke(app, ["search", "shot", "--export", "x.mov"], env=_env(catalog, tiny_clip))
+    assert result.exit_code == 2
+    assert result.output == "Error: cannot export to x.mov: name it .edl (CMX 3600), .otio or .csv\n"
 
 
 def test_missing_master_is_shown_with_its_renditions(library: dict[str, int], catalog: Catalog, tiny_clip: str) -> None:
