@@ -9,6 +9,7 @@ token, and a client that is not on this machine must send it
 
 from __future__ import annotations
 
+import functools
 import hmac
 import ipaddress
 import json
@@ -25,17 +26,21 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
+from starlette.responses import FileResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
 
-from catalog import Catalog, ConfigurationError, FootageError, NotFoundError
+from catalog import Asset, Catalog, ConfigurationError, FootageError, NotFoundError
 from catalog.results import SearchOptions
+from catalog.thumbnails import thumbnail_path
 from cli import payloads, wire
 from cli.client import ANNOUNCE_FILE, DEFAULT_PORT
 from cli.output import json_text
 from indexer.embed import ClipEmbedder
 from indexer.settings import EmbeddingSettings
 
+# The browser page: plain HTML, CSS and JavaScript, no build step.
+WEB = Path(__file__).parent / "web"
 logger = logging.getLogger(__name__)
 
 
@@ -135,6 +140,9 @@ def make_app(
         return handle
 
     routes = [
+        Route("/", guarded(_page)),
+        Mount("/static", StaticFiles(directory=WEB), name="static"),
+        Route("/api/thumbnails/{asset_id:int}/{frame_ms:int}", guarded(functools.partial(_thumbnail, catalog))),
         Route("/api/health", guarded(health)),
         Route("/api/search", guarded(search)),
         Route("/api/assets/{asset:path}", guarded(show)),
@@ -142,6 +150,22 @@ def make_app(
         Route("/api/jobs", guarded(jobs)),
     ]
     return Starlette(routes=routes, lifespan=lifespan)
+
+
+def _page(request: Request) -> Response:
+    return FileResponse(WEB / "index.html")
+
+
+def _thumbnail(catalog: Catalog, request: Request) -> Response:
+    """A moment's thumbnail: its path is built from two integers, never from a path in the
+    request, and only for an asset the catalog holds."""
+    asset_id, frame_ms = int(request.path_params["asset_id"]), int(request.path_params["frame_ms"])
+    path = thumbnail_path(catalog.home, asset_id, frame_ms / 1000) if catalog.home is not None else None
+    with catalog.session() as session:
+        known = session.get(Asset, asset_id) is not None
+    if path is None or not known or not path.is_file():
+        return _answer({"error": "no such thumbnail", "exit_code": 1}, 404)
+    return FileResponse(path, media_type="image/jpeg", headers={"Cache-Control": "max-age=3600"})
 
 
 def _token_ok(request: Request, token: str | None) -> bool:

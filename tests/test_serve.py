@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import urllib.error
 import urllib.request
@@ -116,6 +117,56 @@ def test_the_service_answers_as_the_cli_does(indexed: dict[str, str], tmp_path: 
     # Gone again: the announcement is removed and the CLI searches by itself.
     assert not (Path(env["FOOTAGE_HOME"]) / "server.json").exists()
     assert _cli(env, "search", "a red circle", "--moments", "2")["answered_by"] == "this command"
+
+
+def _chromium() -> str:
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if found:
+        return found
+    if os.environ.get("CI"):
+        pytest.fail("no Chromium in CI: .ci/run installs Debian's chromium")
+    pytest.skip("no Chromium here: install Debian's chromium (apt install chromium) to run the browser tests")
+
+
+def test_the_browser_page_shows_moments_as_pictures(indexed: dict[str, str], tmp_path: Path) -> None:
+    from playwright.sync_api import sync_playwright
+
+    chromium = _chromium()
+    with _served(indexed, tmp_path / "logs") as (_, url), sync_playwright() as playwright:
+        # No sandbox: CI runs as root, which Chromium's sandbox refuses.
+        browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.goto(url)
+            page.fill("#query", "a red circle")
+            page.click("button[type=submit]")
+            page.wait_for_selector(".moment img")
+            page.wait_for_function("[...document.querySelectorAll('.moment img')].every(i => i.complete)")
+            sizes = page.eval_on_selector_all(".moment img", "all => all.map(i => [i.naturalWidth, i.naturalHeight])")
+            assert len(sizes) >= 2 and all(w > 0 and h > 0 for w, h in sizes)  # decoded pictures, not broken ones
+            assert page.inner_text("#status").startswith("2 results")
+            # File names are shown as text: brackets in a name are not markup.
+            assert "clip (final) [v2].mp4" in page.inner_text("#results")
+        finally:
+            browser.close()
+
+
+def test_only_catalogued_thumbnails_are_served(indexed: dict[str, str], tmp_path: Path) -> None:
+    with _served(indexed, tmp_path / "logs") as (_, url):
+        moment = _get(f"{url}/api/search?q=shot")[1]["results"][0]["moments"][0]
+        good = f"{url}/api/thumbnails/{moment['asset_id']}/{round(moment['frame_s'] * 1000)}"
+        with urllib.request.urlopen(good, timeout=30) as response:
+            assert response.headers["content-type"] == "image/jpeg"
+            assert response.read(3) == b"\xff\xd8\xff"  # a JPEG
+        for path in (
+            f"/api/thumbnails/99999/{round(moment['frame_s'] * 1000)}",  # no such asset
+            f"/api/thumbnails/{moment['asset_id']}/123456789",  # no such moment
+            "/api/thumbnails/..%2F..%2F..%2Fetc/passwd",
+            "/static/..%2F..%2Fserver.py",
+        ):
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(f"{url}{path}", timeout=30)
+            assert refused.value.code == 404, path
 
 
 def test_the_cli_works_when_the_service_is_not_there(indexed: dict[str, str]) -> None:
