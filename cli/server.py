@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import hmac
+import io
 import ipaddress
 import json
 import logging
@@ -143,6 +144,7 @@ def make_app(
         Route("/", guarded(_page)),
         Mount("/static", StaticFiles(directory=WEB), name="static"),
         Route("/api/thumbnails/{asset_id:int}/{frame_ms:int}", guarded(functools.partial(_thumbnail, catalog))),
+        Route("/api/frames/{asset_id:int}/{frame_ms:int}", guarded(functools.partial(_frame, catalog))),
         Route("/api/health", guarded(health)),
         Route("/api/search", guarded(search)),
         Route("/api/assets/{asset:path}", guarded(show)),
@@ -166,6 +168,23 @@ def _thumbnail(catalog: Catalog, request: Request) -> Response:
     if path is None or not known or not path.is_file():
         return _answer({"error": "no such thumbnail", "exit_code": 1}, 404)
     return FileResponse(path, media_type="image/jpeg", headers={"Cache-Control": "max-age=3600"})
+
+
+def _frame(catalog: Catalog, request: Request) -> Response:
+    """A catalogued file's frame at a time, as a player shows it, at the file's own resolution:
+    the file is found by asset id, never by a path from the request."""
+    from upscaler.preview import displayed_frame
+
+    asset_id, frame_ms = int(request.path_params["asset_id"]), int(request.path_params["frame_ms"])
+    with catalog.session() as session:
+        asset = session.get(Asset, asset_id)
+        path = Path(asset.path) if asset is not None and asset.status == "indexed" else None
+    if path is None or not path.is_file():
+        return _answer({"error": "no such catalogued file here", "exit_code": 1}, 404)
+    image, _ = displayed_frame(path, frame_ms / 1000)
+    body = io.BytesIO()
+    image.save(body, format="JPEG", quality=92)
+    return Response(body.getvalue(), media_type="image/jpeg", headers={"Cache-Control": "max-age=3600"})
 
 
 def _token_ok(request: Request, token: str | None) -> bool:

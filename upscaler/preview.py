@@ -90,6 +90,20 @@ def _frame_at(path: Path, at_s: float) -> _Frame:
         raise RenderError(f"{path}: cannot read a frame: {exc}") from exc
 
 
+def _upright(frame: _Frame) -> Image.Image:
+    """The coded pixels turned upright (display rotation applied)."""
+    return Image.fromarray(np.ascontiguousarray(np.rot90(frame.pixels, k=frame.picture.rotation // 90)))
+
+
+def displayed_frame(path: Path, at_s: float) -> tuple[Image.Image, float]:
+    """The frame at ``at_s`` as a player shows it (upright, square pixels) and its exact time."""
+    frame = _frame_at(path, at_s)
+    image = _upright(frame)
+    if image.size != frame.picture.display_size:  # anamorphic: widen to square pixels
+        image = image.resize(frame.picture.display_size, Image.Resampling.BICUBIC)
+    return image, frame.time_s
+
+
 def _labelled(image: Image.Image, label: str) -> Image.Image:
     panel = Image.new("RGB", (image.width, image.height + _LABEL_HEIGHT), "black")
     panel.paste(image, (0, _LABEL_HEIGHT))
@@ -106,7 +120,7 @@ def preview(
     width, height = frame.picture.display_size
     on = torch_device(device)
     results: list[tuple[str, Image.Image]] = []
-    source = Image.fromarray(np.ascontiguousarray(np.rot90(pixels, k=rotation // 90)))
+    source = _upright(frame)
     results.append(("source, bicubic x4", source.resize((width * scale, height * scale), Image.Resampling.BICUBIC)))
     for name in models:
         descriptor, identity = load_model(ModelChoice(name), cache_dir, on)

@@ -168,7 +168,11 @@ def _frames(upscaler: FrameUpscaler, temporal: TemporalStage | None, spec: Pipel
 
     def batch(frames: list[tuple[Picture, int | None]]) -> list[Picture]:
         with torch.inference_mode():
-            outs = upscaler.upscale_image(torch.cat([image(source) for source, _ in frames]))
+            images = [image(source) for source, _ in frames]
+            if len({tuple(i.shape) for i in images}) == 1:
+                outs = upscaler.upscale_image(torch.cat(images))
+            else:  # the coded size changed inside the batch: each frame on its own
+                outs = torch.cat([upscaler.upscale_image(i) for i in images])
             if temporal is not None:
                 outs = torch.cat([temporal(source, outs[i : i + 1], pts) for i, (source, pts) in enumerate(frames)])
             if planar_out:

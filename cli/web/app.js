@@ -37,7 +37,8 @@ function momentView(hit, moment) {
     element("span", { class: "score" }, moment.score.toFixed(3)),
     element("span", { class: version.kind === "rendition" ? "ai" : "" }, version.kind === "rendition" ? `AI ${size(version)}` : size(version)),
   );
-  return element("figure", { class: "moment" }, picture, caption);
+  const link = element("a", { href: `#family/${hit.master.asset_id}/${Math.round(moment.frame_s * 1000)}` }, picture);
+  return element("figure", { class: "moment" }, link, caption);
 }
 
 function hitView(hit) {
@@ -68,11 +69,115 @@ async function search(event) {
     if (!response.ok) throw new Error(answer.error || response.statusText);
     results.replaceChildren(...answer.results.map(hitView));
     statusLine.textContent = answer.results.length
-      ? `${answer.results.length} results for “${answer.query.text}”`
+      ? `${answer.results.length} result${answer.results.length === 1 ? "" : "s"} for “${answer.query.text}”`
       : answer.hint || "No matching footage.";
   } catch (error) {
     statusLine.textContent = `Error: ${error.message}`;
   }
 }
 
-form.addEventListener("submit", search);
+// ---- a family: the master's facts and moments, and each version at one moment side by side ----
+
+const family = document.getElementById("family");
+let lastResults = [];
+
+function versionLabel(version) {
+  if (version.kind !== "rendition") return `master · ${size(version)}`;
+  const made = version.rendition;
+  const how = made ? [made.model_name, made.label].filter((part) => part && part !== size(version)).join(" · ") : "";
+  return `AI-upscaled · ${size(version)}${how ? " · " + how : ""}`;
+}
+
+function frameOf(version, frameMs) {
+  return element("img", { src: `/api/frames/${version.asset_id}/${frameMs}`, alt: `${version.path} at ${frameMs / 1000} s` });
+}
+
+function wipe(master, rendition, frameMs) {
+  // A region of the rendition at 1:1, the master scaled up under it; the slider moves the edge.
+  const width = Math.min(rendition.width, 640);
+  const height = Math.min(rendition.height, 360);
+  const offset = `translate(${-(rendition.width - width) / 2}px, ${-(rendition.height - height) / 2}px)`;
+  const under = frameOf(master, frameMs);
+  under.className = "under";
+  under.style.width = `${rendition.width}px`;
+  under.style.height = `${rendition.height}px`;
+  under.style.transform = offset;
+  const over = frameOf(rendition, frameMs);
+  over.className = "over";
+  over.style.transform = offset;
+  const slider = element("input", { type: "range", min: "0", max: "100", value: "50", id: "wipe-position", "aria-label": "Wipe position" });
+  const place = () => {
+    // The edge moves across the visible region, whatever part of a large frame that is.
+    const edge = (rendition.width - width) / 2 + (slider.value / 100) * width;
+    over.style.clipPath = `inset(0 ${rendition.width - edge}px 0 0)`;
+  };
+  slider.addEventListener("input", place);
+  place();
+  const stage = element("div", { class: "stage" }, under, over);
+  stage.style.width = `${width}px`;
+  stage.style.height = `${height}px`;
+  const caption = element("p", { class: "caption" }, `Left of the edge: AI-upscaled by ${rendition.rendition ? rendition.rendition.model_name : "another tool"}. Right: the master scaled up. Both at the rendition's pixels, 1:1.`);
+  return element("section", { class: "wipe" }, element("h3", {}, "Wipe"), stage, slider, caption);
+}
+
+async function showFamily(assetId, frameMs) {
+  results.hidden = true;
+  statusLine.hidden = true;
+  family.hidden = false;
+  family.replaceChildren(element("p", {}, "Loading…"));
+  const response = await fetch(`/api/assets/${assetId}`);
+  const details = await response.json();
+  if (!response.ok) {
+    family.replaceChildren(element("p", {}, `Error: ${details.error}`));
+    return;
+  }
+  const master = details.master;
+  const facts = details.asset;
+  const moments = Object.values(details.moments_by_model)[0] || [];
+  const strip = element(
+    "div",
+    { class: "strip" },
+    ...moments.map((m) =>
+      element(
+        "a",
+        { href: `#family/${assetId}/${Math.round(m.frame_s * 1000)}`, class: Math.round(m.frame_s * 1000) === frameMs ? "chosen" : "" },
+        m.thumbnail ? element("img", { src: `/api/thumbnails/${assetId}/${Math.round(m.frame_s * 1000)}`, alt: `moment at ${m.frame_s} s` }) : `${m.frame_s.toFixed(1)} s`,
+      ),
+    ),
+  );
+  const versions = [master, ...details.renditions.filter((r) => r.asset_id && r.status === "indexed")];
+  const pairs = element(
+    "div",
+    { class: "pairs" },
+    ...versions.map((v) =>
+      element("figure", { class: `version ${v.kind}` }, frameOf(v, frameMs), element("figcaption", {}, versionLabel(v))),
+    ),
+  );
+  const parts = [
+    element("a", { href: "#", class: "back" }, "← results"),
+    element("h2", {}, element("span", { class: "path" }, master.path || ""), element("span", { class: "facts" }, [size(master), facts.video_codec, facts.duration_s ? `${facts.duration_s.toFixed(1)} s` : "", master.frame_rate ? `${master.frame_rate} fps` : ""].filter(Boolean).join(" · "))),
+    strip,
+    element("h3", {}, `At ${(frameMs / 1000).toFixed(2)} s`),
+    pairs,
+  ];
+  if (versions.length > 1) parts.push(wipe(master, versions[1], frameMs));
+  family.replaceChildren(...parts);
+}
+
+function route() {
+  const match = location.hash.match(/^#family\/(\d+)\/(\d+)$/);
+  if (match) {
+    showFamily(Number(match[1]), Number(match[2]));
+  } else {
+    family.hidden = true;
+    results.hidden = false;
+    statusLine.hidden = false;
+  }
+}
+
+form.addEventListener("submit", (event) => {
+  if (location.hash) history.pushState(null, "", location.pathname);
+  route();
+  search(event);
+});
+window.addEventListener("hashchange", route);
