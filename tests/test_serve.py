@@ -128,33 +128,37 @@ def _chromium() -> str:
     pytest.skip("no Chromium here: install Debian's chromium (apt install chromium) to run the browser tests")
 
 
-def test_the_browser_page_shows_moments_as_pictures(indexed: dict[str, str], tmp_path: Path) -> None:
+@contextmanager
+def _searched(env: dict[str, str], logs: Path, query: str) -> Iterator[tuple[Any, str]]:
+    """A headless Chromium page on the service's page, with ``query`` searched; and the service's URL."""
     from playwright.sync_api import sync_playwright
 
     chromium = _chromium()
-    with _served(indexed, tmp_path / "logs") as (_, url), sync_playwright() as playwright:
+    with _served(env, logs) as (_, url), sync_playwright() as playwright:
         # No sandbox: CI runs as root, which Chromium's sandbox refuses.
         browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 900})
             page.goto(url)
-            page.fill("#query", "a red circle")
+            page.fill("#query", query)
             page.click("button[type=submit]")
             page.wait_for_selector(".moment img")
-            page.wait_for_function("[...document.querySelectorAll('.moment img')].every(i => i.complete)")
-            sizes = page.eval_on_selector_all(".moment img", "all => all.map(i => [i.naturalWidth, i.naturalHeight])")
-            assert len(sizes) >= 2 and all(w > 0 and h > 0 for w, h in sizes)  # decoded pictures, not broken ones
-            assert page.inner_text("#status") == "2 results for “a red circle”"
-            # File names are shown as text: brackets in a name are not markup.
-            assert "clip (final) [v2].mp4" in page.inner_text("#results")
+            yield page, url
         finally:
             browser.close()
 
 
-def test_a_family_shows_master_and_rendition_side_by_side(indexed: dict[str, str], tmp_path: Path) -> None:
-    from playwright.sync_api import sync_playwright
+def test_the_browser_page_shows_moments_as_pictures(indexed: dict[str, str], tmp_path: Path) -> None:
+    with _searched(indexed, tmp_path / "logs", "a red circle") as (page, _):
+        page.wait_for_function("[...document.querySelectorAll('.moment img')].every(i => i.complete)")
+        sizes = page.eval_on_selector_all(".moment img", "all => all.map(i => [i.naturalWidth, i.naturalHeight])")
+        assert len(sizes) >= 2 and all(w > 0 and h > 0 for w, h in sizes)  # decoded pictures, not broken ones
+        assert page.inner_text("#status") == "2 results for “a red circle”"
+        # File names are shown as text: brackets in a name are not markup.
+        assert "clip (final) [v2].mp4" in page.inner_text("#results")
 
-    chromium = _chromium()
+
+def test_a_family_shows_master_and_rendition_side_by_side(indexed: dict[str, str], tmp_path: Path) -> None:
     env = indexed
     renders = tmp_path / "renders"
     renders.mkdir()
@@ -162,27 +166,19 @@ def test_a_family_shows_master_and_rendition_side_by_side(indexed: dict[str, str
     assert runner.invoke(app, ["index", str(upscaled)], env=env).exit_code == 0
     master = str(tmp_path / "media" / "clip (final) [v2].mp4")
     assert runner.invoke(app, ["link", str(upscaled), "--to", master], env=env).exit_code == 0
-    with _served(env, tmp_path / "logs") as (_, url), sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.goto(url)
-            page.fill("#query", "a red circle")
-            page.click("button[type=submit]")
-            page.click(".hit:has-text('clip (final) [v2].mp4') .moment a >> nth=0")
-            page.wait_for_selector(".pairs .version.rendition img")
-            page.wait_for_function("[...document.querySelectorAll('#family img')].every(i => i.complete)")
-            sizes = page.eval_on_selector_all(".pairs img", "all => all.map(i => [i.naturalWidth, i.naturalHeight])")
-            assert sizes == [[160, 90], [320, 180]]  # each version at its own resolution
-            captions = page.inner_text(".pairs")
-            assert "master · 160x90" in captions and "AI-upscaled · 320x180" in captions
-            # The wipe: the rendition over the master scaled to its size; the edge follows the slider.
-            assert page.eval_on_selector(".stage .under", "i => i.getBoundingClientRect().width") == 320
-            page.fill("#wipe-position", "25")
-            assert page.eval_on_selector(".stage .over", "i => i.style.clipPath") == "inset(0px 240px 0px 0px)"
-            assert page.locator(".strip img").count() >= 2  # the master's moments as a strip
-        finally:
-            browser.close()
+    with _searched(env, tmp_path / "logs", "a red circle") as (page, url):
+        page.click(".hit:has-text('clip (final) [v2].mp4') .moment a >> nth=0")
+        page.wait_for_selector(".pairs .version.rendition img")
+        page.wait_for_function("[...document.querySelectorAll('#family img')].every(i => i.complete)")
+        sizes = page.eval_on_selector_all(".pairs img", "all => all.map(i => [i.naturalWidth, i.naturalHeight])")
+        assert sizes == [[160, 90], [320, 180]]  # each version at its own resolution
+        captions = page.inner_text(".pairs")
+        assert "master · 160x90" in captions and "AI-upscaled · 320x180" in captions
+        # The wipe: the rendition over the master scaled to its size; the edge follows the slider.
+        assert page.eval_on_selector(".stage .under", "i => i.getBoundingClientRect().width") == 320
+        page.fill("#wipe-position", "25")
+        assert page.eval_on_selector(".stage .over", "i => i.style.clipPath") == "inset(0px 240px 0px 0px)"
+        assert page.locator(".strip img").count() >= 2  # the master's moments as a strip
         assert _get(f"{url}/api/frames/99999/0")[0] == 404
 
 
