@@ -4,7 +4,7 @@ the CLI's ``--json`` and by ``footage serve``, so both always give the same shap
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from catalog import Catalog
 from catalog import renditions as records
@@ -18,6 +18,9 @@ from indexer import text_tower
 from indexer.embed import ClipEmbedder
 from indexer.query import TextEncoder, search_image, search_like, search_text
 from indexer.settings import EmbeddingSettings
+
+if TYPE_CHECKING:
+    from upscaler.jobs import Requested
 
 logger = logging.getLogger(__name__)
 
@@ -102,3 +105,16 @@ def pairs(catalog: Catalog, asset: str | None) -> dict[str, Any]:
 def jobs(catalog: Catalog, limit: int) -> dict[str, Any]:
     with catalog.session() as session:
         return {"jobs": records.job_rows(session, limit)}
+
+
+def upscale_summary(result: Requested) -> dict[str, Any]:
+    """What ``footage upscale --json`` (and the service, asked for a rendition) answers."""
+    return {
+        "rendition_id": result.rendition_id,
+        "job_id": result.job_id,
+        "status": result.status,
+        "existing": result.existing,
+        "width": result.plan.width,
+        "height": result.plan.height,
+        "output": str(result.output_path),
+    }

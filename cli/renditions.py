@@ -79,15 +79,7 @@ def upscale(
         defer_app = job_app(catalog, asynchronous=False)
         with defer_app.open():
             result = request_upscale(catalog, defer_app, request, settings)
-        summary = {
-            "rendition_id": result.rendition_id,
-            "job_id": result.job_id,
-            "status": result.status,
-            "existing": result.existing,
-            "width": result.plan.width,
-            "height": result.plan.height,
-            "output": str(result.output_path),
-        }
+        summary = payloads.upscale_summary(result)
         if not as_json:
             verb = "Already requested" if result.existing else "Queued"
             stdout().print(

@@ -16,6 +16,7 @@ import ipaddress
 import json
 import logging
 import os
+import secrets
 import signal
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -27,7 +28,7 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import FileResponse, Response
+from starlette.responses import FileResponse, HTMLResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
@@ -126,6 +127,10 @@ def make_app(
     def health(request: Request) -> Response:
         return _answer({"footage": "ok", "model": settings.identity, "pid": os.getpid()})
 
+    # Changes (a rendition requested) need a token even from this machine, so that a page of
+    # another site open in a local browser cannot make them: the configured one, or one made now.
+    write_token = service.token or secrets.token_urlsafe(24)
+
     def guarded(endpoint: Callable[[Request], Response]) -> Callable[[Request], Awaitable[Response]]:
         async def handle(request: Request) -> Response:
             client = request.client.host if request.client else None
@@ -141,7 +146,10 @@ def make_app(
         return handle
 
     routes = [
-        Route("/", guarded(_page)),
+        Route("/", guarded(functools.partial(_page, write_token))),
+        Route(
+            "/api/renditions", _writing(write_token, functools.partial(_request_rendition, catalog)), methods=["POST"]
+        ),
         Mount("/static", StaticFiles(directory=WEB), name="static"),
         Route("/api/thumbnails/{asset_id:int}/{frame_ms:int}", guarded(functools.partial(_thumbnail, catalog))),
         Route("/api/frames/{asset_id:int}/{frame_ms:int}", guarded(functools.partial(_frame, catalog))),
@@ -154,8 +162,50 @@ def make_app(
     return Starlette(routes=routes, lifespan=lifespan)
 
 
-def _page(request: Request) -> Response:
-    return FileResponse(WEB / "index.html")
+def _writing(
+    write_token: str, endpoint: Callable[[dict[str, Any]], Response]
+) -> Callable[[Request], Awaitable[Response]]:
+    """An endpoint that changes something: the token is needed from any client, this machine's too."""
+
+    async def handle(request: Request) -> Response:
+        if not _token_ok(request, write_token):
+            return _answer({"error": "changes need the token", "exit_code": 2}, 401)
+        try:
+            body = await request.json()
+            return await run_in_threadpool(endpoint, body)
+        except FootageError as exc:
+            return _error(exc)
+        except (ValueError, KeyError, TypeError) as exc:  # not JSON, or a field missing
+            return _answer({"error": f"bad request: {exc}", "exit_code": 2}, 400)
+
+    return handle
+
+
+def _page(write_token: str, request: Request) -> Response:
+    # The page carries the token that changes need: only a client that may read the page
+    # (this machine, or one that sent the token) gets it; another site's script cannot read it.
+    html = (WEB / "index.html").read_text().replace("{{write_token}}", write_token)
+    return HTMLResponse(html, headers={"Cache-Control": "no-store"})
+
+
+def _request_rendition(catalog: Catalog, body: dict[str, Any]) -> Response:
+    """Record and queue a rendition, as ``footage upscale`` does (a worker renders it)."""
+    from catalog.jobs import job_app
+    from cli.service import upscale_settings
+    from upscaler.jobs import UpscaleRequest, request_upscale
+    from upscaler.registry import DEFAULT_MODEL, ModelChoice
+    from upscaler.temporal import TemporalSettings
+
+    request = UpscaleRequest(
+        asset=str(body["asset"]),
+        target=str(body.get("target") or "4k"),
+        model=ModelChoice(name=str(body.get("model") or DEFAULT_MODEL)),
+        temporal=TemporalSettings(enabled=bool(body.get("temporal", True))),
+    )
+    defer_app = job_app(catalog, asynchronous=False)
+    with defer_app.open():
+        result = request_upscale(catalog, defer_app, request, upscale_settings())
+    return _answer(payloads.upscale_summary(result))
 
 
 def _thumbnail(catalog: Catalog, request: Request) -> Response:

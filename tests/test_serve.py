@@ -18,6 +18,7 @@ import pytest
 from media import Clip, write_clip
 from polling import wait_for
 from services import Service, catalog_env, start
+from tiny_models import write_tiny_compact
 from typer.testing import CliRunner
 
 from catalog import Catalog
@@ -50,9 +51,11 @@ def _cli(env: dict[str, str], *args: str) -> dict[str, Any]:
 
 
 @contextmanager
-def _served(env: dict[str, str], logs: Path, *args: str) -> Iterator[tuple[Service, str]]:
+def _served(
+    env: dict[str, str], logs: Path, *args: str, command: tuple[str, ...] = ("serve",)
+) -> Iterator[tuple[Service, str]]:
     port = _free_port()
-    service = start(env, logs, "serve", "--port", str(port), *args)
+    service = start(env, logs, *command, "--port", str(port), *args)
     url = f"http://127.0.0.1:{port}"
 
     def up() -> bool:
@@ -129,12 +132,14 @@ def _chromium() -> str:
 
 
 @contextmanager
-def _searched(env: dict[str, str], logs: Path, query: str) -> Iterator[tuple[Any, str]]:
+def _searched(
+    env: dict[str, str], logs: Path, query: str, command: tuple[str, ...] = ("serve",)
+) -> Iterator[tuple[Any, str]]:
     """A headless Chromium page on the service's page, with ``query`` searched; and the service's URL."""
     from playwright.sync_api import sync_playwright
 
     chromium = _chromium()
-    with _served(env, logs) as (_, url), sync_playwright() as playwright:
+    with _served(env, logs, command=command) as (_, url), sync_playwright() as playwright:
         # No sandbox: CI runs as root, which Chromium's sandbox refuses.
         browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
         try:
@@ -180,6 +185,37 @@ def test_a_family_shows_master_and_rendition_side_by_side(indexed: dict[str, str
         assert page.eval_on_selector(".stage .over", "i => i.style.clipPath") == "inset(0px 240px 0px 0px)"
         assert page.locator(".strip img").count() >= 2  # the master's moments as a strip
         assert _get(f"{url}/api/frames/99999/0")[0] == 404
+
+
+def test_a_rendition_requested_from_the_page_is_made(catalog: Catalog, tiny_clip: str, tmp_path: Path) -> None:
+    root = tmp_path / "incoming"
+    root.mkdir()
+    write_clip(root / "a.mp4", Clip(shots=(1.0, 1.0)))
+    env = catalog_env(catalog, tmp_path / "home", FOOTAGE_CLIP_MODEL=tiny_clip)
+    assert runner.invoke(app, ["index", str(root)], env=env).exit_code == 0
+    weights = write_tiny_compact(tmp_path / "tiny-x2.pth", scale=2)
+    # `watch --serve`: the page's service and a worker in one process.
+    watching = ("watch", str(root), "--settle", "0.3", "--serve")
+    with _searched(env, tmp_path / "logs", "a red circle", command=watching) as (page, url):
+        page.click(".moment a >> nth=0")
+        page.wait_for_selector("#request")
+        page.select_option("#request-target", "2x")
+        page.fill("#request-model", str(weights))
+        page.uncheck("#request-temporal")
+        page.click("#request button[type=submit]")
+        page.wait_for_function(
+            "document.getElementById('request-status').textContent.endsWith(': done')", timeout=180_000
+        )
+        assert page.eval_on_selector("#request-progress", "p => p.value") == 1
+        # A change without the token is refused, from this machine too.
+        refused = urllib.request.Request(
+            f"{url}/api/renditions", data=b'{"asset": 1}', headers={"Content-Type": "application/json"}
+        )
+        with pytest.raises(urllib.error.HTTPError) as denied:
+            urllib.request.urlopen(refused, timeout=30)
+        assert denied.value.code == 401
+    family = _cli(env, "pairs")["pairs"][0]
+    assert [(r["width"], r["height"], r["rendition"]["status"]) for r in family["renditions"]] == [(320, 180, "done")]
 
 
 def test_only_catalogued_thumbnails_are_served(indexed: dict[str, str], tmp_path: Path) -> None:

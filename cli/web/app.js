@@ -161,7 +161,56 @@ async function showFamily(assetId, frameMs) {
     pairs,
   ];
   if (versions.length > 1) parts.push(wipe(master, versions[1], frameMs));
+  parts.push(requestForm(assetId));
   family.replaceChildren(...parts);
+}
+
+// ---- request a rendition and watch its job ----
+
+const token = document.querySelector('meta[name="footage-token"]').content;
+
+function requestForm(assetId) {
+  const target = element("select", { name: "target", id: "request-target" },
+    ...["4k", "1440p", "1080p", "2x"].map((t) => element("option", { value: t }, t)));
+  const model = element("input", { name: "model", id: "request-model", list: "presets", placeholder: "live-action-fast" });
+  const presets = element("datalist", { id: "presets" },
+    ...["live-action-fast", "live-action-quality", "animation", "2x"].map((p) => element("option", { value: p })));
+  const temporal = element("input", { type: "checkbox", name: "temporal", id: "request-temporal", checked: "" });
+  const progress = element("progress", { id: "request-progress", max: "1", value: "0", hidden: "" });
+  const state = element("span", { id: "request-status", role: "status" });
+  const form = element("form", { id: "request" },
+    element("label", {}, "Target ", target), element("label", {}, "Model ", model), presets,
+    element("label", {}, temporal, " temporal stage"), element("button", { type: "submit" }, "Request rendition"), progress, state);
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    state.textContent = "Requesting…";
+    const response = await fetch("/api/renditions", {
+      method: "POST",
+      headers: { "Content-Type": "application/json", Authorization: `Bearer ${token}` },
+      body: JSON.stringify({ asset: assetId, target: target.value, model: model.value || null, temporal: temporal.checked }),
+    });
+    const answer = await response.json();
+    if (!response.ok) {
+      state.textContent = `Error: ${answer.error}`;
+      return;
+    }
+    progress.hidden = false;
+    follow(assetId, answer.rendition_id, progress, state);
+  });
+  return element("section", { class: "request" }, element("h3", {}, "Request an AI-upscaled rendition"), form);
+}
+
+async function follow(assetId, renditionId, progress, state) {
+  // The rendition's own record, as `footage pairs` shows it, until its job ends.
+  const response = await fetch(`/api/assets/${assetId}`);
+  const details = await response.json();
+  const made = details.renditions.map((r) => r.rendition).find((r) => r && r.rendition_id === renditionId);
+  if (made) {
+    progress.value = made.status === "done" ? 1 : made.progress;
+    state.textContent = `Rendition ${renditionId}: ${made.status}${made.error ? " (" + made.error + ")" : ""}`;
+    if (["done", "failed", "cancelled"].includes(made.status)) return;
+  }
+  setTimeout(() => follow(assetId, renditionId, progress, state), 1000);
 }
 
 function route() {
