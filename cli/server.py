@@ -15,6 +15,7 @@ import io
 import ipaddress
 import json
 import logging
+import mimetypes
 import os
 import secrets
 import signal
@@ -153,6 +154,7 @@ def make_app(
         Mount("/static", StaticFiles(directory=WEB), name="static"),
         Route("/api/thumbnails/{asset_id:int}/{frame_ms:int}", guarded(functools.partial(_thumbnail, catalog))),
         Route("/api/frames/{asset_id:int}/{frame_ms:int}", guarded(functools.partial(_frame, catalog))),
+        Route("/api/media/{asset_id:int}", guarded(functools.partial(_media, catalog))),
         Route("/api/health", guarded(health)),
         Route("/api/search", guarded(search)),
         Route("/api/assets/{asset:path}", guarded(show)),
@@ -235,6 +237,18 @@ def _frame(catalog: Catalog, request: Request) -> Response:
     body = io.BytesIO()
     image.save(body, format="JPEG", quality=92)
     return Response(body.getvalue(), media_type="image/jpeg", headers={"Cache-Control": "max-age=3600"})
+
+
+def _media(catalog: Catalog, request: Request) -> Response:
+    """A catalogued file itself, for the browser to play, with HTTP range requests: found by
+    asset id, never by a path from the request."""
+    asset_id = int(request.path_params["asset_id"])
+    with catalog.session() as session:
+        asset = session.get(Asset, asset_id)
+        path = Path(asset.path) if asset is not None and asset.status == "indexed" else None
+    if path is None or not path.is_file():
+        return _answer({"error": "no such catalogued file here", "exit_code": 1}, 404)
+    return FileResponse(path, media_type=mimetypes.guess_type(path.name)[0] or "application/octet-stream")
 
 
 def _token_ok(request: Request, token: str | None) -> bool:

@@ -185,6 +185,14 @@ def test_a_family_shows_master_and_rendition_side_by_side(indexed: dict[str, str
         assert page.eval_on_selector(".stage .over", "i => i.style.clipPath") == "inset(0px 240px 0px 0px)"
         assert page.locator(".strip img").count() >= 2  # the master's moments as a strip
         assert _get(f"{url}/api/frames/99999/0")[0] == 404
+        # Play the master from the moment: decoded by the browser when it can, else said so.
+        playable = page.evaluate("document.createElement('video').canPlayType('video/mp4; codecs=\"avc1.64000d\"')")
+        page.click(".pairs .version.master .play")
+        if playable:
+            page.wait_for_function("document.querySelector('.player').readyState >= 1")
+            assert page.eval_on_selector(".player", "v => v.duration") == pytest.approx(2.0, abs=0.1)
+        else:
+            page.wait_for_selector(".cannot-play")
 
 
 def test_a_rendition_requested_from_the_page_is_made(catalog: Catalog, tiny_clip: str, tmp_path: Path) -> None:
@@ -216,6 +224,19 @@ def test_a_rendition_requested_from_the_page_is_made(catalog: Catalog, tiny_clip
         assert denied.value.code == 401
     family = _cli(env, "pairs")["pairs"][0]
     assert [(r["width"], r["height"], r["rendition"]["status"]) for r in family["renditions"]] == [(320, 180, "done")]
+
+
+def test_catalogued_files_are_served_in_ranges(indexed: dict[str, str], tmp_path: Path) -> None:
+    with _served(indexed, tmp_path / "logs") as (_, url):
+        moment = _get(f"{url}/api/search?q=shot")[1]["results"][0]["moments"][0]
+        wanted = urllib.request.Request(f"{url}/api/media/{moment['asset_id']}", headers={"Range": "bytes=10-109"})
+        with urllib.request.urlopen(wanted, timeout=30) as response:
+            assert response.status == 206 and response.headers["content-range"].startswith("bytes 10-109/")
+            assert response.read() == Path(moment["path"]).read_bytes()[10:110]
+        for path in ("/api/media/99999", "/api/media/..%2F..%2Fetc%2Fpasswd"):
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(f"{url}{path}", timeout=30)
+            assert refused.value.code == 404, path
 
 
 def test_only_catalogued_thumbnails_are_served(indexed: dict[str, str], tmp_path: Path) -> None:

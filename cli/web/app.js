@@ -150,7 +150,7 @@ async function showFamily(assetId, frameMs) {
     "div",
     { class: "pairs" },
     ...versions.map((v) =>
-      element("figure", { class: `version ${v.kind}` }, frameOf(v, frameMs), element("figcaption", {}, versionLabel(v))),
+      element("figure", { class: `version ${v.kind}` }, frameOf(v, frameMs), element("figcaption", {}, versionLabel(v), " ", playButton(v, frameMs))),
     ),
   );
   const parts = [
@@ -163,6 +163,22 @@ async function showFamily(assetId, frameMs) {
   if (versions.length > 1) parts.push(wipe(master, versions[1], frameMs));
   parts.push(requestForm(assetId));
   family.replaceChildren(...parts);
+}
+
+function playButton(version, frameMs) {
+  // Played from the moment when this browser decodes the file (served with range requests);
+  // otherwise the frames above stand for it.
+  const button = element("button", { type: "button", class: "play" }, "▶ play");
+  button.addEventListener("click", () => {
+    const video = element("video", { controls: "", src: `/api/media/${version.asset_id}#t=${frameMs / 1000}`, class: "player" });
+    video.muted = true;
+    video.addEventListener("error", () => {
+      video.replaceWith(element("p", { class: "cannot-play" }, `This browser cannot play ${version.video_codec || "this file"}; the frames above show it.`));
+    });
+    button.replaceWith(video);
+    video.play().catch(() => {}); // a refused autoplay still leaves the controls
+  });
+  return button;
 }
 
 // ---- request a rendition and watch its job ----
