@@ -18,7 +18,9 @@ import logging
 import mimetypes
 import os
 import secrets
+import shutil
 import signal
+import tempfile
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -27,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, Response
@@ -34,16 +37,18 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from catalog import Asset, Catalog, ConfigurationError, FootageError, NotFoundError
-from catalog.results import SearchOptions
+from catalog.results import FamilyHit, SearchOptions
 from catalog.thumbnails import thumbnail_path
 from cli import payloads, wire
 from cli.client import ANNOUNCE_FILE, DEFAULT_PORT
+from cli.export import export_hits
 from cli.output import json_text
 from indexer.embed import ClipEmbedder
 from indexer.settings import EmbeddingSettings
 
 # The browser page: plain HTML, CSS and JavaScript, no build step.
 WEB = Path(__file__).parent / "web"
+_MAX_PICTURE_BYTES = 50 * 1024 * 1024
 logger = logging.getLogger(__name__)
 
 
@@ -83,14 +88,11 @@ def make_app(
 ) -> Starlette:
     """The ASGI app. The text tower loads once, when the service starts; then the service
     is announced in ``announce`` (for clients to find) until it stops."""
-    loaded: dict[str, ClipEmbedder] = {}
-    # One query at a time through the model: torch's CPU kernels already use every core.
-    model_lock = threading.Lock()
+    searcher = _Searcher(catalog, settings)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        loaded["text"] = ClipEmbedder(settings, text_only=True)
-        loaded["text"].embed_text(["warm up"])  # the first call pays for lazy initialisation
+        searcher.load()
         if announce is not None:
             host = "127.0.0.1" if service.host in ("0.0.0.0", "::") else service.host
             announce.parent.mkdir(parents=True, exist_ok=True)
@@ -105,16 +107,7 @@ def make_app(
         params = dict(request.query_params)
         if params.get("model", settings.identity) != settings.identity:
             return _answer({"error": f"this service searches with {settings.identity}", "exit_code": 2}, 409)
-        options = SearchOptions(
-            limit=int(params.get("limit", 10)),
-            moments=int(params.get("moments", 1)),
-            exact=params.get("exact") == "true",
-            filters=wire.filters_from_query(params),
-        )
-        query = wire.SearchRequest(text=params.get("q"), like=params.get("like"), options=options)
-        with model_lock:
-            _, answer = payloads.search(catalog, settings, query, loaded.get("text"))
-        return _answer({**answer, "answered_by": f"footage serve (pid {os.getpid()})"})
+        return _answer(searcher.run(params)[1])
 
     def show(request: Request) -> Response:
         return _answer(payloads.show(catalog, request.path_params["asset"]))
@@ -132,19 +125,14 @@ def make_app(
     # another site open in a local browser cannot make them: the configured one, or one made now.
     write_token = service.token or secrets.token_urlsafe(24)
 
-    def guarded(endpoint: Callable[[Request], Response]) -> Callable[[Request], Awaitable[Response]]:
-        async def handle(request: Request) -> Response:
-            client = request.client.host if request.client else None
-            if not is_loopback(client) and not _token_ok(request, service.token):
-                return _answer({"error": "a token is needed from another machine", "exit_code": 2}, 401)
-            try:
-                return await run_in_threadpool(endpoint, request)
-            except FootageError as exc:
-                return _error(exc)
-            except ValueError as exc:  # a parameter that is not a number or a date
-                return _answer({"error": f"bad parameter: {exc}", "exit_code": 2}, 400)
+    def guarded_async(endpoint: Callable[[Request], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
+        return _guarded(service.token, endpoint)
 
-        return handle
+    def guarded(endpoint: Callable[[Request], Response]) -> Callable[[Request], Awaitable[Response]]:
+        async def in_thread(request: Request) -> Response:
+            return await run_in_threadpool(endpoint, request)
+
+        return _guarded(service.token, in_thread)
 
     routes = [
         Route("/", guarded(functools.partial(_page, write_token))),
@@ -156,12 +144,91 @@ def make_app(
         Route("/api/frames/{asset_id:int}/{frame_ms:int}", guarded(functools.partial(_frame, catalog))),
         Route("/api/media/{asset_id:int}", guarded(functools.partial(_media, catalog))),
         Route("/api/health", guarded(health)),
+        Route("/api/search/image", guarded_async(_search_image(searcher)), methods=["POST"]),
+        Route("/api/export", guarded(functools.partial(_export, searcher))),
         Route("/api/search", guarded(search)),
         Route("/api/assets/{asset:path}", guarded(show)),
         Route("/api/pairs", guarded(pairs)),
         Route("/api/jobs", guarded(jobs)),
     ]
     return Starlette(routes=routes, lifespan=lifespan)
+
+
+def _guarded(
+    token: str | None, endpoint: Callable[[Request], Awaitable[Response]]
+) -> Callable[[Request], Awaitable[Response]]:
+    """Another machine must send the token; footage's errors become one-line JSON answers."""
+
+    async def handle(request: Request) -> Response:
+        client = request.client.host if request.client else None
+        if not is_loopback(client) and not _token_ok(request, token):
+            return _answer({"error": "a token is needed from another machine", "exit_code": 2}, 401)
+        try:
+            return await endpoint(request)
+        except FootageError as exc:
+            return _error(exc)
+        except ValueError as exc:  # a parameter that is not a number or a date
+            return _answer({"error": f"bad parameter: {exc}", "exit_code": 2}, 400)
+
+    return handle
+
+
+class _Searcher:
+    """The service's searches, one at a time through the model (torch's CPU kernels already use
+    every core). The text tower loads at start; the full model on the first picture query."""
+
+    def __init__(self, catalog: Catalog, settings: EmbeddingSettings) -> None:
+        self._catalog, self._settings = catalog, settings
+        self._lock = threading.Lock()
+        self._text: ClipEmbedder | None = None
+        self._full: ClipEmbedder | None = None
+
+    def load(self) -> None:
+        self._text = ClipEmbedder(self._settings, text_only=True)
+        self._text.embed_text(["warm up"])  # the first call pays for lazy initialisation
+
+    def run(self, params: dict[str, str], image: Path | None = None) -> tuple[list[FamilyHit], dict[str, Any]]:
+        """A search given as the API's query parameters (or a picture): the hits and the answer."""
+        options = SearchOptions(
+            limit=int(params.get("limit", 10)),
+            moments=int(params.get("moments", 1)),
+            exact=params.get("exact") == "true",
+            filters=wire.filters_from_query(params),
+        )
+        query = wire.SearchRequest(text=params.get("q"), like=params.get("like"), image=image, options=options)
+        with self._lock:
+            if image is not None and self._full is None:
+                self._full = ClipEmbedder(self._settings)
+            embedder = self._full if image is not None else self._text
+            hits, answer = payloads.search(self._catalog, self._settings, query, embedder)
+        return hits, {**answer, "answered_by": f"footage serve (pid {os.getpid()})"}
+
+
+def _search_image(searcher: _Searcher) -> Callable[[Request], Awaitable[Response]]:
+    """Query by example: the picture is the request's body (dropped on the page)."""
+
+    async def handle(request: Request) -> Response:
+        body = await request.body()
+        if not body or len(body) > _MAX_PICTURE_BYTES:
+            return _answer({"error": "send one picture of at most 50 MB as the body", "exit_code": 2}, 400)
+        with tempfile.TemporaryDirectory(prefix="footage-query-") as folder:
+            picture = Path(folder) / "query"
+            picture.write_bytes(body)
+            answer = await run_in_threadpool(searcher.run, dict(request.query_params), picture)
+        answer[1]["query"]["image"] = "(the picture sent)"
+        return _answer(answer[1])
+
+    return handle
+
+
+def _export(searcher: _Searcher, request: Request) -> Response:
+    """The search's moments as an edit list to download: ``format`` edl, otio or csv."""
+    suffix = "." + request.query_params.get("format", "edl")
+    hits, _ = searcher.run(dict(request.query_params))
+    folder = Path(tempfile.mkdtemp(prefix="footage-export-"))
+    path = folder / f"footage-search{suffix}"
+    export_hits(hits, path)
+    return FileResponse(path, filename=path.name, background=BackgroundTask(shutil.rmtree, folder, True))
 
 
 def _writing(

@@ -55,26 +55,64 @@ function hitView(hit) {
   return element("article", { class: "hit" }, heading, moments);
 }
 
-async function search(event) {
-  event.preventDefault();
+function filters() {
   const data = new FormData(form);
-  const params = new URLSearchParams({ q: data.get("q"), moments: "4", limit: "20", kind: data.get("kind") });
+  const params = new URLSearchParams({ moments: "4", limit: "20", kind: data.get("kind") });
   if (data.get("has_rendition")) params.set("has_rendition", "true");
   if (data.get("min_height")) params.set("min_height", data.get("min_height"));
+  return params;
+}
+
+async function show(response, what, exportParams) {
+  const answer = await response.json();
+  if (!response.ok) throw new Error(answer.error || response.statusText);
+  results.replaceChildren(...answer.results.map(hitView));
+  const n = answer.results.length;
+  statusLine.replaceChildren(n ? `${n} result${n === 1 ? "" : "s"} for ${what}` : answer.hint || "No matching footage.");
+  if (n && exportParams) {
+    // The same search as an edit list, from the service (`footage search --export`).
+    const links = ["edl", "otio", "csv"].map((format) =>
+      element("a", { href: `/api/export?format=${format}&${exportParams}`, download: "", class: `export-${format}` }, format.toUpperCase()));
+    statusLine.append(element("span", { class: "exports" }, " · export: ", ...links.flatMap((a, i) => (i ? [" ", a] : [a]))));
+  }
+}
+
+async function search(event) {
+  event.preventDefault();
+  const params = filters();
+  params.set("q", new FormData(form).get("q"));
   statusLine.textContent = "Searching…";
   results.replaceChildren();
   try {
-    const response = await fetch(`/api/search?${params}`);
-    const answer = await response.json();
-    if (!response.ok) throw new Error(answer.error || response.statusText);
-    results.replaceChildren(...answer.results.map(hitView));
-    statusLine.textContent = answer.results.length
-      ? `${answer.results.length} result${answer.results.length === 1 ? "" : "s"} for “${answer.query.text}”`
-      : answer.hint || "No matching footage.";
+    await show(await fetch(`/api/search?${params}`), `“${params.get("q")}”`, params.toString());
   } catch (error) {
     statusLine.textContent = `Error: ${error.message}`;
   }
 }
+
+async function searchPicture(file) {
+  // Query by example: the picture goes as the body; nothing of it is kept.
+  if (location.hash) history.pushState(null, "", location.pathname);
+  route();
+  statusLine.textContent = `Searching for moments like ${file.name}…`;
+  results.replaceChildren();
+  try {
+    await show(await fetch(`/api/search/image?${filters()}`, { method: "POST", body: file }), `moments like ${file.name}`, null);
+  } catch (error) {
+    statusLine.textContent = `Error: ${error.message}`;
+  }
+}
+
+const drop = document.getElementById("drop");
+const picture = document.getElementById("picture");
+picture.addEventListener("change", () => picture.files[0] && searchPicture(picture.files[0]));
+drop.addEventListener("dragover", (event) => { event.preventDefault(); drop.classList.add("over"); });
+drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+drop.addEventListener("drop", (event) => {
+  event.preventDefault();
+  drop.classList.remove("over");
+  if (event.dataTransfer.files[0]) searchPicture(event.dataTransfer.files[0]);
+});
 
 // ---- a family: the master's facts and moments, and each version at one moment side by side ----
 
