@@ -32,7 +32,7 @@ from starlette.applications import Starlette
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import FileResponse, HTMLResponse, Response
+from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
@@ -135,7 +135,7 @@ def make_app(
         return _guarded(service.token, in_thread)
 
     routes = [
-        Route("/", guarded(functools.partial(_page, write_token))),
+        Route("/", _signed_in(service.token, guarded(functools.partial(_page, write_token)))),
         Route(
             "/api/renditions", _writing(write_token, functools.partial(_request_rendition, catalog)), methods=["POST"]
         ),
@@ -318,9 +318,33 @@ def _media(catalog: Catalog, request: Request) -> Response:
     return FileResponse(path, media_type=mimetypes.guess_type(path.name)[0] or "application/octet-stream")
 
 
+# The cookie a browser on another machine holds once it opened the page with ?token=...
+TOKEN_COOKIE = "footage_token"
+
+
 def _token_ok(request: Request, token: str | None) -> bool:
+    """The token, sent as ``Authorization: Bearer`` (clients) or in the page's cookie (browsers)."""
     given = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+    given = given or request.cookies.get(TOKEN_COOKIE, "")
     return bool(token) and hmac.compare_digest(given.encode(), (token or "").encode())
+
+
+def _signed_in(
+    token: str | None, page: Callable[[Request], Awaitable[Response]]
+) -> Callable[[Request], Awaitable[Response]]:
+    """The page, for a browser on another machine: opened once as ``/?token=TOKEN`` it gets the
+    token as a cookie (HttpOnly, SameSite=Strict: no other site's page can send it) and is sent
+    to ``/``, so the token leaves the address bar and the history."""
+
+    async def handle(request: Request) -> Response:
+        given = request.query_params.get("token")
+        if given is not None and token and hmac.compare_digest(given.encode(), token.encode()):
+            response = RedirectResponse("/", status_code=303)
+            response.set_cookie(TOKEN_COOKIE, token, httponly=True, samesite="strict")
+            return response
+        return await page(request)
+
+    return handle
 
 
 @dataclass

@@ -180,6 +180,11 @@ def test_query_by_example_from_a_dropped_picture(indexed: dict[str, str], tmp_pa
         first = page.inner_text(".hit >> nth=0")
         assert "b.mov" in first  # the picture's own clip ranks first
         assert not page.locator(".exports").count()  # a picture query is not re-run for an export
+        # The CLI's filters: only versions at most 100 px tall leaves the 160x90 clip alone.
+        page.fill("#max-height", "100")
+        page.click("button[type=submit]")
+        page.wait_for_function("document.getElementById('status').textContent.startsWith('1 result for')")
+        assert "clip (final) [v2].mp4" in page.inner_text("#results")
 
 
 def test_a_family_shows_master_and_rendition_side_by_side(indexed: dict[str, str], tmp_path: Path) -> None:
@@ -312,6 +317,15 @@ def test_strangers_need_the_token(indexed: dict[str, str], tmp_path: Path) -> No
         assert _get(f"http://{outside}:{port}/api/search?q=a+red+circle", token="wrong")[0] == 401
         status, answer = _get(f"http://{outside}:{port}/api/search?q=a+red+circle", token=token)
         assert status == 200 and len(answer["results"]) == 2
+        # A browser there opens the page once with the token and then holds it as a cookie.
+        with pytest.raises(urllib.error.HTTPError) as shut:
+            urllib.request.urlopen(f"http://{outside}:{port}/", timeout=30)
+        assert shut.value.code == 401
+        opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor())
+        with opener.open(f"http://{outside}:{port}/?token={token}", timeout=30) as page:
+            assert page.url == f"http://{outside}:{port}/" and b"footage-token" in page.read()
+        with opener.open(f"http://{outside}:{port}/api/search?q=a+red+circle", timeout=30) as found:
+            assert len(json.loads(found.read())["results"]) == 2
 
 
 def test_watch_serves_too(catalog: Catalog, tiny_clip: str, tmp_path: Path) -> None:

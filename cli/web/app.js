@@ -59,7 +59,10 @@ function filters() {
   const data = new FormData(form);
   const params = new URLSearchParams({ moments: "4", limit: "20", kind: data.get("kind") });
   if (data.get("has_rendition")) params.set("has_rendition", "true");
-  if (data.get("min_height")) params.set("min_height", data.get("min_height"));
+  for (const name of ["min_height", "max_height", "under", "since"]) {
+    if (data.get(name)) params.set(name, data.get(name));
+  }
+  if (data.get("exact")) params.set("exact", "true");
   return params;
 }
 
