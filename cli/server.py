@@ -9,6 +9,7 @@ token, and a client that is not on this machine must send it
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hmac
 import io
@@ -222,9 +223,17 @@ def _search_image(searcher: _Searcher) -> Callable[[Request], Awaitable[Response
 
 
 def _export(searcher: _Searcher, request: Request) -> Response:
-    """The search's moments as an edit list to download: ``format`` edl, otio or csv."""
+    """The search's moments as an edit list to download: ``format`` edl, otio or csv; ``only``
+    (ASSET_ID@FRAME_MS,...) keeps the moments chosen on the page."""
     suffix = "." + request.query_params.get("format", "edl")
     hits, _ = searcher.run(dict(request.query_params))
+    if only := request.query_params.get("only"):
+        chosen = {(int(a), int(ms)) for a, _, ms in (item.partition("@") for item in only.split(","))}
+        hits = [
+            dataclasses.replace(hit, moments=kept)
+            for hit in hits
+            if (kept := tuple(m for m in hit.moments if (m.asset_id, round(m.frame_s * 1000)) in chosen))
+        ]
     folder = Path(tempfile.mkdtemp(prefix="footage-export-"))
     path = folder / f"footage-search{suffix}"
     export_hits(hits, path)

@@ -3,6 +3,7 @@ CLI uses it when it is up and works alone when it is not; strangers need a token
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import shutil
@@ -168,6 +169,14 @@ def test_the_browser_page_shows_moments_as_pictures(indexed: dict[str, str], tmp
             page.click(".exports .export-otio")
         timeline = otio.adapters.read_from_file(str(download.value.path()), adapter_name="otio_json")
         assert len(list(timeline.find_clips())) == page.locator(".moment").count()
+        # Only the moments chosen.
+        page.check(".moment .choose >> nth=1")
+        chosen = page.eval_on_selector(".moment .choose >> nth=1", "box => box.value")
+        with page.expect_download() as download:
+            page.click(".exports .export-csv")
+        with open(download.value.path()) as f:
+            rows = list(csv.DictReader(f))
+        assert [f"{r['asset_id']}@{round(float(r['frame_s']) * 1000)}" for r in rows] == [chosen]
 
 
 def test_query_by_example_from_a_dropped_picture(indexed: dict[str, str], tmp_path: Path) -> None:
@@ -203,6 +212,7 @@ def test_a_family_shows_master_and_rendition_side_by_side(indexed: dict[str, str
         assert sizes == [[160, 90], [320, 180]]  # each version at its own resolution
         captions = page.inner_text(".pairs")
         assert "master · 160x90" in captions and "AI-upscaled · 320x180" in captions
+        assert "made by another tool, linked to its master" in page.inner_text(".provenance")
         # The wipe: the rendition over the master scaled to its size; the edge follows the slider.
         assert page.eval_on_selector(".stage .under", "i => i.getBoundingClientRect().width") == 320
         page.fill("#wipe-position", "25")
@@ -239,6 +249,15 @@ def test_a_rendition_requested_from_the_page_is_made(catalog: Catalog, tiny_clip
             "document.getElementById('request-status').textContent.endsWith(': done')", timeout=180_000
         )
         assert page.eval_on_selector("#request-progress", "p => p.value") == 1
+
+        def shown() -> bool:  # the family anew, from its address, once the worker has indexed the rendition
+            page.reload()
+            page.wait_for_selector(".pairs .version.master img")
+            return page.locator(".pairs .version.rendition img").count() == 1
+
+        wait_for(shown, timeout=120, interval=1.0)
+        made = page.inner_text(".pairs .version.rendition")
+        assert "AI-upscaled · 320x180 · tiny-x2" in made and "temporal stage off" in made
         # A change without the token is refused, from this machine too.
         refused = urllib.request.Request(
             f"{url}/api/renditions", data=b'{"asset": 1}', headers={"Content-Type": "application/json"}

@@ -37,7 +37,10 @@ function momentView(hit, moment) {
     element("span", { class: "score" }, moment.score.toFixed(3)),
     element("span", { class: version.kind === "rendition" ? "ai" : "" }, version.kind === "rendition" ? `AI ${size(version)}` : size(version)),
   );
-  const link = element("a", { href: `#family/${hit.master.asset_id}/${Math.round(moment.frame_s * 1000)}` }, picture);
+  const frameMs = Math.round(moment.frame_s * 1000);
+  const link = element("a", { href: `#family/${hit.master.asset_id}/${frameMs}` }, picture);
+  const choose = element("input", { type: "checkbox", class: "choose", value: `${moment.asset_id}@${frameMs}`, title: "Choose for the export" });
+  caption.prepend(choose);
   return element("figure", { class: "moment" }, link, caption);
 }
 
@@ -74,8 +77,15 @@ async function show(response, what, exportParams) {
   statusLine.replaceChildren(n ? `${n} result${n === 1 ? "" : "s"} for ${what}` : answer.hint || "No matching footage.");
   if (n && exportParams) {
     // The same search as an edit list, from the service (`footage search --export`).
-    const links = ["edl", "otio", "csv"].map((format) =>
-      element("a", { href: `/api/export?format=${format}&${exportParams}`, download: "", class: `export-${format}` }, format.toUpperCase()));
+    const links = ["edl", "otio", "csv"].map((format) => {
+      const link = element("a", { href: `/api/export?format=${format}&${exportParams}`, download: "", class: `export-${format}` }, format.toUpperCase());
+      link.addEventListener("click", () => {
+        // Only the moments chosen, when any is; else every moment shown.
+        const chosen = [...document.querySelectorAll(".choose:checked")].map((box) => box.value);
+        link.href = `/api/export?format=${format}&${exportParams}` + (chosen.length ? `&only=${chosen.join(",")}` : "");
+      });
+      return link;
+    });
     statusLine.append(element("span", { class: "exports" }, " · export: ", ...links.flatMap((a, i) => (i ? [" ", a] : [a]))));
   }
 }
@@ -127,6 +137,21 @@ function versionLabel(version) {
   const made = version.rendition;
   const how = made ? [made.model_name, made.label].filter((part) => part && part !== size(version)).join(" · ") : "";
   return `AI-upscaled · ${size(version)}${how ? " · " + how : ""}`;
+}
+
+function provenance(version) {
+  // Who made the rendition and how, from its recorded provenance.
+  const made = version.rendition;
+  if (!made) return "";
+  const temporal = made.parameters && made.parameters.temporal;
+  const parts = made.model_name === "external"
+    ? ["made by another tool, linked to its master"]
+    : [
+        made.model_sha256 ? `weights sha256 ${made.model_sha256.slice(0, 12)}…` : "",
+        temporal ? `temporal stage ${temporal.enabled ? "on" : "off"}` : "",
+      ];
+  parts.push(made.finished_at ? `finished ${made.finished_at.slice(0, 16).replace("T", " ")}` : "");
+  return parts.filter(Boolean).join(" · ");
 }
 
 function frameOf(version, frameMs) {
@@ -191,7 +216,13 @@ async function showFamily(assetId, frameMs) {
     "div",
     { class: "pairs" },
     ...versions.map((v) =>
-      element("figure", { class: `version ${v.kind}` }, frameOf(v, frameMs), element("figcaption", {}, versionLabel(v), " ", playButton(v, frameMs))),
+      element(
+        "figure",
+        { class: `version ${v.kind}` },
+        frameOf(v, frameMs),
+        element("figcaption", {}, versionLabel(v), " ", playButton(v, frameMs)),
+        ...(v.kind === "rendition" ? [element("p", { class: "provenance" }, provenance(v))] : []),
+      ),
     ),
   );
   const parts = [
@@ -287,3 +318,4 @@ form.addEventListener("submit", (event) => {
   search(event);
 });
 window.addEventListener("hashchange", route);
+route(); // a family's address opened directly
