@@ -112,7 +112,8 @@ def _render(
         result = render(request)
     out.unlink()
     timings = result.provenance["timings"]
-    stages = {k.removesuffix("_busy_s"): v for k, v in timings.items() if k.endswith("_busy_s")}
+    stages = {"model": timings["model_s"]}
+    stages.update({k.removesuffix("_busy_s"): v for k, v in timings.items() if k.endswith("_busy_s")})
     if "temporal_s" in timings:  # the model stage's time holds the temporal stage's
         stages["temporal"] = timings["temporal_s"]
         stages["model"] -= timings["temporal_s"]

@@ -90,8 +90,11 @@ class PipelineStats:
 
     frames: int
     pipeline_s: float
-    model_s: float
     stages: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def model_s(self) -> float:
+        return self.stages.get("model", 0.0)
 
     @property
     def fps(self) -> float:
@@ -309,11 +312,11 @@ def _model_stage(
     progress: Callable[[RenderProgress], None] | None,
     cancel: threading.Event | None,
     batch: int,
-) -> PipelineStats:
+) -> int:
     """Upscale frames from the decoder, ``batch`` at a time at most, and hand them, with the
-    other packets in their order, to the encoder."""
+    other packets in their order, to the encoder; how many frames were upscaled."""
     to_model, to_encoder = queues
-    model_s, done, t0 = 0.0, 0, time.perf_counter()
+    done, t0 = 0, time.perf_counter()
     try:
         ended = False
         while not ended:
@@ -324,7 +327,7 @@ def _model_stage(
             if frames:
                 m0 = time.perf_counter()
                 outs = iter(upscale(frames))
-                model_s += time.perf_counter() - m0
+                shared.spent("model", m0)
                 items = [("frame", item[1], next(outs)) if item[0] == "frame" else item for item in items]
                 done += len(frames)
                 if progress:
@@ -336,7 +339,7 @@ def _model_stage(
         pass
     except BaseException as exc:
         shared.fail(exc)
-    return PipelineStats(done, time.perf_counter() - t0, model_s)
+    return done
 
 
 def run_pipeline(
@@ -362,8 +365,9 @@ def run_pipeline(
     encoder = threading.Thread(target=_encode, args=(spec, output, master, to_encoder, shared), name="footage-encode")
     decoder.start()
     encoder.start()
+    started = time.perf_counter()
     try:
-        stats = _model_stage(spec, upscale, (to_model, to_encoder), shared, progress, cancel, batch)
+        frames = _model_stage(spec, upscale, (to_model, to_encoder), shared, progress, cancel, batch)
     finally:
         decoder.join()
         encoder.join()
@@ -371,5 +375,4 @@ def run_pipeline(
         raise shared.error
     if not shared.encoder_closed:
         raise RenderError("the encoder stopped before the end")
-    stages = {"model": stats.model_s, **shared.busy}
-    return PipelineStats(stats.frames, stats.pipeline_s, stats.model_s, {k: round(v, 3) for k, v in stages.items()})
+    return PipelineStats(frames, time.perf_counter() - started, {k: round(v, 3) for k, v in shared.busy.items()})

@@ -119,7 +119,7 @@ def render(
         batch = _batch_size(request, device, (picture.width, picture.height), descriptor.scale)
         stats = run_pipeline(master.spec, container, written, work, progress, cancel, batch)
         timings.update({"pipeline_s": stats.pipeline_s, "model_s": stats.model_s, "fps": stats.fps})
-        timings.update({f"{stage}_busy_s": seconds for stage, seconds in stats.stages.items()})
+        timings.update({f"{stage}_busy_s": s for stage, s in stats.stages.items() if stage != "model"})
         duration = _verify(tmp, master, stats.frames)
         if content_hash(master_path) != master_hash:
             raise RenderError(f"{master_path} changed during the render; the rendition was discarded")
