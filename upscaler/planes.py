@@ -86,9 +86,10 @@ def frame_of(planes: Planes, tags: ColourTags) -> av.VideoFrame:
     return frame
 
 
-def _levels(bits: int, full: bool) -> tuple[float, float, float, float]:
-    """(black, luma span, chroma centre, chroma span) in code values (ITU-T H.273)."""
-    if full:
+def _levels(bits: int, tags: ColourTags) -> tuple[float, float, float, float]:
+    """(black, luma span, chroma centre, chroma span) in code values (ITU-T H.273). Full range
+    only when tagged so (``source_tags`` already reads a yuvj format as full range)."""
+    if tags.range == 2:
         peak = float((1 << bits) - 1)
         return 0.0, peak, float(1 << (bits - 1)), peak
     scale = float(1 << (bits - 8))
@@ -103,7 +104,7 @@ def _coefficients(tags: ColourTags) -> tuple[float, float, float]:
 def to_rgb(planes: Planes, tags: ColourTags, device: torch.device) -> torch.Tensor:
     """RGB (1, 3, H, W) float32 in [0, 1] on ``device`` from the decoded planes."""
     bits, hs, vs = FORMATS[planes.pix_fmt]
-    black, luma_span, centre, chroma_span = _levels(bits, tags.range == 2 or planes.pix_fmt.startswith("yuvj"))
+    black, luma_span, centre, chroma_span = _levels(bits, tags)
     kr, kg, kb = _coefficients(tags)
 
     def upload(a: np.ndarray) -> torch.Tensor:
@@ -156,7 +157,7 @@ def from_rgb(rgb: torch.Tensor, tags: ColourTags, pix_fmt: str) -> list[Planes]:
     Values outside [0, 1] end as the nearest legal code (the caller clamps, as the upscaler does).
     """
     bits, hs, vs = FORMATS[pix_fmt]
-    black, luma_span, centre, chroma_span = _levels(bits, tags.range == 2 or pix_fmt.startswith("yuvj"))
+    black, luma_span, centre, chroma_span = _levels(bits, tags)
     kr, kg, kb = _coefficients(tags)
     peak = (1 << bits) - 1
     rgb = rgb.float()
