@@ -26,7 +26,7 @@ from indexer.index import IndexOptions, index_file  # noqa: E402
 from indexer.probe import probe  # noqa: E402
 from indexer.sampling import SamplingOptions, sample_moments  # noqa: E402
 from indexer.settings import EmbeddingSettings  # noqa: E402
-from indexer.shots import make_detector  # noqa: E402
+from indexer.shots import ShotFrame, make_detector  # noqa: E402
 
 
 def _embedder(model: str, pretrained: str | None) -> tuple[ClipEmbedder, str]:
@@ -84,7 +84,7 @@ def _shot_detection_cost(video: Path, device: str) -> None:
             for frame in container.decode(stream):
                 frames += 1
                 if detector is not None:
-                    detector.push(float(frame.time or 0.0), frame)
+                    detector.push(float(frame.time or 0.0), ShotFrame(frame))
         if detector is not None:
             detector.finish()
         timings[label] = time.perf_counter() - start

@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from edits import FPS, Truth, random_edit, write_edit  # noqa: E402
 
 from bench.common import hardware  # noqa: E402
-from indexer.shots import FadeShots, ShotDetector, TransNetShots, make_detector  # noqa: E402
+from indexer.shots import FadeShots, ShotDetector, ShotFrame, TransNetShots, make_detector  # noqa: E402
 
 _BOUNDARY_KINDS = ("cut", "dissolve", "fade", "fade-in")
 TOLERANCE = 2  # frames either side of a boundary's span
@@ -72,8 +72,8 @@ class ThresholdShots:
 
     settled = 0.0  # not used by the bench
 
-    def push(self, t: float, frame: av.VideoFrame) -> list[float]:
-        thumb = frame.reformat(width=32, height=18, format="gray", interpolation="AREA").to_ndarray().astype(float)
+    def push(self, t: float, shot: ShotFrame) -> list[float]:
+        thumb = shot.frame.reformat(width=32, height=18, format="gray", interpolation="AREA").to_ndarray().astype(float)
         cut = self._previous is not None and float(np.abs(thumb - self._previous).mean()) > 30.0
         self._previous = thumb
         return [t] if cut else []
@@ -94,9 +94,10 @@ class SceneDetectShots:
 
     settled = 0.0  # not used by the bench
 
-    def push(self, t: float, frame: av.VideoFrame) -> list[float]:
+    def push(self, t: float, shot: ShotFrame) -> list[float]:
         from scenedetect import FrameTimecode
 
+        frame = shot.frame
         height = round(frame.height * 256 / frame.width)
         image = frame.reformat(width=256, height=height, format="bgr24", interpolation="AREA").to_ndarray()
         found = self._detector.process_frame(FrameTimecode(round(t * FPS), Fraction(FPS)), image)
@@ -138,7 +139,8 @@ def run(path: Path, names: list[str]) -> tuple[dict[str, list[int]], dict[str, f
         for frame in container.decode(video=0):
             for name, detector in detectors.items():
                 start = time.perf_counter()
-                found[name].extend(detector.push(float(frame.time), frame))
+                # A ShotFrame each: every detector pays for its own small copy in its time.
+                found[name].extend(detector.push(float(frame.time), ShotFrame(frame)))
                 spent[name] += time.perf_counter() - start
             frames += 1
     for name, detector in detectors.items():

@@ -12,7 +12,7 @@ import numpy as np
 
 from indexer.errors import MediaError
 from indexer.probe import MediaInfo
-from indexer.shots import ShotDetector, make_detector
+from indexer.shots import ShotDetector, ShotFrame, make_detector
 
 DEFAULT_MAX_GAP_S = 2.0
 # Pictures that may stand for a moment are kept at most this far apart, so the
@@ -114,7 +114,7 @@ class _Timeline:
                 self._pictures.append((t, _picture(frame, self._size, self._info.rotation)))
             settled = t
             if self._detector is not None:
-                self._cuts.extend(self._detector.push(t, frame))
+                self._cuts.extend(self._detector.push(t, ShotFrame(frame)))
                 settled = self._detector.settled
             yield from self._close(settled)
         if last_t is None:

@@ -8,6 +8,7 @@ sampling keeps pictures until boundaries are known.
 
 from __future__ import annotations
 
+import functools
 import math
 import threading
 import time
@@ -15,6 +16,19 @@ from typing import Any, Protocol
 
 import av
 import numpy as np
+
+
+class ShotFrame:
+    """A decoded frame as the detectors see it. The 48x27 copy that TransNetV2 and the fade
+    rule both look at is made once, on first use."""
+
+    def __init__(self, frame: av.VideoFrame) -> None:
+        self.frame = frame
+
+    @functools.cached_property
+    def small(self) -> np.ndarray:
+        # Bicubic, as TransNetV2's own frame extraction (ffmpeg's default scaler).
+        return self.frame.reformat(width=48, height=27, format="rgb24", interpolation="BICUBIC").to_ndarray()
 
 
 class ShotDetector(Protocol):
@@ -26,7 +40,7 @@ class ShotDetector(Protocol):
     @property
     def settled(self) -> float: ...
 
-    def push(self, t: float, frame: av.VideoFrame) -> list[float]: ...
+    def push(self, t: float, frame: ShotFrame) -> list[float]: ...
 
     def finish(self) -> list[float]: ...
 
@@ -34,7 +48,7 @@ class ShotDetector(Protocol):
 # ---- fades through black -----------------------------------------------------------------
 
 # PySceneDetect's ThresholdDetector rule and default level: a frame whose mean
-# (0-255) is below 12 is black, and a fade out and back in is one boundary at
+# (0-255, all channels) is below 12 is black, and a fade out and back in is one boundary at
 # the black's middle. Its package is not used: 0.7 requires the GUI build of
 # OpenCV (opencv-python, which needs libGL and clashes with the headless build
 # the stabiliser uses) and 0.6 pins click below what open_clip's hub client needs.
@@ -53,9 +67,9 @@ class FadeShots:
     def settled(self) -> float:
         return self._dark_since if self._dark_since is not None else self._t
 
-    def push(self, t: float, frame: av.VideoFrame) -> list[float]:
+    def push(self, t: float, frame: ShotFrame) -> list[float]:
         self._t = t
-        level = float(frame.reformat(width=48, height=27, format="gray").to_ndarray().mean())
+        level = float(frame.small.mean())
         if level < BLACK_LEVEL:
             if self._dark_since is None:
                 self._dark_since = t
@@ -157,9 +171,8 @@ class TransNetShots:
         # An open transition still reports its boundary, just after its peak frame.
         return self._peak_t if self._peak else self._judged_to
 
-    def push(self, t: float, frame: av.VideoFrame) -> list[float]:
-        # Bicubic, as TransNetV2's own frame extraction (ffmpeg's default scaler).
-        small = frame.reformat(width=48, height=27, format="rgb24", interpolation="BICUBIC").to_ndarray()
+    def push(self, t: float, frame: ShotFrame) -> list[float]:
+        small = frame.small
         if not self._frames:
             self._frames = [small] * _CONTEXT
         self._frames.append(small)
@@ -218,7 +231,7 @@ class MergedShots:
         earliest = min(d.settled for d in self._detectors)
         return min([earliest, *(t for t, _ in self._pending)])
 
-    def push(self, t: float, frame: av.VideoFrame) -> list[float]:
+    def push(self, t: float, frame: ShotFrame) -> list[float]:
         for rank, detector in enumerate(self._detectors):
             self._pending.extend((c, rank) for c in detector.push(t, frame))
         return self._groups(min(d.settled for d in self._detectors))

@@ -12,7 +12,7 @@ from edits import FPS, Edit, Shot, Truth, write_edit
 
 from indexer.probe import probe
 from indexer.sampling import Moment, SamplingOptions, sample_moments
-from indexer.shots import MergedShots, make_detector
+from indexer.shots import MergedShots, ShotFrame, make_detector
 
 SLACK = 2  # frames
 
@@ -106,7 +106,7 @@ class _Scripted:
     def settled(self) -> float:
         return (self._n - self._lag) / FPS
 
-    def push(self, t: float, frame: av.VideoFrame) -> list[float]:
+    def push(self, t: float, frame: ShotFrame) -> list[float]:
         self._n += 1
         return self._reports.get(self._n, [])
 
@@ -115,7 +115,7 @@ class _Scripted:
 
 
 def test_close_boundaries_of_two_detectors_count_once() -> None:
-    frame = av.VideoFrame.from_ndarray(np.zeros((18, 32, 3), np.uint8), format="rgb24")
+    frame = ShotFrame(av.VideoFrame.from_ndarray(np.zeros((18, 32, 3), np.uint8), format="rgb24"))
     fades = _Scripted({10: [0.30], 41: [1.60]}, lag=0)
     learned = _Scripted({30: [0.20, 1.00]}, lag=25)  # decides late
     merged = MergedShots([fades, learned], merge_s=0.5)
