@@ -164,14 +164,20 @@ def _guarded(
         client = request.client.host if request.client else None
         if not is_loopback(client) and not _token_ok(request, token):
             return _answer({"error": "a token is needed from another machine", "exit_code": 2}, 401)
-        try:
-            return await endpoint(request)
-        except FootageError as exc:
-            return _error(exc)
-        except ValueError as exc:  # a parameter that is not a number or a date
-            return _answer({"error": f"bad parameter: {exc}", "exit_code": 2}, 400)
+        return await _answering(endpoint, request)
 
     return handle
+
+
+async def _answering(endpoint: Callable[[Request], Awaitable[Response]], request: Request) -> Response:
+    """The endpoint's answer; footage's errors and bad parameters (not a number, not a date,
+    a body that is not the JSON asked for) as one-line JSON answers."""
+    try:
+        return await endpoint(request)
+    except FootageError as exc:
+        return _error(exc)
+    except ValueError as exc:
+        return _answer({"error": f"bad parameter: {exc}", "exit_code": 2}, 400)
 
 
 class _Searcher:
@@ -245,16 +251,13 @@ def _writing(
 ) -> Callable[[Request], Awaitable[Response]]:
     """An endpoint that changes something: the token is needed from any client, this machine's too."""
 
+    async def with_body(request: Request) -> Response:
+        return await run_in_threadpool(endpoint, await request.json())
+
     async def handle(request: Request) -> Response:
         if not _token_ok(request, write_token):
             return _answer({"error": "changes need the token", "exit_code": 2}, 401)
-        try:
-            body = await request.json()
-            return await run_in_threadpool(endpoint, body)
-        except FootageError as exc:
-            return _error(exc)
-        except (ValueError, KeyError, TypeError) as exc:  # not JSON, or a field missing
-            return _answer({"error": f"bad request: {exc}", "exit_code": 2}, 400)
+        return await _answering(with_body, request)
 
     return handle
 
@@ -262,8 +265,12 @@ def _writing(
 def _page(write_token: str, request: Request) -> Response:
     # The page carries the token that changes need: only a client that may read the page
     # (this machine, or one that sent the token) gets it; another site's script cannot read it.
-    html = (WEB / "index.html").read_text().replace("{{write_token}}", write_token)
-    return HTMLResponse(html, headers={"Cache-Control": "no-store"})
+    return HTMLResponse(_page_html().replace("{{write_token}}", write_token), headers={"Cache-Control": "no-store"})
+
+
+@functools.cache
+def _page_html() -> str:
+    return (WEB / "index.html").read_text()
 
 
 def _request_rendition(catalog: Catalog, body: dict[str, Any]) -> Response:
@@ -274,6 +281,8 @@ def _request_rendition(catalog: Catalog, body: dict[str, Any]) -> Response:
     from upscaler.registry import DEFAULT_MODEL, ModelChoice
     from upscaler.temporal import TemporalSettings
 
+    if not isinstance(body, dict) or "asset" not in body:
+        raise ValueError('send a JSON object: {"asset": ID, "target", "model", "temporal"}')
     request = UpscaleRequest(
         asset=str(body["asset"]),
         target=str(body.get("target") or "4k"),
@@ -298,18 +307,23 @@ def _thumbnail(catalog: Catalog, request: Request) -> Response:
     return FileResponse(path, media_type="image/jpeg", headers={"Cache-Control": "max-age=3600"})
 
 
+def _catalogued_file(catalog: Catalog, asset_id: int) -> Path | None:
+    """The file of an indexed asset, when it is on this machine: the only files the page reads."""
+    with catalog.session() as session:
+        asset = session.get(Asset, asset_id)
+        path = Path(asset.path) if asset is not None and asset.status == "indexed" else None
+    return path if path is not None and path.is_file() else None
+
+
 def _frame(catalog: Catalog, request: Request) -> Response:
     """A catalogued file's frame at a time, as a player shows it, at the file's own resolution:
     the file is found by asset id, never by a path from the request."""
     from upscaler.preview import displayed_frame
 
-    asset_id, frame_ms = int(request.path_params["asset_id"]), int(request.path_params["frame_ms"])
-    with catalog.session() as session:
-        asset = session.get(Asset, asset_id)
-        path = Path(asset.path) if asset is not None and asset.status == "indexed" else None
-    if path is None or not path.is_file():
+    path = _catalogued_file(catalog, int(request.path_params["asset_id"]))
+    if path is None:
         return _answer({"error": "no such catalogued file here", "exit_code": 1}, 404)
-    image, _ = displayed_frame(path, frame_ms / 1000)
+    image, _ = displayed_frame(path, int(request.path_params["frame_ms"]) / 1000)
     body = io.BytesIO()
     image.save(body, format="JPEG", quality=92)
     return Response(body.getvalue(), media_type="image/jpeg", headers={"Cache-Control": "max-age=3600"})
@@ -318,11 +332,8 @@ def _frame(catalog: Catalog, request: Request) -> Response:
 def _media(catalog: Catalog, request: Request) -> Response:
     """A catalogued file itself, for the browser to play, with HTTP range requests: found by
     asset id, never by a path from the request."""
-    asset_id = int(request.path_params["asset_id"])
-    with catalog.session() as session:
-        asset = session.get(Asset, asset_id)
-        path = Path(asset.path) if asset is not None and asset.status == "indexed" else None
-    if path is None or not path.is_file():
+    path = _catalogued_file(catalog, int(request.path_params["asset_id"]))
+    if path is None:
         return _answer({"error": "no such catalogued file here", "exit_code": 1}, 404)
     return FileResponse(path, media_type=mimetypes.guess_type(path.name)[0] or "application/octet-stream")
 
