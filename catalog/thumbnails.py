@@ -28,8 +28,18 @@ def thumbnails_root(home: Path) -> Path:
     return home / "thumbnails"
 
 
+def _name(frame_s: float) -> str:
+    return f"{round(frame_s * 1000):010d}.jpg"
+
+
 def thumbnail_path(home: Path, asset_id: int, frame_s: float) -> Path:
-    return thumbnails_root(home) / str(asset_id) / f"{round(frame_s * 1000):010d}.jpg"
+    return thumbnails_root(home) / str(asset_id) / _name(frame_s)
+
+
+def written_thumbnail(home: Path, asset_id: int, frame_s: float) -> str | None:
+    """The thumbnail's path where this machine has written one, else None."""
+    path = thumbnail_path(home, asset_id, frame_s)
+    return str(path) if path.is_file() else None
 
 
 class ThumbnailSet:
@@ -49,7 +59,7 @@ class ThumbnailSet:
         if width > THUMBNAIL_WIDTH:
             size = (THUMBNAIL_WIDTH, max(1, round(height * THUMBNAIL_WIDTH / width)))
             picture = picture.resize(size, Image.Resampling.LANCZOS)
-        picture.save(self._staging / f"{round(frame_s * 1000):010d}.jpg", quality=_QUALITY)
+        picture.save(self._staging / _name(frame_s), quality=_QUALITY)
 
     def keep(self, asset_id: int) -> None:
         final = thumbnails_root(self._home) / str(asset_id)
@@ -67,7 +77,6 @@ def with_thumbnails(hits: list[FamilyHit], home: Path) -> list[FamilyHit]:
     """``hits`` with each moment's thumbnail path, where this machine has written one."""
 
     def found(moment: MomentHit) -> MomentHit:
-        path = thumbnail_path(home, moment.asset_id, moment.frame_s)
-        return replace(moment, thumbnail=str(path)) if path.is_file() else moment
+        return replace(moment, thumbnail=written_thumbnail(home, moment.asset_id, moment.frame_s))
 
     return [replace(hit, moments=tuple(found(m) for m in hit.moments)) for hit in hits]

@@ -11,7 +11,7 @@ from catalog import renditions as records
 from catalog.families import asset_details
 from catalog.results import FamilyHit
 from catalog.search import why_nothing
-from catalog.thumbnails import thumbnail_path, with_thumbnails
+from catalog.thumbnails import with_thumbnails, written_thumbnail
 from cli.settings import models_dir
 from cli.wire import SearchRequest
 from indexer import text_tower
@@ -85,8 +85,7 @@ def show(catalog: Catalog, asset: str) -> dict[str, Any]:
         asset_id = int(details.facts["id"])
         for listed in moments.values():
             for moment in listed:
-                path = thumbnail_path(catalog.home, asset_id, float(moment["frame_s"]))
-                moment["thumbnail"] = str(path) if path.is_file() else None
+                moment["thumbnail"] = written_thumbnail(catalog.home, asset_id, float(moment["frame_s"]))
     return {
         "asset": details.facts,
         "segments_by_model": details.segments_by_model,
