@@ -1,25 +1,27 @@
-"""A CLIP text tower that loads in a fraction of the full model's time, for one-off searches.
+"""A CLIP text tower that loads without torch, for one-off searches.
 
-Importing open_clip pulls in torchvision (about 1.5 s on 2 cores) and building the
-model initialises every weight before loading the real ones. A text query needs
-neither: after the first full load, the text tower is exported with TorchScript
-(``torch.jit.trace``) and cached, keyed by the model's identity, its weights file
-and the torch and open_clip versions. Later searches load that file with
-``torch.jit.load`` and tokenize with open_clip's own tokenizer module, loaded by
-itself (it has no imports from the rest of open_clip).
+A text query needs neither torchvision (open_clip's import pulls it in: about
+1.5 s on 2 cores), nor torch itself (1.0 s), nor a model built with random
+weights before the real ones are loaded. After the first full load, the text
+tower is exported to ONNX and its tokenizer to a Hugging Face ``tokenizers``
+file, cached together, keyed by the model's identity, its weights file and the
+torch and open_clip versions. Later searches run them with ONNX Runtime, which
+maps the weights from disk instead of copying them.
 
-An export is only kept when it agrees with the full model: the same tokens and
-the same embeddings (within float rounding) for a set of probe queries.
-Models whose tokenizer is not open_clip's ``SimpleTokenizer`` are not exported;
-they load in full each time, as before.
+An export is only kept when it agrees with the full model: the same tokens for
+a set of probe texts (unicode, punctuation, contractions, special tokens, text
+past the context length) and the same embeddings within float rounding. Models
+whose tokenizer is not open_clip's ``SimpleTokenizer`` with its default
+cleaning are not exported; they load in full each time, as before.
 """
 
 from __future__ import annotations
 
 import hashlib
-import importlib.util
+import html
 import json
 import logging
+import shutil
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -35,21 +37,33 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-_PROBES = ("a red circle", "aerial shot of a harbour at dusk", "Ünïcödé & punctuation!? 123", "")
-# Embeddings of the traced and the full tower agree to float32 rounding; more is a bad export.
+_PROBES = (
+    "a red circle",
+    "aerial shot of a harbour at dusk",
+    "Ünïcödé & punctuation!? 123",
+    "",
+    "don't they're I'll we've it's",
+    "&amp;quot;HTML&quot; escapes &lt;b&gt;",
+    "tab\tnew\nline   spaces ",
+    "日本語のテキスト 東京 Привет мир العربية",
+    "emoji 🎬🎥 café naïve Ærø ß İstanbul",
+    "CAPS Mixed 3.14159 $100,000 a—b–c…d",
+    "<start_of_text> tokens written out <end_of_text>",
+    " ".join(["a long query past the context length"] * 20),
+)
+# Embeddings of the exported and the full tower agree to float32 rounding; more is a bad export.
 _TOLERANCE = 1e-4
+# open_clip's word pattern (SimpleTokenizer.pat, less its special tokens, which the
+# tokenizer matches first as added tokens).
+_WORDS = r"'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+"
 
 
-def _tokenizer_module() -> Any:
-    """open_clip's ``tokenizer.py``, loaded without the package (whose import pulls in torchvision)."""
-    spec = importlib.util.find_spec("open_clip")
-    assert spec is not None and spec.submodule_search_locations
-    path = Path(next(iter(spec.submodule_search_locations))) / "tokenizer.py"
-    module_spec = importlib.util.spec_from_file_location("footage_open_clip_tokenizer", path)
-    assert module_spec is not None and module_spec.loader is not None
-    module = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(module)
-    return module
+def _clean(text: str) -> str:
+    """open_clip's default ("lower") cleaning, which happens before its tokenizer splits words."""
+    import ftfy
+
+    text = html.unescape(html.unescape(ftfy.fix_text(text))).strip()
+    return " ".join(text.split()).lower()
 
 
 def _versions() -> dict[str, str]:
@@ -78,55 +92,86 @@ class TextTower:
     """A text-only encoder with ``ClipEmbedder``'s text interface (``embed_text``, ``identity``)."""
 
     settings: EmbeddingSettings
-    module: Any  # torch.jit.ScriptModule
-    tokenizer: Any  # open_clip SimpleTokenizer
+    session: Any  # onnxruntime.InferenceSession
+    tokenizer: Any  # tokenizers.Tokenizer, padded and truncated to the context length
 
     @property
     def identity(self) -> str:
         return self.settings.identity
 
-    def embed_text(self, texts: Sequence[str]) -> np.ndarray:
-        import torch
+    def tokens(self, texts: Sequence[str]) -> np.ndarray:
+        encoded = self.tokenizer.encode_batch([_clean(text) for text in texts])
+        return np.array([e.ids for e in encoded], dtype=np.int64).reshape(len(texts), -1)
 
-        with torch.inference_mode():
-            features = self.module(self.tokenizer(list(texts)))
-            return torch.nn.functional.normalize(features.float(), dim=-1).numpy()
+    def embed_text(self, texts: Sequence[str]) -> np.ndarray:
+        (features,) = self.session.run(None, {"text": self.tokens(texts)})
+        features = features.astype(np.float32)
+        return features / np.maximum(np.linalg.norm(features, axis=-1, keepdims=True), 1e-12)
+
+
+def _open(settings: EmbeddingSettings, folder: Path) -> TextTower:
+    import onnxruntime
+    from tokenizers import Tokenizer
+
+    session = onnxruntime.InferenceSession(str(folder / "text.onnx"), providers=["CPUExecutionProvider"])
+    return TextTower(settings, session, Tokenizer.from_file(str(folder / "tokenizer.json")))
 
 
 def load(settings: EmbeddingSettings, cache_dir: Path) -> TextTower | None:
     """The cached text tower for ``settings``, or None when none was exported (or it is unreadable)."""
     if settings.device not in (None, "cpu"):
         return None  # exported on the CPU; a GPU search loads the full model
-    key = _key(settings)
-    module_file, meta_file = cache_dir / f"{key}.pt", cache_dir / f"{key}.json"
-    if not module_file.is_file() or not meta_file.is_file():
+    folder = cache_dir / _key(settings)
+    if not (folder / "meta.json").is_file():
         return None
     try:
-        import torch
-
-        meta = json.loads(meta_file.read_text())
-        with warnings.catch_warnings():  # TorchScript is deprecated in favour of torch.export, not gone
-            warnings.simplefilter("ignore", FutureWarning)
-            module = torch.jit.load(str(module_file), map_location="cpu")
-        tokenizer = _tokenizer_module().SimpleTokenizer(context_length=int(meta["context_length"]))
-    except (OSError, RuntimeError, ValueError, KeyError) as exc:
-        logger.debug("the cached text tower %s is unusable (%s); loading the full model", module_file, exc)
+        return _open(settings, folder)
+    except Exception as exc:  # onnxruntime's and tokenizers' errors derive from Exception alone
+        logger.debug("the cached text tower %s is unusable (%s); loading the full model", folder, exc)
         return None
-    return TextTower(settings, module, tokenizer)
+
+
+def _tokenizer(simple: Any) -> Any:
+    """open_clip's ``SimpleTokenizer`` as a ``tokenizers`` pipeline: its byte-level BPE vocabulary
+    and merges, its word pattern, start and end tokens, truncation and zero padding."""
+    from tokenizers import Regex, Tokenizer, models, pre_tokenizers, processors
+
+    merges = [pair for pair, _ in sorted(simple.bpe_ranks.items(), key=lambda item: item[1])]
+    tokenizer = Tokenizer(models.BPE(vocab=simple.encoder, merges=merges, end_of_word_suffix="</w>"))
+    tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(_WORDS), behavior="removed", invert=True),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+        ]
+    )
+    special = [simple.decoder[i] for i in simple.all_special_ids]
+    tokenizer.add_special_tokens(special)
+    start, end = special[0], special[1]
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single=f"{start} $A {end}", special_tokens=[(start, simple.sot_token_id), (end, simple.eot_token_id)]
+    )
+    tokenizer.enable_truncation(max_length=simple.context_length)
+    tokenizer.enable_padding(length=simple.context_length, pad_id=0)
+    return tokenizer
+
+
+def _exportable(embedder: ClipEmbedder) -> bool:
+    simple = embedder.tokenizer
+    return (
+        embedder.device.type == "cpu"
+        and type(simple).__name__ == "SimpleTokenizer"
+        and getattr(simple.clean_fn, "__name__", "") == "_clean_lower"
+        and simple.reduction_fn is None
+    )
 
 
 def export(embedder: ClipEmbedder, cache_dir: Path) -> Path | None:
-    """Trace ``embedder``'s text tower into ``cache_dir`` when it can stand in for the full model;
-    returns the file, or None when this model cannot be exported."""
+    """Export ``embedder``'s text tower into ``cache_dir`` when it can stand in for the full model;
+    returns its folder, or None when this model cannot be exported."""
     import torch
 
-    if embedder.device.type != "cpu" or type(embedder.tokenizer).__name__ != "SimpleTokenizer":
+    if not _exportable(embedder):
         return None
-    tokenizer = _tokenizer_module().SimpleTokenizer(context_length=embedder.tokenizer.context_length)
-    tokens = embedder.tokenizer(list(_PROBES))
-    if not torch.equal(tokenizer(list(_PROBES)), tokens):
-        return None  # a tokenizer set up differently (cleaning, special tokens): not ours to rebuild
-
     model = embedder.model
 
     class _Text(torch.nn.Module):
@@ -137,24 +182,35 @@ def export(embedder: ClipEmbedder, cache_dir: Path) -> Path | None:
         def forward(self, text: torch.Tensor) -> torch.Tensor:
             return self.model.encode_text(text)
 
+    folder = cache_dir / _key(embedder.settings)
+    partial = folder.with_name(folder.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    _tokenizer(embedder.tokenizer).save(str(partial / "tokenizer.json"))
+    tokens = embedder.tokenizer(list(_PROBES[:2]))
     with torch.no_grad(), warnings.catch_warnings():
-        # The tracer warns about Python values it freezes (shapes of the 77-token input):
-        # the export is checked against the model below instead.
-        warnings.simplefilter("ignore")
-        traced = torch.jit.trace(_Text().eval(), tokens, check_trace=False)
-    key = _key(embedder.settings)
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    module_file = cache_dir / f"{key}.pt"
-    partial = module_file.with_suffix(".pt.partial")
-    traced.save(str(partial))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)
-        candidate = TextTower(embedder.settings, torch.jit.load(str(partial)), tokenizer)
-    if not np.allclose(candidate.embed_text(_PROBES), embedder.embed_text(_PROBES), atol=_TOLERANCE):
-        partial.unlink()
-        logger.debug("the traced text tower of %s disagrees with the model; not cached", embedder.identity)
+        warnings.simplefilter("ignore")  # the exporter's notes on deprecated operators it rewrites
+        torch.onnx.export(
+            _Text().eval(),
+            (tokens,),
+            str(partial / "text.onnx"),
+            input_names=["text"],
+            output_names=["features"],
+            dynamic_shapes={"text": {0: torch.export.Dim("batch")}},
+            dynamo=True,
+            external_data=True,  # weights beside the graph, mapped from disk when loaded
+            verbose=False,
+        )
+    candidate = _open(embedder.settings, partial)
+    same_tokens = np.array_equal(candidate.tokens(_PROBES), embedder.tokenizer(list(_PROBES)).numpy())
+    if not same_tokens or not np.allclose(candidate.embed_text(_PROBES), embedder.embed_text(_PROBES), atol=_TOLERANCE):
+        shutil.rmtree(partial)
+        logger.debug("the exported text tower of %s disagrees with the model; not cached", embedder.identity)
         return None
-    meta = {"identity": embedder.identity, "context_length": tokenizer.context_length, **_versions()}
-    (cache_dir / f"{key}.json").write_text(json.dumps(meta, indent=2))
-    partial.replace(module_file)  # last: a module file is only there with its description
-    return module_file
+    meta = {"identity": embedder.identity, "context_length": embedder.tokenizer.context_length, **_versions()}
+    (partial / "meta.json").write_text(json.dumps(meta, indent=2))
+    shutil.rmtree(folder, ignore_errors=True)
+    for torchscript in (folder.with_suffix(".pt"), folder.with_suffix(".json")):
+        torchscript.unlink(missing_ok=True)  # the export of earlier releases, 250 MB for ViT-B-32
+    partial.replace(folder)  # last: a folder is only there whole, with its description
+    return folder

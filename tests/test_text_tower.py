@@ -1,5 +1,5 @@
-"""The exported CLIP text tower: the same embeddings as the full model, loaded without
-open_clip or torchvision, found again only for the same weights."""
+"""The exported CLIP text tower: the same tokens and embeddings as the full model, loaded
+without torch, open_clip or torchvision, found again only for the same weights."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from indexer import text_tower
 from indexer.embed import ClipEmbedder
 from indexer.settings import EmbeddingSettings
 
-QUERIES = ["a red circle", "two people talking in a kitchen", "Ünïcödé!"]
+QUERIES = ["a red circle", "two people talking in a kitchen", "Ünïcödé!", "don't &amp; 東京 " + "long " * 90]
 
 
 def test_the_exported_tower_embeds_as_the_model_does(tmp_path: Path) -> None:
@@ -30,9 +30,10 @@ def test_the_exported_tower_embeds_as_the_model_does(tmp_path: Path) -> None:
     assert text_tower.load(settings, cache) is None  # nothing exported yet
     full = ClipEmbedder(settings, text_only=True)
     exported = text_tower.export(full, cache)
-    assert exported is not None and exported.is_file()
+    assert exported is not None and (exported / "text.onnx").is_file()
     tower = text_tower.load(settings, cache)
     assert tower is not None and tower.identity == full.identity
+    np.testing.assert_array_equal(tower.tokens(QUERIES), full.tokenizer(QUERIES).numpy())
     np.testing.assert_allclose(tower.embed_text(QUERIES), full.embed_text(QUERIES), atol=1e-5)
 
     # New weights under the same name (a retrained local model) are not served by the old export.
@@ -41,7 +42,7 @@ def test_the_exported_tower_embeds_as_the_model_does(tmp_path: Path) -> None:
     assert text_tower.load(settings, cache) is None
 
 
-def test_the_tower_loads_without_open_clip_or_torchvision(tmp_path: Path) -> None:
+def test_the_tower_loads_without_torch(tmp_path: Path) -> None:
     settings = EmbeddingSettings(model=write_tiny_clip(tmp_path / "clip"))
     cache = tmp_path / "towers"
     full = ClipEmbedder(settings, text_only=True)
@@ -55,7 +56,7 @@ def test_the_tower_loads_without_open_clip_or_torchvision(tmp_path: Path) -> Non
         f"tower = text_tower.load(EmbeddingSettings(model={settings.model!r}), Path({str(cache)!r}))\n"
         f"vectors = tower.embed_text({QUERIES!r})\n"
         "print(json.dumps({'vectors': vectors.tolist(), 'modules': sorted(m for m in sys.modules "
-        "if m.split('.')[0] in ('open_clip', 'torchvision'))}))\n"
+        "if m.split('.')[0] in ('torch', 'open_clip', 'torchvision'))}))\n"
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     answer = json.loads(done.stdout)
@@ -75,9 +76,9 @@ def test_a_cli_search_exports_once_then_uses_the_tower(catalog: Catalog, tmp_pat
     assert runner.invoke(app, ["index", str(media)], env=env).exit_code == 0
     first = runner.invoke(app, ["search", "a red circle", "--json"], env=env)
     assert first.exit_code == 0, first.output
-    towers = sorted((tmp_path / "models" / "text-towers").glob("*.pt"))
+    towers = sorted((tmp_path / "models" / "text-towers").glob("*/text.onnx"))
     assert len(towers) == 1
-    # A fresh process searches with the tower alone: no open_clip, no torchvision imported.
+    # A fresh process searches with the tower alone: no torch, open_clip or torchvision imported.
     done = subprocess.run(
         [sys.executable, "-X", "importtime", "-m", "cli", "search", "a red circle", "--json"],
         env=env,
@@ -86,7 +87,7 @@ def test_a_cli_search_exports_once_then_uses_the_tower(catalog: Catalog, tmp_pat
     )
     assert done.returncode == 0, done.stderr[-2000:]
     imported = {line.split("|")[-1].strip().split(".")[0] for line in done.stderr.splitlines() if "|" in line}
-    assert "torch" in imported and not imported & {"open_clip", "torchvision"}
+    assert "onnxruntime" in imported and not imported & {"torch", "open_clip", "torchvision"}
     assert json.loads(done.stdout)["results"] == json.loads(first.stdout)["results"]
     shutil.rmtree(tmp_path / "models")  # no export: the full model answers as before
     assert runner.invoke(app, ["search", "a red circle", "--json"], env=env).stdout == first.stdout
