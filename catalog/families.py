@@ -89,18 +89,23 @@ def families(session: Session, master_ids: Iterable[int]) -> dict[int, Family]:
     ids = sorted(set(master_ids))
     if not ids:
         return {}
-    masters = {a.id: a for a in session.scalars(sa.select(Asset).where(Asset.id.in_(ids)))}
     file = _RENDITION_FILE
+    # One query for masters and renditions: every search lists families, and a round trip
+    # is a tenth of a search's time.
     rows = session.execute(
-        sa.select(Rendition, file)
+        sa.select(Asset, Rendition, file)
+        .outerjoin(Rendition, Rendition.master_id == Asset.id)
         .outerjoin(file, file.id == Rendition.rendition_asset_id)
-        .where(Rendition.master_id.in_(ids))
+        .where(Asset.id.in_(ids))
         .order_by(Rendition.requested_at.desc(), Rendition.id.desc())
     ).all()
+    masters: dict[int, Asset] = {}
     renditions: dict[int, list[Version]] = {i: [] for i in ids}
-    for rendition, asset in rows:
-        info = rendition_info(rendition)
-        renditions[rendition.master_id].append(version_of(asset, info) if asset else _pending_version(rendition))
+    for master, rendition, asset in rows:
+        masters[master.id] = master
+        if rendition is not None:
+            info = rendition_info(rendition)
+            renditions[master.id].append(version_of(asset, info) if asset else _pending_version(rendition))
     return {i: Family(version_of(masters[i]), tuple(renditions[i])) for i in ids if i in masters}
 
 

@@ -202,7 +202,9 @@ def test_the_embedded_server_gets_buffers_for_its_index(tmp_path: Path) -> None:
             mb = conn.execute(
                 sa.text("SELECT setting::bigint * 8 / 1024 FROM pg_settings WHERE name = 'shared_buffers'")
             ).scalar_one()
+            wal = conn.execute(sa.text("SELECT current_setting('wal_level'), current_setting('max_wal_size')")).one()
         assert mb == buffers_mb() > 128
+        assert tuple(wal) == ("minimal", "4GB")  # index builds write the index once, not twice
         assert _status({"FOOTAGE_HOME": str(home)})["embedded_pid"] == int(
             (home / "pgdata" / "postmaster.pid").read_text().split()[0]
         )  # the restarted postmaster's pid, not the first one's
