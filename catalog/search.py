@@ -32,21 +32,21 @@ logger = logging.getLogger(__name__)
 
 # HNSW candidate lists longer than this are not allowed by pgvector.
 _MAX_EF_SEARCH = 1000
-# The candidate list is 2.5 times the rows asked (200 for a top-10 search: 80 rows),
-# at least 40. bench/search_latency.py, halfvec moments, 2 cores, nothing else running:
-# at 10^6 clustered moments (moments around shared looks, like real footage)
-# ef_search 80 / 200 / 400 gave recall@10 against exact float32 search 0.91 / 0.961
-# / 0.971 at p50 10.6 / 15.8 / 23.5 ms (p99 26 / 21 / 30 ms), with PostgreSQL's
-# default 128 MB of shared buffers: 200 is the shortest list past 0.95. With the
-# embedded server's buffers (catalog/embedded.tune_memory) 200 gives p50 11.0 ms.
-# At 10^5 recall is 1.0 from 40 up. On uniform random 512-d
-# vectors, where neighbours 2 to 10 are near-ties, recall@10 at 10^5 stays
-# 0.24-0.44 for any list up to 400 (0.54 with m=24): no setting rescues that case,
+# The candidate list is 3 times the rows asked (240 for a top-10 search: 80 rows),
+# at least 40. bench/search_latency.py, halfvec moments, 2 cores, nothing else running,
+# the embedded server's buffers (catalog/embedded.server_settings), 10^6 clustered
+# moments (moments around shared looks, like real footage), index built with
+# ef_construction 60: ef_search 200 / 240 / 280 gave recall@10 against exact float32
+# search 0.951 / 0.965 / 0.966 at p50 8.7 / 9.3 / 9.8 ms (p99 14 / 12 / 13 ms): 240 is
+# the shortest list well past 0.95. (With ef_construction 64, 200 gave 0.965-0.973 at
+# 9.5-9.9 ms, and the build took 40 s longer.) At 10^5 recall is 1.0 from 40 up. On
+# uniform random 512-d vectors, where neighbours 2 to 10 are near-ties, recall@10
+# stays low for any list (0.32 at 10^5, 0.09 at 10^6): no setting rescues that case,
 # and it is not what footage stores. Iterative scans (pgvector 0.8) walk on when
 # filters remove rows; without them the list must be at least the rows asked,
 # which this rule keeps.
 _MIN_EF_SEARCH = 40
-_EF_PER_ROW = 2.5
+_EF_PER_ROW = 3.0
 # Filters that fewer moment views than this pass are ranked exactly, as vector
 # databases do below their "full scan threshold": at 10^6 moments a 1% filter
 # (10^4 views) walked by the graph gave recall@10 0.65; ranked exactly, 0.999

@@ -32,9 +32,13 @@ ITERATIVE_SCANS_SINCE = (0, 8, 0)
 # index with recall@10 1.0 on clustered data; m=24 took 61 s and 156 MB,
 # ef_construction=128 took 99 s, for the same recall (on uniform random data m=24
 # lifted recall@10 at ef_search 400 from 0.44 to 0.54, not enough to matter). At 10^6
-# moments, on an idle machine, the build takes 301 s (1.30 GB index, 1.12 GB table).
+# clustered moments on an idle machine, ef_construction 64 built in 307-310 s (three
+# builds; recall@10 0.965-0.973 at ef_search 200), 60 in 267-270 s (two builds; recall
+# 0.951-0.957 at ef_search 200, 0.965 at 240), 56 in 282 s with the machine busier
+# (0.955): 60, with search's candidate list lengthened to match, keeps a reindex of a
+# million moments under five minutes on 2 cores (1.30 GB index, 1.12 GB table).
 HNSW_M = 16
-HNSW_EF_CONSTRUCTION = 64
+HNSW_EF_CONSTRUCTION = 60
 # A build is several times faster while the graph fits in maintenance_work_mem; past
 # it pgvector goes on on disk (and says so in a notice, which the bench prints). Per
 # row it holds the halfvec (2 bytes a dimension), up to 2*m neighbour candidates of
