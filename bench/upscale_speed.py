@@ -35,7 +35,7 @@ from upscaler import render as render_module  # noqa: E402
 from upscaler.inference import FrameUpscaler  # noqa: E402
 from upscaler.loader import load_model  # noqa: E402
 from upscaler.registry import ModelChoice  # noqa: E402
-from upscaler.render import RenderRequest, render  # noqa: E402
+from upscaler.render import CHUNK_SECONDS, RenderRequest, render  # noqa: E402
 from upscaler.temporal import TemporalSettings  # noqa: E402
 
 CEILING = "ceiling (no model)"
@@ -88,8 +88,12 @@ def _render(
     free: bool,
     on_device: bool,
     temporal: bool,
+    chunks: int | None,
+    chunk_seconds: float,
 ) -> dict[str, Any]:
     request = RenderRequest(
+        encode_chunks=chunks,
+        chunk_seconds=chunk_seconds,
         colour_on_device=on_device,
         temporal=TemporalSettings(enabled=temporal),
         master=source,
@@ -125,6 +129,7 @@ def _render(
         "precision": result.provenance["processing"]["precision"],
         "colour": "device" if on_device else "swscale",
         "batch": result.provenance["processing"]["batch"],
+        "encoding": result.provenance["processing"]["encoding"],
         "temporal": temporal,
     }
 
@@ -140,6 +145,19 @@ def main() -> None:
         "--colour", choices=["device", "swscale", "both"], default="both", help="where colour is converted"
     )
     parser.add_argument("--temporal", choices=["off", "on", "both"], default="off", help="the temporal stage")
+    parser.add_argument(
+        "--chunks",
+        type=int,
+        nargs="+",
+        default=[0],
+        help="chunk encoders at once (1: one encoder; 0: footage's choice for this machine)",
+    )
+    parser.add_argument(
+        "--chunk-seconds",
+        type=float,
+        default=CHUNK_SECONDS,
+        help="chunk length (shorter: several chunks in a short run)",
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
@@ -168,7 +186,9 @@ def main() -> None:
                 runs = [(CEILING, "realesr-animevideov3", True)] + [(m, m, False) for m in args.models]
                 colours = [True, False] if args.colour == "both" else [args.colour == "device"]
                 temporals = [False, True] if args.temporal == "both" else [args.temporal == "on"]
-                for (label, model, free), on_device, temporal in itertools.product(runs, colours, temporals):
+                for (label, model, free), on_device, temporal, chunks in itertools.product(
+                    runs, colours, temporals, args.chunks
+                ):
                     row: dict[str, Any] = {"model": label, "case": case, "size": f"{w}x{h}->{target[0]}x{target[1]}"}
                     row["codec"] = codec
                     if not free:
@@ -176,7 +196,20 @@ def main() -> None:
                         upscaler = FrameUpscaler(descriptor, device, *target)
                         row["model_only_fps"] = round(_model_only(upscaler, w, h, args.frames, device), 3)
                     out = folder / f"{model}-{case}.mov"
-                    row.update(_render(source, out, weights[model], target, codec, free, on_device, temporal))
+                    row.update(
+                        _render(
+                            source,
+                            out,
+                            weights[model],
+                            target,
+                            codec,
+                            free,
+                            on_device,
+                            temporal,
+                            chunks or None,
+                            args.chunk_seconds,
+                        )
+                    )
                     if "model_only_fps" in row:
                         row["end_to_end_ratio"] = round(row["fps"] / row["model_only_fps"], 3)
                     rows.append(row)
@@ -194,7 +227,7 @@ def _print(row: dict[str, Any]) -> None:
         f"{row['model']} {row['case']} {row['size']} {row['codec']}: {model_only}"
         f"end-to-end {row['fps']:.2f} fps{ratio}; model busy {row['model_busy']:.0%}; "
         f"ms/frame busy: {stages}; colour {row['colour']}, temporal {'on' if row['temporal'] else 'off'}, "
-        f"{row['precision']}, batch {row['batch']}, {row['encoder']}"
+        f"{row['precision']}, batch {row['batch']}, {row['encoder']}, encoding {row['encoding']}"
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 import threading
 from fractions import Fraction
@@ -71,6 +72,68 @@ def test_batch_size_does_not_change_the_output(tmp_path: Path, weights: dict[str
     assert times[0] == times[1] and len(pictures[0]) == len(pictures[1]) == len(_frame_times(master))
     for one, four in zip(*pictures, strict=True):
         assert np.array_equal(one, four)
+
+
+def _packets(path: Path, kind: str) -> list[tuple[int | None, int | None, bool, bytes]]:
+    with av.open(str(path)) as c:
+        stream = c.streams.video[0] if kind == "video" else c.streams.audio[0]
+        return [(p.pts, p.dts, p.is_keyframe, bytes(p)) for p in c.demux(stream) if p.size]
+
+
+@pytest.mark.parametrize("codec", ["h264", "hevc"])
+def test_chunked_encoding_joins_into_the_same_stream(tmp_path: Path, weights: dict[str, Path], codec: str) -> None:
+    # VFR with audio: chunk joins must keep every timestamp, and the audio must interleave whole.
+    master = write_clip(tmp_path / "c.mkv", Clip(width=64, height=36, vfr=True, audio=True, shots=(0.8, 0.8)))
+    runs = {}
+    for chunks in (1, 3):
+        out = tmp_path / f"c{chunks}.mov"
+        result = _render(
+            master, out, weights["tiny"], target="2x", codec=codec, encode_chunks=chunks, chunk_seconds=0.2
+        )
+        runs[chunks] = (out, result.provenance)  # type: ignore[attr-defined]
+    (single, single_prov), (joined, joined_prov) = runs[1], runs[3]
+    assert single_prov["processing"]["encoding"] == "one encoder"
+    assert joined_prov["processing"]["encoding"]["chunks_at_once"] == 3
+    chunk = joined_prov["processing"]["encoding"]["chunk_frames"]
+    assert chunk == 5  # 0.2 s at the master's 25 fps
+
+    video = _packets(joined, "video")
+    times = _frame_times(joined)
+    assert times == _frame_times(single) and len(times) == len(_frame_times(master))
+    dts = [d for _, d, _, _ in video if d is not None]
+    assert len(dts) == len(video) and dts == sorted(dts) and len(set(dts)) == len(dts)
+    # Each chunk begins with a keyframe.
+    assert sum(key for _, _, key, _ in video) >= -(-len(times) // chunk)
+    # Audio copied packet for packet; container and stream metadata as with one encoder.
+    assert _packets(joined, "audio") == _packets(single, "audio")
+    with av.open(str(single)) as a, av.open(str(joined)) as b:
+        assert a.metadata.keys() == b.metadata.keys()
+        when = "creation_time"  # the second the file was written
+        assert {k: v for k, v in a.streams.video[0].metadata.items() if k != when} == {
+            k: v for k, v in b.streams.video[0].metadata.items() if k != when
+        }
+        # The joined file plays through: every frame decodes, close to the single encoder's.
+        for one, many in zip(a.decode(video=0), b.decode(video=0), strict=True):
+            diff = one.to_ndarray(format="rgb24").astype(float) - many.to_ndarray(format="rgb24")
+            assert 10 * np.log10(255**2 / max(1e-9, float(np.mean(diff**2)))) > 30
+
+
+@pytest.mark.parametrize(
+    ("codec", "setting"),
+    [("h264", "subme=7"), ("h264-fast", "subme=2"), ("hevc", "rd=3"), ("hevc-fast", "rd=2")],
+)
+def test_fast_tiers_use_their_presets(tmp_path: Path, weights: dict[str, Path], codec: str, setting: str) -> None:
+    master = write_clip(tmp_path / "f.mp4", Clip(width=64, height=36, shots=(0.3,)))
+    out = tmp_path / f"f.{codec}.mov"
+    result = _render(master, out, weights["tiny"], target="2x", codec=codec)
+    assert result.provenance["output"]["codec"] == codec  # type: ignore[attr-defined]
+    # x264 and x265 write the settings they ran with into the stream (first frame or header).
+    with av.open(str(out)) as c:
+        stream = c.streams.video[0]
+        written = bytes(next(p for p in c.demux(stream) if p.size)) + (stream.codec_context.extradata or b"")
+    assert len(_frame_times(out)) == len(_frame_times(master))
+    match = re.search(rb"options: ([ -~]+)", written)
+    assert match is not None and setting in match.group(1).decode().split()
 
 
 def test_audio_copied_with_equal_duration(tmp_path: Path, weights: dict[str, Path]) -> None:

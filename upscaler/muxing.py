@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 import av
 
+from upscaler.encode import chunk_options
 from upscaler.errors import RenderError
 from upscaler.pipeline import Output, PipelineSpec, StreamPlan
 
@@ -65,15 +67,36 @@ def _transcoded_as(codec: str, source: Any) -> str:
     return f"aac {AAC_BITS_PER_CHANNEL * channels // 1000} kb/s" if codec == "aac" else codec
 
 
-def _video_stream(out: av.container.OutputContainer, spec: PipelineSpec, master: av.container.InputContainer) -> Any:
-    vs: Any = out.add_stream(spec.encoder.encoder, rate=spec.rate, options=spec.encoder.options)
-    vs.width, vs.height, vs.pix_fmt = spec.plan.width, spec.plan.height, spec.encoder.pix_fmt
-    vs.time_base = spec.time_base
-    ctx = vs.codec_context
+def _configure(ctx: Any, spec: PipelineSpec) -> None:
+    """The video encoder's settings: the stream's own and every chunk encoder's alike."""
+    ctx.width, ctx.height, ctx.pix_fmt = spec.plan.width, spec.plan.height, spec.encoder.pix_fmt
     ctx.time_base = spec.time_base
+    if spec.rate:
+        ctx.framerate = spec.rate
     ctx.sample_aspect_ratio = Fraction(1)
     ctx.color_primaries, ctx.color_trc = spec.tags.primaries, spec.tags.transfer
     ctx.colorspace, ctx.color_range = spec.tags.matrix, spec.tags.range
+
+
+def _chunk_encoder(spec: PipelineSpec, flags: int) -> Any:
+    """An encoder for one chunk (upscaler.chunks): the stream's settings and header flags,
+    with its share of the cores."""
+    ctx: Any = av.CodecContext.create(spec.encoder.encoder, "w")
+    _configure(ctx, spec)
+    ctx.flags = flags
+    ctx.options = chunk_options(spec.encoder, spec.encode_threads)
+    ctx.open()
+    return ctx
+
+
+def _video_stream(out: av.container.OutputContainer, spec: PipelineSpec, master: av.container.InputContainer) -> Any:
+    # Encoded in chunks, the stream's header comes from an encoder set up as the chunks'
+    # are (x265 writes its options into it), so the check that they match is exact.
+    options = chunk_options(spec.encoder, spec.encode_threads) if spec.encode_chunks > 1 else spec.encoder.options
+    vs: Any = out.add_stream(spec.encoder.encoder, rate=spec.rate, options=options)
+    vs.time_base = spec.time_base
+    ctx = vs.codec_context
+    _configure(ctx, spec)
     if spec.encoder.codec.codec_tag:
         ctx.codec_tag = spec.encoder.codec.codec_tag
     source_video = master.streams.video[0]
@@ -115,7 +138,11 @@ def open_output(
     out = av.open(str(path), "w", format="mov" if suffix == ".mov" else "mp4", options=options)
     out.metadata.update({k: v for k, v in master.metadata.items() if k.lower() not in _MUXER_TAGS})
     out.metadata.update(tags)
-    output = Output(out, _video_stream(out, spec, master), _other_streams(out, spec.streams, master))
+    video = _video_stream(out, spec, master)
+    chunk_encoder = None
+    if spec.encode_chunks > 1:
+        chunk_encoder = functools.partial(_chunk_encoder, spec, video.codec_context.flags)
+    output = Output(out, video, _other_streams(out, spec.streams, master), chunk_encoder)
     try:
         chapters = master.chapters()
         if chapters:

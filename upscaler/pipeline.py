@@ -10,6 +10,7 @@ timestamp; nothing is dropped.
 
 from __future__ import annotations
 
+import functools
 import queue
 import threading
 import time
@@ -22,6 +23,7 @@ import av
 import numpy as np
 from av.video.reformatter import VideoReformatter
 
+from upscaler.chunks import ChunkedVideo
 from upscaler.colour import ColourTags, from_rgb, to_rgb
 from upscaler.encode import EncoderChoice
 from upscaler.errors import RenderError
@@ -74,6 +76,11 @@ class PipelineSpec:
     # Decoded planes go to the model stage as they are and come back as planes
     # (upscaler.planes); otherwise swscale converts to and from RGB on the CPU.
     colour_on_device: bool = False
+    # Chunk encoders at once (upscaler.chunks), each with this many threads, and frames
+    # a chunk; 1 encodes the stream with one encoder.
+    encode_chunks: int = 1
+    encode_threads: int = 0
+    chunk_frames: int = 0
 
 
 @dataclass(frozen=True)
@@ -108,6 +115,8 @@ class Output:
     container: av.container.OutputContainer
     video: Any
     others: dict[int, Any]
+    # Makes an encoder for one chunk when the video is encoded in chunks.
+    chunk_encoder: Callable[[], Any] | None = None
 
 
 class _Stop(Exception):
@@ -249,8 +258,13 @@ def _convert_subtitle(target: Any, source: Any, packet: av.Packet, container: av
     container.mux(converted)
 
 
-def _flush(spec: PipelineSpec, output: Output, master: av.container.InputContainer) -> None:
-    output.container.mux(output.video.encode(None))
+def _flush(
+    spec: PipelineSpec, output: Output, master: av.container.InputContainer, chunks: ChunkedVideo | None
+) -> None:
+    if chunks is None:
+        output.container.mux(output.video.encode(None))
+    else:
+        chunks.finish()
     for index in spec.streams.transcoded:
         target = output.others[index]
         decoder: Any = master.streams[index].codec_context
@@ -263,6 +277,11 @@ def _flush(spec: PipelineSpec, output: Output, master: av.container.InputContain
 def _encode(
     spec: PipelineSpec, output: Output, master: av.container.InputContainer, in_q: queue.Queue[Any], shared: _Shared
 ) -> None:
+    chunks = None
+    if output.chunk_encoder is not None:
+        chunks = ChunkedVideo(
+            output.container, output.video, output.chunk_encoder, spec.encode_chunks, spec.chunk_frames
+        )
     try:
         reformatter = VideoReformatter()
         while (item := shared.get(in_q)) is not None:
@@ -275,16 +294,26 @@ def _encode(
                     frame = from_rgb(pixels, spec.rgb_fmt, spec.encoder.pix_fmt, spec.tags, reformatter)
                 started = shared.spent("colour_out", started)
                 frame.pts, frame.time_base = pts, spec.time_base
-                output.container.mux(output.video.encode(frame))
+                if chunks is None:
+                    output.container.mux(output.video.encode(frame))
+                else:
+                    chunks.frame(frame)
                 shared.spent("encode", started)
-            else:
+            elif chunks is None:
                 _mux_packet(spec, output, master, item[1])
-        _flush(spec, output, master)
+            else:
+                chunks.other(functools.partial(_mux_packet, spec, output, master, item[1]))
+        _flush(spec, output, master, chunks)
         shared.encoder_closed = True
     except _Stop:
         pass
     except BaseException as exc:
         shared.fail(exc)
+    finally:
+        if chunks is not None:
+            chunks.abandon()  # after finish(), nothing is left to stop
+            # The chunk encoders' own time, all together, in place of the hand-over's.
+            shared.busy["encode"] = chunks.busy_s
 
 
 def _gather(to_model: queue.Queue[Any], shared: _Shared, batch: int) -> tuple[list[Any], bool]:

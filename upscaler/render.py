@@ -25,7 +25,7 @@ from catalog.devices import torch_device
 from catalog.media import VideoFacts, content_hash, first_frame, unreadable_reason, video_facts
 from upscaler import planes
 from upscaler.colour import rgb_format, source_tags
-from upscaler.encode import CODECS, DEFAULT_CODEC, choose_encoder
+from upscaler.encode import CODECS, DEFAULT_CODEC, EncoderChoice, choose_encoder
 from upscaler.errors import PlanError, RenderError
 from upscaler.geometry import Plan, plan
 from upscaler.inference import FrameUpscaler
@@ -42,6 +42,17 @@ __all__ = ["RenderProgress", "RenderRequest", "RenderResult", "render"]
 
 # Batches beyond this gain nothing measurable and only delay the first frames.
 MAX_BATCH = 8
+# Chunked encoding (upscaler.chunks): each chunk encoder gets this many threads, which
+# one x264/x265 instance still turns into speed at 4K; below twice as many cores one
+# encoder's own threads do better: on 2 cores, 1080p -> 2160p pipeline ceiling, two
+# chunk encoders of one thread against one encoder: x264 2.17 vs 2.21 fps, x265 1.69
+# vs 2.14 (bench/upscale_speed.py --chunks 1 2 --chunk-seconds 0.32 --frames 32).
+# The gain on many cores is not measured yet (no such machine was at hand).
+THREADS_PER_CHUNK = 4
+# A chunk's length: each starts with a keyframe, so shorter chunks cost bits (x264's
+# own keyframe interval is 10 s at 25 fps), longer ones memory (up to one chunk of
+# frames per encoder waits: 4 s of 4K 4:2:0 8-bit is 1.2 GB).
+CHUNK_SECONDS = 4.0
 
 
 @dataclass(frozen=True)
@@ -64,6 +75,9 @@ class RenderRequest:
     colour_on_device: bool = True
     # Frames per model call; None chooses from free GPU memory (1 on a CPU).
     batch: int | None = None
+    # Chunk encoders at once; None chooses from the cores (1 below 2 x THREADS_PER_CHUNK).
+    encode_chunks: int | None = None
+    chunk_seconds: float = CHUNK_SECONDS
     # What the user asked for ("4k", "2x"), for the provenance, when ``target`` is the
     # size it was planned to (a queued request renders to its recorded size).
     label: str | None = None
@@ -117,7 +131,8 @@ def render(
         written = open_output(tmp, output.suffix, master.spec, container, container_tags(provenance, master_path.name))
         work = _frames(upscaler, temporal, master.spec)
         batch = _batch_size(request, device, (picture.width, picture.height), descriptor.scale)
-        stats = run_pipeline(master.spec, container, written, work, progress, cancel, batch)
+        spec = master.spec
+        stats = run_pipeline(spec, container, written, work, progress, cancel, batch)
         timings.update({"pipeline_s": stats.pipeline_s, "model_s": stats.model_s, "fps": stats.fps})
         timings.update({f"{stage}_busy_s": s for stage, s in stats.stages.items() if stage != "model"})
         duration = _verify(tmp, master, stats.frames)
@@ -128,6 +143,7 @@ def render(
                 "precision": upscaler.precision,
                 "colour": "on the model's device" if master.spec.colour_on_device else "swscale on the CPU",
                 "batch": batch,
+                "encoding": _encoding(spec),
                 "tile": upscaler.tile,
                 "fallbacks": upscaler.fallbacks,
                 "frames": stats.frames,
@@ -241,9 +257,11 @@ def _inspect(container: av.container.InputContainer, path: Path, request: Render
         raise RenderError(f"{path}: the video stream has no time base, so its timestamps cannot be kept")
     facts = video_facts(stream, first)
     bit_depth = facts.bit_depth or 8
+    encoder = choose_encoder(request.codec, bit_depth)
+    chunks, threads = _encode_chunks(request, encoder)
     spec = PipelineSpec(
         plan=_labelled(plan(facts.picture, request.target, force=request.force), request.label),
-        encoder=choose_encoder(request.codec, bit_depth),
+        encoder=encoder,
         tags=source_tags(stream.codec_context, first),
         rgb_fmt=rgb_format(bit_depth),
         interlaced=facts.interlaced,
@@ -252,11 +270,37 @@ def _inspect(container: av.container.InputContainer, path: Path, request: Render
         time_base=stream.time_base,
         rate=facts.frame_rate,
         colour_on_device=request.colour_on_device and first.format.name in planes.FORMATS,
+        encode_chunks=chunks,
+        encode_threads=threads,
+        chunk_frames=max(1, round(request.chunk_seconds * float(facts.frame_rate or 25))),
     )
     duration_s = float(stream.duration * stream.time_base) if stream.duration and stream.time_base else None
     if duration_s is None and container.duration:
         duration_s = container.duration / av.time_base
     return _Inspected(facts, spec, stream.codec_context.name, stream.codec_context.pix_fmt, duration_s)
+
+
+def _encode_chunks(request: RenderRequest, encoder: EncoderChoice) -> tuple[int, int]:
+    """(chunk encoders at once, threads each): as asked, else one per THREADS_PER_CHUNK cores
+    when that makes two or more; one encoder with its own threading otherwise."""
+    if not encoder.chunkable:
+        return 1, 0
+    cores = os.cpu_count() or 1
+    chunks = request.encode_chunks if request.encode_chunks is not None else cores // THREADS_PER_CHUNK
+    if chunks < 2:
+        return 1, 0
+    return chunks, max(1, cores // chunks)
+
+
+def _encoding(spec: PipelineSpec) -> dict[str, int] | str:
+    """How the video was encoded, as the provenance says it."""
+    if spec.encode_chunks < 2:
+        return "one encoder"
+    return {
+        "chunks_at_once": spec.encode_chunks,
+        "threads_each": spec.encode_threads,
+        "chunk_frames": spec.chunk_frames,
+    }
 
 
 def _labelled(planned: Plan, label: str | None) -> Plan:
