@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from upscaler.chunks import ChunkedVideo
+from upscaler.errors import RenderError
 
 TIME_BASE = Fraction(1, 1000)
 
@@ -61,3 +62,23 @@ def test_chunks_join_even_where_timestamps_crowd(tmp_path: Path, name: str) -> N
     with av.open(str(out)) as check:
         decoded = [round(float(f.time) * 1000) for f in check.decode(video=0)]
     assert decoded == pts
+
+
+def test_chunks_unlike_the_stream_header_are_refused(tmp_path: Path) -> None:
+    def other_rate() -> Any:  # the stream's settings but no frame rate (the SPS's timing says it)
+        ctx: Any = av.CodecContext.create("libx264", "w")
+        ctx.width, ctx.height, ctx.pix_fmt, ctx.time_base = 64, 48, "yuv420p", TIME_BASE
+        ctx.flags = flags
+        ctx.open()
+        return ctx
+
+    with av.open(str(tmp_path / "unlike.mov"), "w", format="mov") as container:
+        stream: Any = container.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt, stream.time_base = 64, 48, "yuv420p", TIME_BASE
+        stream.codec_context.time_base = TIME_BASE
+        flags = stream.codec_context.flags
+        chunks = ChunkedVideo(container, stream, other_rate, workers=2, chunk_frames=4)
+        for i in range(4):
+            chunks.frame(_frame(i, 40 * i))
+        with pytest.raises(RenderError, match="parameter sets"):
+            chunks.finish()

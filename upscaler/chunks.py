@@ -123,13 +123,14 @@ class ChunkedVideo:
         chunk = self._chunks.popleft()
         packets, extradata, busy = chunk.done.result()
         self.busy_s += busy
-        header = self._stream.codec_context.extradata
-        if header is not None and extradata is not None and extradata != header:
-            raise RenderError("a chunk's encoder made parameter sets unlike the stream's; the chunks cannot be joined")
         for packet in packets:
             self._follow_on(packet)
             packet.stream = self._stream
             self._container.mux(packet)
+        # Checked once the stream's header is written (with the first packet of all): a
+        # mismatch fails the render, whose file is then thrown away.
+        if extradata != self._stream.codec_context.extradata:
+            raise RenderError("a chunk's encoder made parameter sets unlike the stream's; the chunks cannot be joined")
         for mux in chunk.held:
             mux()
 
