@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 import sqlalchemy as sa
+from pgvector import Vector
 from sqlalchemy.orm import Session
 
 from catalog.families import families
@@ -155,10 +156,9 @@ def _nearest(
     session: Session, vector: np.ndarray, model: str, n: int, filters: SearchFilters, plan: _Plan
 ) -> list[_Row]:
     dim = int(vector.shape[0])
-    # The vector as pgvector's text form: psycopg would send a list as a float8[] array,
-    # which takes it about 1 ms to write out for 512 values.
-    literal = "[" + ",".join(map(repr, vector.astype(np.float32).tolist())) + "]"
-    params: dict[str, Any] = {"q": literal, "model": model, "dim": dim, "n": n}
+    # The vector in pgvector's text form: psycopg would send a list as a float8[] array,
+    # which takes it about 0.5 ms to write out for 512 values.
+    params: dict[str, Any] = {"q": Vector(vector).to_text(), "model": model, "dim": dim, "n": n}
     # The cast expression is what the HNSW index is built on; the bare column
     # makes PostgreSQL rank every matching row exactly.
     indexed = dim == DEFAULT_EMBEDDING_DIM and not plan.exact

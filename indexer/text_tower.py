@@ -124,10 +124,15 @@ def load(settings: EmbeddingSettings, cache_dir: Path) -> TextTower | None:
     folder = cache_dir / _key(settings)
     if not (folder / "meta.json").is_file():
         return None
+    return _opened(settings, folder)
+
+
+def _opened(settings: EmbeddingSettings, folder: Path) -> TextTower | None:
+    """The tower exported into ``folder``, or None when ONNX Runtime or tokenizers cannot load it."""
     try:
         return _open(settings, folder)
     except Exception as exc:  # onnxruntime's and tokenizers' errors derive from Exception alone
-        logger.debug("the cached text tower %s is unusable (%s); loading the full model", folder, exc)
+        logger.debug("the text tower in %s is unusable (%s); the full model answers", folder, exc)
         return None
 
 
@@ -201,11 +206,14 @@ def export(embedder: ClipEmbedder, cache_dir: Path) -> Path | None:
             external_data=True,  # weights beside the graph, mapped from disk when loaded
             verbose=False,
         )
-    candidate = _open(embedder.settings, partial)
-    same_tokens = np.array_equal(candidate.tokens(_PROBES), embedder.tokenizer(list(_PROBES)).numpy())
-    if not same_tokens or not np.allclose(candidate.embed_text(_PROBES), embedder.embed_text(_PROBES), atol=_TOLERANCE):
+    candidate = _opened(embedder.settings, partial)
+    if (
+        candidate is None
+        or not np.array_equal(candidate.tokens(_PROBES), embedder.tokenizer(list(_PROBES)).numpy())
+        or not np.allclose(candidate.embed_text(_PROBES), embedder.embed_text(_PROBES), atol=_TOLERANCE)
+    ):
         shutil.rmtree(partial)
-        logger.debug("the exported text tower of %s disagrees with the model; not cached", embedder.identity)
+        logger.debug("the exported text tower of %s is unusable or disagrees with the model", embedder.identity)
         return None
     meta = {"identity": embedder.identity, "context_length": embedder.tokenizer.context_length, **_versions()}
     (partial / "meta.json").write_text(json.dumps(meta, indent=2))
