@@ -78,22 +78,20 @@ def _configure(ctx: Any, spec: PipelineSpec) -> None:
     ctx.colorspace, ctx.color_range = spec.tags.matrix, spec.tags.range
 
 
-def _chunk_encoder(spec: PipelineSpec, flags: int) -> Any:
-    """An encoder for one chunk (upscaler.chunks): the stream's settings and header flags,
-    with its share of the cores."""
+def _chunk_encoder(spec: PipelineSpec, flags: int, options: dict[str, str]) -> Any:
+    """An encoder for one chunk (upscaler.chunks): the stream's settings, header flags and options."""
     ctx: Any = av.CodecContext.create(spec.encoder.encoder, "w")
     _configure(ctx, spec)
     ctx.flags = flags
-    ctx.options = chunk_options(spec.encoder, spec.encode_threads)
+    ctx.options = dict(options)  # opening takes the options it uses out of the dict it is given
     ctx.open()
     return ctx
 
 
-def _video_stream(out: av.container.OutputContainer, spec: PipelineSpec, master: av.container.InputContainer) -> Any:
-    # Encoded in chunks, the stream's header comes from an encoder set up as the chunks'
-    # are (x265 writes its options into it), so the check that they match is exact.
-    options = chunk_options(spec.encoder, spec.encode_threads) if spec.encode_chunks > 1 else spec.encoder.options
-    vs: Any = out.add_stream(spec.encoder.encoder, rate=spec.rate, options=options)
+def _video_stream(
+    out: av.container.OutputContainer, spec: PipelineSpec, master: av.container.InputContainer, options: dict[str, str]
+) -> Any:
+    vs: Any = out.add_stream(spec.encoder.encoder, rate=spec.rate, options=dict(options))
     vs.time_base = spec.time_base
     ctx = vs.codec_context
     _configure(ctx, spec)
@@ -138,10 +136,15 @@ def open_output(
     out = av.open(str(path), "w", format="mov" if suffix == ".mov" else "mp4", options=options)
     out.metadata.update({k: v for k, v in master.metadata.items() if k.lower() not in _MUXER_TAGS})
     out.metadata.update(tags)
-    video = _video_stream(out, spec, master)
+    # Encoded in chunks, the stream's header comes from an encoder set up as the chunks'
+    # are, with their share of the cores (x265 writes its options into the header), so the
+    # check that they match is exact.
+    chunked = spec.encode_chunks > 1
+    encoder_options = chunk_options(spec.encoder, spec.encode_threads) if chunked else spec.encoder.options
+    video = _video_stream(out, spec, master, encoder_options)
     chunk_encoder = None
-    if spec.encode_chunks > 1:
-        chunk_encoder = functools.partial(_chunk_encoder, spec, video.codec_context.flags)
+    if chunked:
+        chunk_encoder = functools.partial(_chunk_encoder, spec, video.codec_context.flags, encoder_options)
     output = Output(out, video, _other_streams(out, spec.streams, master), chunk_encoder)
     try:
         chapters = master.chapters()

@@ -203,13 +203,14 @@ async function showFamily(assetId, frameMs) {
   const strip = element(
     "div",
     { class: "strip" },
-    ...moments.map((m) =>
-      element(
+    ...moments.map((m) => {
+      const ms = Math.round(m.frame_s * 1000);
+      return element(
         "a",
-        { href: `#family/${assetId}/${Math.round(m.frame_s * 1000)}`, class: Math.round(m.frame_s * 1000) === frameMs ? "chosen" : "" },
-        m.thumbnail ? element("img", { src: `/api/thumbnails/${assetId}/${Math.round(m.frame_s * 1000)}`, alt: `moment at ${m.frame_s} s` }) : `${m.frame_s.toFixed(1)} s`,
-      ),
-    ),
+        { href: `#family/${assetId}/${ms}`, class: ms === frameMs ? "chosen" : "" },
+        m.thumbnail ? element("img", { src: `/api/thumbnails/${assetId}/${ms}`, alt: `moment at ${m.frame_s} s` }) : `${m.frame_s.toFixed(1)} s`,
+      );
+    }),
   );
   const versions = [master, ...details.renditions.filter((r) => r.asset_id && r.status === "indexed")];
   const pairs = element(
