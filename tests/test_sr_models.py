@@ -142,3 +142,37 @@ def test_tiled_equals_untiled(tmp_path: Path, writer) -> None:  # type: ignore[n
         tiled = upscale_tiled(descriptor, image, scale=4, tile=24, overlap=16)  # 15 tiles
     assert tiled.shape == whole.shape
     assert torch.allclose(tiled, whole, atol=1e-5)
+
+
+@pytest.mark.parametrize("writer", [write_tiny_compact, write_tiny_rrdb])
+def test_convolutional_models_run_channels_last_with_the_same_result(tmp_path: Path, writer) -> None:  # type: ignore[no-untyped-def]
+    from upscaler.inference import FrameUpscaler
+
+    descriptor, _ = load_model(ModelChoice(str(writer(tmp_path / "model.pth"))), tmp_path, CPU)
+    image = torch.rand(2, 3, 24, 40)
+    with torch.inference_mode():
+        expected = descriptor(image)  # NCHW, as loaded
+        upscaler = FrameUpscaler(descriptor, CPU, 160, 96)
+        out = upscaler.model_only(image)
+    assert upscaler.memory_format == torch.channels_last
+    assert next(descriptor.model.parameters()).is_contiguous(memory_format=torch.channels_last)
+    # Handed on as plain NCHW, which the resize and the colour conversion are fast on.
+    assert out.is_contiguous()
+    torch.testing.assert_close(out, expected, atol=1e-5, rtol=1e-5)
+
+
+def test_models_without_convolutions_stay_nchw(tmp_path: Path) -> None:
+    from spandrel import ImageModelDescriptor
+
+    from upscaler.inference import FrameUpscaler
+
+    class Nearest(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.nn.functional.interpolate(x, scale_factor=2, mode="nearest")
+
+    descriptor, _ = load_model(ModelChoice(str(write_tiny_compact(tmp_path / "m.pth", scale=2))), tmp_path, CPU)
+    free = ImageModelDescriptor(Nearest(), {}, descriptor.architecture, "SR", [], True, True, 2, 3, 3)
+    upscaler = FrameUpscaler(free, CPU, 32, 24)
+    assert upscaler.memory_format == torch.contiguous_format
+    with torch.inference_mode():
+        assert upscaler.model_only(torch.rand(1, 3, 12, 16)).is_contiguous()

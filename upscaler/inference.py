@@ -39,6 +39,15 @@ def _precision_for(descriptor: ImageModelDescriptor[Any], device: torch.device) 
     return torch.float32
 
 
+def _memory_format_for(model: torch.nn.Module) -> torch.memory_format:
+    """Channels-last for convolutional models: oneDNN and cuDNN run 3x3 convolutions faster
+    on NHWC (measured on a 2-core EPYC: realesr-general-x4v3 2.2x, RRDBNet 1.2x); results
+    differ from NCHW only in float rounding order."""
+    if any(isinstance(m, torch.nn.Conv2d) for m in model.modules()):
+        return torch.channels_last
+    return torch.contiguous_format
+
+
 @dataclass
 class FrameUpscaler:
     """Upscales frames to exactly ``width`` x ``height``, rotating them upright first."""
@@ -54,17 +63,21 @@ class FrameUpscaler:
     fallbacks: list[str] = field(default_factory=list)
     max_batch: int = 1 << 30  # lowered when a batch runs out of GPU memory
     _checked: bool = False
+    memory_format: torch.memory_format = field(init=False)
 
     def __post_init__(self) -> None:
         self.dtype = _precision_for(self.descriptor, self.device)
-        self.descriptor.model.to(self.device, self.dtype)
+        self.memory_format = _memory_format_for(self.descriptor.model)
+        self.descriptor.model.to(self.device, self.dtype, memory_format=self.memory_format)
 
     @property
     def precision(self) -> str:
         return str(self.dtype).removeprefix("torch.")
 
     def _model(self, image: torch.Tensor) -> torch.Tensor:
-        return self.descriptor(image.to(self.dtype))
+        out = self.descriptor(image.to(self.dtype, memory_format=self.memory_format))
+        # Resizing and colour conversion run on planes: channels-last would slow them more than it saves.
+        return out.contiguous()
 
     def model_only(self, image: torch.Tensor) -> torch.Tensor:
         """The model at its own scale on an NCHW float tensor (tiles when set or needed).
@@ -107,7 +120,7 @@ class FrameUpscaler:
                 self.fallbacks.append(f"{self.precision} gave NaN or black output: fp32 used")
                 logger.warning("%s output broken: falling back to fp32", self.precision)
                 self.dtype = torch.float32
-                self.descriptor.model.to(self.device, self.dtype)
+                self.descriptor.model.to(self.device, self.dtype, memory_format=self.memory_format)
                 out = self.model_only(image)
             self._checked = True
         return out
