@@ -7,14 +7,15 @@ uint16 arrays. Rounding (never truncation) takes floats back to integers.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from spandrel import ImageModelDescriptor
 
+from upscaler.bands import resized_bands
 from upscaler.tiling import upscale_tiled
 
 logger = logging.getLogger(__name__)
@@ -139,14 +140,14 @@ class FrameUpscaler:
 
     def upscale_image(self, image: torch.Tensor) -> torch.Tensor:
         """The upright outputs of ``image`` (N, 3, H, W) RGB in [0, 1] on the device, as coded (not yet rotated)."""
+        _, whole = next(self.upscale_bands(image, None))
+        return whole
+
+    def upscale_bands(self, image: torch.Tensor, rows: int | None) -> Iterator[tuple[int, torch.Tensor]]:
+        """``upscale_image``'s outputs as bands of ``rows`` rows (None: one band), with their first row."""
         if self.rotation:
             image = torch.rot90(image, k=self.rotation // 90, dims=(2, 3))
-        out = self._checked_model(image)
-        if out.shape[-2:] != (self.height, self.width):
-            out = F.interpolate(
-                out, size=(self.height, self.width), mode="bicubic", antialias=True, align_corners=False
-            )
-        return out.clamp_(0, 1)  # in place: ``out`` is this frame's own tensor, and 4K passes are not free
+        yield from resized_bands(self._checked_model(image), self.height, self.width, rows)
 
     @staticmethod
     def to_pixels(out: torch.Tensor, like: np.ndarray) -> np.ndarray:

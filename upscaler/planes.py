@@ -14,6 +14,7 @@ even luma columns (a [1, 2, 1] filter), vertically between the two rows.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -156,24 +157,45 @@ def from_rgb(rgb: torch.Tensor, tags: ColourTags, pix_fmt: str) -> list[Planes]:
 
     Values outside [0, 1] end as the nearest legal code (the caller clamps, as the upscaler does).
     """
+    return from_rgb_bands([(0, rgb)], tags, pix_fmt, rgb.shape[-2])
+
+
+def from_rgb_bands(
+    bands: Iterable[tuple[int, torch.Tensor]], tags: ColourTags, pix_fmt: str, height: int
+) -> list[Planes]:
+    """``from_rgb`` of pictures ``height`` rows tall that arrive as bands of rows: (first row,
+    (N, 3, rows, W)), in order, each starting on an even row. Each band is converted and
+    written into the planes as it comes, so no full-size float picture is needed."""
     bits, hs, vs = FORMATS[pix_fmt]
     black, luma_span, centre, chroma_span = _levels(bits, tags)
     kr, kg, kb = _coefficients(tags)
     peak = (1 << bits) - 1
-    rgb = rgb.float()
     # Scale folded into the weights: each pass over a 4K frame costs milliseconds on a CPU.
     luma = (kr * luma_span, kg * luma_span, kb * luma_span)
     to_cb, to_cr = chroma_span / (2 * (1 - kb)), chroma_span / (2 * (1 - kr))
     blue = (-kr * to_cb, -kg * to_cb, (1 - kb) * to_cb)
     red = ((1 - kr) * to_cr, -kg * to_cr, -kb * to_cr)
-    small = _subsample(rgb, hs, vs)
+    dtype = _dtype(pix_fmt)
+    planes: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
-    def codes(plane: torch.Tensor) -> np.ndarray:
+    def write(into: np.ndarray, plane: torch.Tensor) -> None:
         plane = plane.round_().clamp_(0, peak)
-        if bits == 8:
-            return plane.to(torch.uint8).cpu().numpy()
-        return plane.to(torch.int32).cpu().numpy().astype(np.uint16)
+        # Straight into the plane on the host; uint16 has no arithmetic in torch, so deep codes go as int32.
+        torch.from_numpy(into).copy_(plane.to(torch.uint8) if bits == 8 else plane.to(torch.int32).cpu())
 
-    y = codes(_weighted(rgb, luma, black))
-    cb, cr = codes(_weighted(small, blue, centre)), codes(_weighted(small, red, centre))
-    return [Planes(y[i], cb[i], cr[i], pix_fmt) for i in range(rgb.shape[0])]
+    for first, band in bands:
+        count, _, rows, width = band.shape
+        if planes is None:
+            chroma = (count, -(-height // (1 << vs)), -(-width // (1 << hs)))
+            planes = (np.empty((count, height, width), dtype), np.empty(chroma, dtype), np.empty(chroma, dtype))
+        rgb = band.float()
+        small = _subsample(rgb, hs, vs)
+        y, cb, cr = planes
+        write(y[:, first : first + rows], _weighted(rgb, luma, black))
+        low = first >> vs
+        write(cb[:, low : low + small.shape[-2]], _weighted(small, blue, centre))
+        write(cr[:, low : low + small.shape[-2]], _weighted(small, red, centre))
+    if planes is None:
+        raise ValueError("no rows to convert")
+    y, cb, cr = planes
+    return [Planes(y[i], cb[i], cr[i], pix_fmt) for i in range(y.shape[0])]

@@ -24,6 +24,7 @@ import torch
 from catalog.devices import torch_device
 from catalog.media import VideoFacts, content_hash, first_frame, unreadable_reason, video_facts
 from upscaler import planes
+from upscaler.bands import band_rows
 from upscaler.colour import rgb_format, source_tags
 from upscaler.encode import CODECS, DEFAULT_CODEC, EncoderChoice, choose_encoder
 from upscaler.errors import PlanError, RenderError
@@ -185,10 +186,19 @@ def _frames(upscaler: FrameUpscaler, temporal: TemporalStage | None, spec: Pipel
     def batch(frames: list[tuple[Picture, int | None]]) -> list[Picture]:
         with torch.inference_mode():
             images = [image(source) for source, _ in frames]
-            if len({tuple(i.shape) for i in images}) == 1:
-                outs = upscaler.upscale_image(torch.cat(images))
-            else:  # the coded size changed inside the batch: each frame on its own
-                outs = torch.cat([upscaler.upscale_image(i) for i in images])
+            # The coded size can change inside a batch: such frames go on their own.
+            runs = [torch.cat(images)] if len({tuple(i.shape) for i in images}) == 1 else images
+            if planar_out and temporal is None:
+                # Resized and converted band by band, as each band comes (upscaler.bands).
+                rows = band_rows(upscaler.device)
+                return [
+                    picture
+                    for run in runs
+                    for picture in planes.from_rgb_bands(
+                        upscaler.upscale_bands(run, rows), spec.tags, spec.encoder.pix_fmt, upscaler.height
+                    )
+                ]
+            outs = torch.cat([upscaler.upscale_image(run) for run in runs])
             if temporal is not None:
                 outs = torch.cat([temporal(source, outs[i : i + 1], pts) for i, (source, pts) in enumerate(frames)])
             if planar_out:
