@@ -42,7 +42,7 @@ def _precision_for(descriptor: ImageModelDescriptor[Any], device: torch.device) 
 
 def _memory_format_for(model: torch.nn.Module) -> torch.memory_format:
     """Channels-last for convolutional models: oneDNN and cuDNN run 3x3 convolutions faster
-    on NHWC (measured on a 2-core EPYC: realesr-general-x4v3 2.2x, RRDBNet 1.2x); results
+    on NHWC (measured on a 2-core EPYC: realesr-general-x4v3 1.9-2.2x, RRDBNet 1.1-1.2x); results
     differ from NCHW only in float rounding order."""
     if any(isinstance(m, torch.nn.Conv2d) for m in model.modules()):
         return torch.channels_last
