@@ -36,9 +36,13 @@ def _whole(out: torch.Tensor, height: int, width: int) -> torch.Tensor:
     ],
 )
 @pytest.mark.parametrize("rows", [2, 8, 30])
-def test_bands_equal_one_whole_resize(size_in: tuple[int, int], size_out: tuple[int, int], rows: int) -> None:
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_bands_equal_one_whole_resize(
+    size_in: tuple[int, int], size_out: tuple[int, int], rows: int, layout: torch.memory_format
+) -> None:
     torch.manual_seed(0)
-    out = torch.rand(2, 3, *size_in) * 1.2 - 0.1  # beyond [0, 1], as models overshoot
+    # Beyond [0, 1], as models overshoot; in either layout a model hands on.
+    out = (torch.rand(2, 3, *size_in) * 1.2 - 0.1).contiguous(memory_format=layout)
     expected = _whole(out, *size_out)
     got = torch.zeros_like(expected)
     seen = []
