@@ -4,7 +4,8 @@ For 1080p -> 2160p and 720x480 -> 2160p, with the real architectures of the
 registry models (random weights: the same compute as the released ones).
 The pipeline ceiling is the same render with a model that costs nothing
 (nearest-neighbour upscaling), so only decode, colour, transfer, resize and
-encode remain. Each render reports its stages' busy seconds per frame.
+encode remain. Each render reports its stages' busy seconds per frame and, on a
+GPU, the device's busy share (CUDA events around the model stage's batches).
 On a machine without a GPU the sizes are divided by --cpu-divisor (default 8,
 1 for full size) so the run stays short; the line says so.
 
@@ -125,6 +126,8 @@ def _render(
         "fps": timings["fps"],
         "ms_per_frame": {k: round(1000 * v / result.frames, 2) for k, v in stages.items()},
         "model_busy": round(timings["model_s"] / timings["pipeline_s"], 3),
+        # The device's busy share of the render (CUDA events around each batch); None on a CPU.
+        "gpu_busy": round(timings["device_s"] / timings["pipeline_s"], 3) if "device_s" in timings else None,
         "encoder": result.provenance["output"]["encoder"],
         "precision": result.provenance["processing"]["precision"],
         "colour": "device" if on_device else "swscale",
@@ -223,9 +226,10 @@ def _print(row: dict[str, Any]) -> None:
     model_only = f"model-only {row['model_only_fps']:.2f} fps, " if "model_only_fps" in row else ""
     ratio = f" ({row['end_to_end_ratio']:.0%} of model-only)" if "end_to_end_ratio" in row else ""
     stages = " ".join(f"{k} {v}" for k, v in row["ms_per_frame"].items())
+    gpu = f"GPU busy {row['gpu_busy']:.0%}; " if row["gpu_busy"] is not None else ""
     print(
         f"{row['model']} {row['case']} {row['size']} {row['codec']}: {model_only}"
-        f"end-to-end {row['fps']:.2f} fps{ratio}; model busy {row['model_busy']:.0%}; "
+        f"end-to-end {row['fps']:.2f} fps{ratio}; model busy {row['model_busy']:.0%}; {gpu}"
         f"ms/frame busy: {stages}; colour {row['colour']}, temporal {'on' if row['temporal'] else 'off'}, "
         f"{row['precision']}, batch {row['batch']}, {row['encoder']}, encoding {row['encoding']}"
     )

@@ -13,6 +13,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+import torch
 from media import Clip, write_clip
 from tiny_models import write_identity_compact, write_tiny_compact
 from typer.testing import CliRunner
@@ -255,6 +256,9 @@ def test_provenance_tags_and_sidecar(tmp_path: Path, weights: dict[str, Path]) -
     assert sidecar["model"]["name"] == "tiny" and sidecar["master"]["content_hash"] == content_hash(master)
     assert sidecar["output"]["width"] == 3840 and sidecar["notice"] == NOTICE
     assert probe(out).is_footage_rendition
+    # Each stage's time is recorded; the device's own (CUDA events) only where there is a GPU.
+    assert sidecar["timings"]["model_s"] > 0 and sidecar["timings"]["encode_busy_s"] >= 0
+    assert ("device_s" in sidecar["timings"]) == torch.cuda.is_available()
 
 
 def test_master_is_read_only_and_unchanged(tmp_path: Path, weights: dict[str, Path]) -> None:
