@@ -48,6 +48,9 @@ def _architectures() -> dict[str, torch.nn.Module]:
 
     return {
         "RealESRGAN_x4plus": ESRGAN(in_nc=3, out_nc=3, num_filters=64, num_blocks=23, scale=4),
+        # x2plus: the same network, x4, on the input pixel-unshuffled by 2 (12 channels at a quarter
+        # of the positions); spandrel reads it back as a x2 model, as it does the released weights.
+        "RealESRGAN_x2plus": ESRGAN(in_nc=12, out_nc=3, num_filters=64, num_blocks=23, scale=4, shuffle_factor=2),
         "realesr-general-x4v3": Compact(num_in_ch=3, num_out_ch=3, num_feat=64, num_conv=32, upscale=4),
         "realesr-animevideov3": Compact(num_in_ch=3, num_out_ch=3, num_feat=64, num_conv=16, upscale=4),
     }
