@@ -133,11 +133,10 @@ def render(
         device_time = _DeviceTime()
         work = device_time.timed(_frames(upscaler, temporal, master.spec), device)
         batch = _batch_size(request, device, (picture.width, picture.height), descriptor.scale)
-        spec = master.spec
-        stats = run_pipeline(spec, container, written, work, progress, cancel, batch)
+        stats = run_pipeline(master.spec, container, written, work, progress, cancel, batch)
         timings.update({"pipeline_s": stats.pipeline_s, "model_s": stats.model_s, "fps": stats.fps})
         timings.update({f"{stage}_busy_s": s for stage, s in stats.stages.items() if stage != "model"})
-        if device_time.seconds is not None:
+        if device.type == "cuda":
             timings["device_s"] = device_time.seconds
         duration = _verify(tmp, master, stats.frames)
         if content_hash(master_path) != master_hash:
@@ -147,7 +146,7 @@ def render(
                 "precision": upscaler.precision,
                 "colour": "on the model's device" if master.spec.colour_on_device else "swscale on the CPU",
                 "batch": batch,
-                "encoding": _encoding(spec),
+                "encoding": _encoding(master.spec),
                 "tile": upscaler.tile,
                 "fallbacks": upscaler.fallbacks,
                 "frames": stats.frames,
@@ -182,12 +181,11 @@ class _DeviceTime:
     left out. With the temporal stage on, a batch's span includes the optical flow the CPU
     computes inside it, so the figure is an upper bound."""
 
-    seconds: float | None = None
+    seconds: float = 0.0
 
     def timed(self, work: Upscale, device: torch.device) -> Upscale:
         if device.type != "cuda":
             return work
-        self.seconds = 0.0
 
         def run(frames: list[tuple[Picture, int | None]]) -> list[Picture]:
             start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
@@ -195,7 +193,7 @@ class _DeviceTime:
             pictures = work(frames)
             end.record()
             end.synchronize()
-            self.seconds = (self.seconds or 0.0) + start.elapsed_time(end) / 1000
+            self.seconds += start.elapsed_time(end) / 1000
             return pictures
 
         return run
@@ -227,14 +225,20 @@ def _frames(upscaler: FrameUpscaler, temporal: TemporalStage | None, spec: Pipel
                         upscaler.upscale_bands(run, rows), spec.tags, spec.encoder.pix_fmt, upscaler.height
                     )
                 ]
-            outs = torch.cat([upscaler.upscale_image(run) for run in runs])
+            out = _joined([upscaler.upscale_image(run) for run in runs])
             if temporal is not None:
-                outs = torch.cat([temporal(source, outs[i : i + 1], pts) for i, (source, pts) in enumerate(frames)])
+                out = _joined([temporal(source, out[i : i + 1], pts) for i, (source, pts) in enumerate(frames)])
             if planar_out:
-                return list(planes.from_rgb(outs, spec.tags, spec.encoder.pix_fmt))
-            return [upscaler.to_pixels(outs[i : i + 1], rgb_like) for i in range(len(frames))]
+                return list(planes.from_rgb(out, spec.tags, spec.encoder.pix_fmt))
+            return [upscaler.to_pixels(out[i : i + 1], rgb_like) for i in range(len(frames))]
 
     return batch
+
+
+def _joined(pictures: list[torch.Tensor]) -> torch.Tensor:
+    """``pictures`` as one batch; one picture (the common case) as it is: a cat would copy
+    it, 100 MB for a 4K float frame."""
+    return pictures[0] if len(pictures) == 1 else torch.cat(pictures)
 
 
 def _batch_size(request: RenderRequest, device: torch.device, coded: tuple[int, int], scale: int) -> int:
