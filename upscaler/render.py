@@ -214,7 +214,7 @@ def _frames(upscaler: FrameUpscaler, temporal: TemporalStage | None, spec: Pipel
         with torch.inference_mode():
             images = [image(source) for source, _ in frames]
             # The coded size can change inside a batch: such frames go on their own.
-            runs = [torch.cat(images)] if len({tuple(i.shape) for i in images}) == 1 else images
+            runs = [_joined(images)] if len({tuple(i.shape) for i in images}) == 1 else images
             if planar_out and temporal is None:
                 # Resized and converted band by band, as each band comes (upscaler.bands).
                 rows = band_rows(upscaler.device)
