@@ -131,7 +131,7 @@ def _luma(image: np.ndarray) -> np.ndarray:
 def _flow(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Farneback flow from grey ``a`` to ``b`` (pixels)."""
     grey_a, grey_b = (_to_uint8(_luma(x)) for x in (a, b))
-    return cv2.calcOpticalFlowFarneback(grey_a, grey_b, None, 0.5, 4, 15, 3, 5, 1.2, 0)  # type: ignore[call-overload]
+    return cv2.calcOpticalFlowFarneback(grey_a, grey_b, None, 0.5, 4, 15, 3, 5, 1.2, 0)
 
 
 def _warp(image: np.ndarray, flow: np.ndarray) -> np.ndarray:

@@ -78,7 +78,7 @@ def test_slow_copy_is_indexed_once_after_it_ends(
             f.flush()
             time.sleep(0.4)
     copy_ended = time.time()
-    wait_for(lambda: len(recorder.calls) >= 1)
+    wait_for(lambda: len(recorder.results) >= 1)  # indexed (the first index loads the shot detector)
     time.sleep(1.5)  # and nothing more comes
     assert recorder.paths() == ["arriving.mp4"]
     assert recorder.calls[0][1] >= copy_ended
