@@ -107,16 +107,7 @@ class _Timeline:
             if last_t is not None and t <= last_t:
                 continue  # a repeated timestamp adds nothing to the timeline
             last_t = t
-            if self._start is None:
-                self._start = t
-            self._times.append(t)
-            if not self._pictures or t - self._pictures[-1][0] >= self._step:
-                self._pictures.append((t, _picture(frame, self._size, self._info.rotation)))
-            settled = t
-            if self._detector is not None:
-                self._cuts.extend(self._detector.push(t, ShotFrame(frame)))
-                settled = self._detector.settled
-            yield from self._close(settled)
+            yield from self._close(self._take(t, frame))
         if last_t is None:
             return
         if self._detector is not None:
@@ -127,25 +118,48 @@ class _Timeline:
         if self._held is not None:
             yield self._held
 
+    def _take(self, t: float, frame: av.VideoFrame) -> float:
+        """Add a frame at ``t`` to the timeline; return the time up to which boundaries are settled."""
+        if self._start is None:
+            self._start = t
+        self._times.append(t)
+        if not self._pictures or t - self._pictures[-1][0] >= self._step:
+            self._pictures.append((t, _picture(frame, self._size, self._info.rotation)))
+        if self._detector is None:
+            return t
+        self._cuts.extend(self._detector.push(t, ShotFrame(frame)))
+        return self._detector.settled
+
     def _close(self, settled: float) -> Iterator[Moment]:
         """Close each moment whose end is certain: a boundary, or ``max_gap_s`` with none before it."""
         while self._start is not None:
-            start = self._start
-            cut = min((c for c in self._cuts if c > start), default=None)
-            bound = next((t for t in self._times if t - start >= self._options.max_gap_s), None)
-            if cut is not None and (bound is None or cut <= bound):
-                # The frame the boundary falls on (a fade's middle is computed, not a frame's time).
-                end = next((t for t in self._times if t > start and t >= cut - 1e-3), cut)
-            elif bound is not None and bound <= settled:
-                end = bound  # boundaries reported later lie after ``settled``
-            else:
+            end = self._certain_end(self._start, settled)
+            if end is None:
                 break
             yield from self._end_moment(end)
-            self._start = end
-            self._cuts = [c for c in self._cuts if c > end]
-            self._times = [t for t in self._times if t >= end]
-            self._pictures = [p for p in self._pictures if p[0] >= end]
+            self._advance(end)
         self._let_go(settled)
+
+    def _certain_end(self, start: float, settled: float) -> float | None:
+        """Where the moment open at ``start`` ends, once nothing reported later can move it."""
+        cut = min((c for c in self._cuts if c > start), default=None)
+        bound = next((t for t in self._times if t - start >= self._options.max_gap_s), None)
+        if cut is not None and (bound is None or cut <= bound):
+            return self._frame_at(start, cut)
+        if bound is not None and bound <= settled:
+            return bound  # boundaries reported later lie after ``settled``
+        return None
+
+    def _frame_at(self, start: float, cut: float) -> float:
+        """The frame a boundary falls on (a fade's middle is computed, not a frame's time)."""
+        return next((t for t in self._times if t > start and t >= cut - 1e-3), cut)
+
+    def _advance(self, end: float) -> None:
+        """Open the next moment at ``end``, forgetting what lies before it."""
+        self._start = end
+        self._cuts = [c for c in self._cuts if c > end]
+        self._times = [t for t in self._times if t >= end]
+        self._pictures = [p for p in self._pictures if p[0] >= end]
 
     def _end_moment(self, end: float) -> Iterator[Moment]:
         assert self._start is not None
