@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -45,11 +45,31 @@ class RenditionStateError(FootageError):
     """A change of status the life of a rendition does not allow (say, done -> running)."""
 
 
+class LeaseLostError(FootageError):
+    """Another render holds the rendition now: this one may record nothing and publish no file."""
+
+
+@dataclass(frozen=True)
+class Lease:
+    """A render's hold on its rendition: ``epoch`` is its turn; every later start gets a higher one."""
+
+    rendition_id: int
+    epoch: int
+    seconds: float
+
+
 def _move(rendition: Rendition, to: RenditionStatus) -> None:
     now = RenditionStatus(rendition.status)
     if to not in _NEXT[now]:
         raise RenditionStateError(f"rendition {rendition.id} is {now}; it cannot become {to}")
     rendition.status = to.value
+    if to != S.RUNNING:
+        rendition.lease_expires_at = None  # nobody renders it now
+
+
+def _expiry(seconds: float) -> sa.ColumnElement[datetime]:
+    # The database's clock, the one every worker's lease is measured against.
+    return sa.func.now() + timedelta(seconds=seconds)
 
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -141,24 +161,59 @@ def set_job(session: Session, rendition_id: int, job_id: int | None) -> None:
     get(session, rendition_id).job_id = job_id
 
 
-def start(rendition: Rendition, worker: str) -> None:
-    """A worker begins (or, after a stalled worker, begins again) to render; progress restarts."""
+def start(rendition: Rendition, worker: str, lease_s: float = 60.0) -> Lease:
+    """A worker begins (or, after a stalled worker, begins again) to render; progress restarts.
+
+    The worker takes the rendition's lease for ``lease_s`` seconds, to be renewed while it renders.
+    """
     _move(rendition, S.RUNNING)
     rendition.worker, rendition.error = worker, None
     rendition.attempts += 1
     rendition.started_at = datetime.now(UTC)
     rendition.frames_done, rendition.progress = 0, 0.0
+    rendition.lease_epoch = (rendition.lease_epoch or 0) + 1
+    rendition.lease_expires_at = _expiry(lease_s)  # evaluated by the database at flush
+    return Lease(rendition.id, rendition.lease_epoch, lease_s)
 
 
-def record_progress(
-    session: Session, rendition_id: int, frames_done: int, frames_total: int | None, fps: float
-) -> None:
-    """Frames rendered so far; ignored unless the rendition is running (a late update never revives it)."""
+def lease_holder(session: Session, rendition: Rendition) -> str | None:
+    """The worker whose lease on the running ``rendition`` has not expired; ``None`` when nobody holds it."""
+    expires = rendition.lease_expires_at
+    if rendition.status != S.RUNNING or expires is None:
+        return None
+    now: datetime = session.execute(sa.select(sa.func.now())).scalar_one()
+    return rendition.worker if now < expires else None
+
+
+def renew(session: Session, lease: Lease) -> bool:
+    """Extend ``lease`` by its length; False when it is no longer held (taken over, or the rendition ended)."""
+    renewed = session.execute(
+        sa.update(Rendition)
+        .where(Rendition.id == lease.rendition_id, Rendition.lease_epoch == lease.epoch, Rendition.status == S.RUNNING)
+        .values(lease_expires_at=_expiry(lease.seconds))
+    )
+    return bool(renewed.rowcount)  # type: ignore[attr-defined]
+
+
+def holding(session: Session, lease: Lease) -> Rendition:
+    """The rendition, locked, for the holder of ``lease`` to record an outcome; LeaseLostError otherwise."""
+    rendition = get(session, lease.rendition_id, lock=True)
+    if rendition.lease_epoch != lease.epoch:
+        raise LeaseLostError(
+            f"rendition {lease.rendition_id} was taken over by {rendition.worker or 'another worker'}; "
+            "this render's output was discarded"
+        )
+    return rendition
+
+
+def record_progress(session: Session, lease: Lease, frames_done: int, frames_total: int | None, fps: float) -> None:
+    """Frames rendered so far; ignored unless the rendition is running under ``lease`` (a late update
+    never revives it, and a render that lost its lease never writes over its successor's progress)."""
     total = frames_total if frames_total and frames_total >= frames_done else None
     progress = min(_RUNNING_PROGRESS_CAP, frames_done / total) if total else 0.0
     session.execute(
         sa.update(Rendition)
-        .where(Rendition.id == rendition_id, Rendition.status == S.RUNNING)
+        .where(Rendition.id == lease.rendition_id, Rendition.status == S.RUNNING, Rendition.lease_epoch == lease.epoch)
         .values(frames_done=frames_done, frames_total=total, fps=fps, progress=progress)
     )
 
@@ -289,7 +344,10 @@ def job_rows(session: Session, limit: int = 100) -> list[dict[str, Any]]:
         eta = None
         if running and row["fps"] and row["frames_total"]:  # an ended job has no time left
             eta = max(0.0, (row["frames_total"] - row["frames_done"]) / row["fps"])
-        what = row["args"].get("path") or (f"rendition {row['rendition_id']}" if row["rendition_id"] else "")
+        # A render job handed on to another job (its worker stopped responding) is no longer the
+        # rendition's job, but its arguments still say which rendition it rendered.
+        rendition_id = row["rendition_id"] or row["args"].get("rendition_id")
+        what = row["args"].get("path") or (f"rendition {rendition_id}" if rendition_id else "")
         result.append(
             {
                 "job_id": row["id"],

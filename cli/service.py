@@ -44,24 +44,27 @@ def _service_settings(host: str, port: int, token: str | None) -> ServiceSetting
 
 
 STALL_OPTION = typer.Option(
-    "--stall-timeout", min=1.0, help="Seconds without a heartbeat after which a worker's jobs go to others."
+    "--stall-timeout",
+    min=1.0,
+    help="Seconds without a heartbeat after which a worker's jobs go to others; also how long this "
+    "worker's hold on a rendition it renders lasts without a renewal.",
 )
 
 
-def worker_app(catalog: Catalog) -> procrastinate.App:
+def worker_app(catalog: Catalog, stall_timeout_s: float = STALLED_WORKER_TIMEOUT_S) -> procrastinate.App:
     """The job app with every footage task: the one place indexer and upscaler meet."""
     from upscaler.jobs import register_render_task
 
     app = job_app(catalog)
     register_index_task(app, catalog, LazyEmbedder(embedding_settings()))
-    register_render_task(app, catalog, upscale_settings())
+    register_render_task(app, catalog, upscale_settings(lease_s=stall_timeout_s))
     return app
 
 
-def upscale_settings() -> UpscaleSettings:
+def upscale_settings(lease_s: float = STALLED_WORKER_TIMEOUT_S) -> UpscaleSettings:
     from upscaler.jobs import UpscaleSettings
 
-    return UpscaleSettings(renditions_dir=renditions_dir(), models_dir=models_dir(), device=device())
+    return UpscaleSettings(renditions_dir=renditions_dir(), models_dir=models_dir(), device=device(), lease_s=lease_s)
 
 
 def watch(
@@ -123,7 +126,7 @@ def watch(
             answering = start_service(catalog, embedding_settings(), service, footage_home())
         try:
             run_worker(
-                worker_app(catalog),
+                worker_app(catalog, stall_timeout),
                 queues=list(QUEUES),
                 concurrency=concurrency,
                 name="watch",
@@ -190,7 +193,7 @@ def worker(
     with open_catalog(catalog_settings()) as catalog:
         stdout().print(f"Worker on queues {', '.join(queues or QUEUES)} (Ctrl-C to stop)")
         run_worker(
-            worker_app(catalog),
+            worker_app(catalog, stall_timeout),
             queues=queues or list(QUEUES),
             concurrency=concurrency,
             name=socket.gethostname(),

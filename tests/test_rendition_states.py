@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from catalog import renditions as records
 from catalog.assets import upsert_asset
-from catalog.renditions import RenditionSpec, RenditionStateError
+from catalog.renditions import LeaseLostError, RenditionSpec, RenditionStateError
 from catalog.tables import Rendition, RenditionStatus
 
 S = RenditionStatus
@@ -33,9 +33,9 @@ def _done(session: Session, rendition: Rendition) -> None:
 
 def test_a_render_that_works(session: Session, queued: Rendition) -> None:
     assert queued.status == S.QUEUED
-    records.start(queued, "host:1")
+    lease = records.start(queued, "host:1")
     assert (queued.status, queued.attempts, queued.worker) == (S.RUNNING, 1, "host:1")
-    records.record_progress(session, queued.id, 10, 25, 5.0)
+    records.record_progress(session, lease, 10, 25, 5.0)
     session.refresh(queued)
     assert (queued.frames_done, queued.progress) == (10, pytest.approx(0.4))
     _done(session, queued)
@@ -43,16 +43,17 @@ def test_a_render_that_works(session: Session, queued: Rendition) -> None:
 
 
 def test_progress_never_reads_complete_before_done(session: Session, queued: Rendition) -> None:
-    records.start(queued, "host:1")
-    records.record_progress(session, queued.id, 25, 25, 5.0)
+    lease = records.start(queued, "host:1")
+    records.record_progress(session, lease, 25, 25, 5.0)
     session.refresh(queued)
     assert queued.status == S.RUNNING and queued.progress < 1.0
 
 
 def test_a_late_progress_update_never_revives_an_ended_rendition(session: Session, queued: Rendition) -> None:
+    lease = records.start(queued, "host:1")
     records.cancel(queued)
     session.flush()
-    records.record_progress(session, queued.id, 10, 25, 5.0)
+    records.record_progress(session, lease, 10, 25, 5.0)
     session.refresh(queued)
     assert (queued.status, queued.frames_done) == (S.CANCELLED, 0)
 
@@ -114,3 +115,34 @@ def test_statuses_in_the_schema_are_the_enum() -> None:
     check = next(c for c in table.constraints if c.name == "ck_renditions_status_known")
     assert isinstance(check, sa.CheckConstraint)
     assert all(f"'{s.value}'" in str(check.sqltext) for s in RenditionStatus)
+
+
+def test_one_render_holds_a_rendition_at_a_time(session: Session, queued: Rendition) -> None:
+    first = records.start(queued, "host:1", lease_s=60)
+    session.flush()
+    assert records.lease_holder(session, queued) == "host:1"
+    assert records.renew(session, first)
+    second = records.start(queued, "host:2", lease_s=60)  # host:1 was taken for dead; host:2 took over
+    session.flush()
+    assert second.epoch == first.epoch + 1
+    assert records.lease_holder(session, queued) == "host:2"
+    assert not records.renew(session, first) and records.renew(session, second)
+    records.record_progress(session, first, 20, 25, 5.0)  # the old render's late progress is ignored
+    records.record_progress(session, second, 3, 25, 5.0)
+    session.refresh(queued)
+    assert queued.frames_done == 3
+    with pytest.raises(LeaseLostError, match="taken over by host:2"):
+        records.holding(session, first)
+    assert records.holding(session, second) is queued
+
+
+def test_an_expired_or_ended_lease_has_no_holder(session: Session, queued: Rendition) -> None:
+    lease = records.start(queued, "host:1", lease_s=0)
+    session.flush()
+    session.refresh(queued)
+    assert queued.lease_expires_at is not None and records.lease_holder(session, queued) is None
+    lease = records.start(queued, "host:2", lease_s=60)
+    records.retry(queued, "encoder hiccup")
+    session.flush()
+    assert (queued.lease_expires_at, records.lease_holder(session, queued)) == (None, None)
+    assert not records.renew(session, lease)  # a queued rendition is nobody's to renew

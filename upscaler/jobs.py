@@ -26,12 +26,14 @@ from sqlalchemy.orm import Session
 from catalog import Asset, Catalog, FootageError, Rendition, UnsafePathError
 from catalog import renditions as records
 from catalog.families import resolve_asset
-from catalog.jobs import DATABASE_LOST, RENDER_QUEUE, RENDER_TASK, defer_index, defer_render
+from catalog.jobs import DATABASE_LOST, RENDER_QUEUE, RENDER_TASK, STALLED_WORKER_TIMEOUT_S, defer_index, defer_render
 from catalog.media import Picture, content_hash
+from catalog.renditions import Lease, LeaseLostError
 from catalog.tables import RenditionStatus
 from upscaler.encode import CODECS, DEFAULT_CODEC
 from upscaler.errors import DownloadError, PlanError, RenderError
 from upscaler.geometry import Plan, plan
+from upscaler.lease import LeaseKeeper
 from upscaler.registry import ModelChoice, ResolvedModel, resolve_model
 from upscaler.render import RenderProgress, RenderRequest, RenderResult, render
 from upscaler.temporal import TemporalSettings
@@ -41,6 +43,8 @@ logger = logging.getLogger(__name__)
 MAX_ATTEMPTS = 3
 RETRYABLE: tuple[type[Exception], ...] = (RenderError, DownloadError, OSError)
 _PROGRESS_EVERY_S = 1.0
+# How often a job whose rendition another worker holds looks again.
+_HELD_POLL_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -50,6 +54,9 @@ class UpscaleSettings:
     renditions_dir: Path
     models_dir: Path
     device: str | None = None
+    # A render's lease on its rendition: another worker may take it over once this
+    # long has passed without a renewal (renewed three times a lease while rendering).
+    lease_s: float = STALLED_WORKER_TIMEOUT_S
 
 
 @dataclass(frozen=True)
@@ -221,20 +228,28 @@ def run_render_job(
 
     Returns the rendition file, or ``None`` when there was nothing to do.
     """
-    started = _start(catalog, settings, rendition_id)
+    started = _start(catalog, settings, rendition_id, context)
     if started is None:
         return None
-    request, attempt = started
+    request, lease, attempt = started
     _remove_stale_partials(request.output)
     cancel = threading.Event()
-    try:
-        result = render(request, _progress_recorder(catalog, rendition_id, context, cancel), cancel)
-    except Exception as exc:
-        _unless_database_lost(_record_failure, catalog, rendition_id, exc, cancelled=cancel.is_set(), attempt=attempt)
-        if cancel.is_set():
-            raise procrastinate_errors.JobAborted() from exc
-        raise
-    _unless_database_lost(_record_success, catalog, rendition_id, result)
+    with LeaseKeeper(catalog, lease, cancel) as keeper:
+        try:
+            result = render(request, _progress_recorder(catalog, lease, context, cancel), cancel, keeper.confirm)
+        except Exception as exc:
+            if keeper.lost.is_set():
+                logger.warning("rendition %s: another worker holds it now; this render recorded nothing", rendition_id)
+                return None
+            _unless_database_lost(_record_failure, catalog, lease, exc, cancelled=cancel.is_set(), attempt=attempt)
+            if cancel.is_set():
+                raise procrastinate_errors.JobAborted() from exc
+            raise
+        try:
+            _unless_database_lost(_record_success, catalog, lease, result)
+        except LeaseLostError as exc:
+            logger.warning("%s", exc)
+            return None
     # On the render queue: whoever serves renders indexes what they made (workers on GPU
     # hosts often run with `-q render` only, and nobody there would take an index job).
     defer_index(app, str(result.output), kind="rendition", queue=RENDER_QUEUE)
@@ -251,22 +266,46 @@ def _unless_database_lost(record: Callable[..., None], *args: Any, **kwargs: Any
         raise RenderError("the catalog database went away before the outcome was recorded") from exc
 
 
-def _start(catalog: Catalog, settings: UpscaleSettings, rendition_id: int) -> tuple[RenderRequest, int] | None:
-    """Mark the rendition running and say what to render; ``None`` when there is nothing to do."""
-    with catalog.session() as session:
-        rendition = records.get(session, rendition_id, lock=True)
-        if rendition.status in records.ENDED:
-            return None
-        master = session.get(Asset, rendition.master_id)
-        assert master is not None  # the foreign key keeps masters while renditions point at them
-        try:
-            output = _safe_output(settings.renditions_dir, rendition, master)
-        except FootageError as exc:
-            records.fail(rendition, str(exc))
-            logger.error("rendition %s: %s", rendition_id, exc)
-            return None
-        records.start(rendition, f"{socket.gethostname()}:{os.getpid()}")
-        return _render_request(rendition, master, output, settings), rendition.attempts
+def _start(
+    catalog: Catalog, settings: UpscaleSettings, rendition_id: int, context: procrastinate.JobContext | None
+) -> tuple[RenderRequest, Lease, int] | None:
+    """Take the rendition's lease, mark it running and say what to render; ``None`` when there is
+    nothing to do.
+
+    While another worker holds a live lease (a worker that stopped taking jobs but
+    finishes its render, or one the queue took for dead too early) this waits: until
+    that render ends (nothing to do) or its lease runs out (this one takes over).
+    """
+    waiting_for: str | None = None
+    while True:
+        with catalog.session() as session:
+            rendition = records.get(session, rendition_id, lock=True)
+            if rendition.status in records.ENDED:
+                if waiting_for is not None:
+                    logger.info("rendition %s was finished by %s: nothing to do", rendition_id, waiting_for)
+                return None
+            holder = records.lease_holder(session, rendition)
+            if holder is None:
+                return _take(session, settings, rendition)
+        if waiting_for != holder:
+            logger.info("rendition %s is being rendered by %s; waiting for it to end", rendition_id, holder)
+            waiting_for = holder
+        if context is not None and context.should_abort():
+            raise procrastinate_errors.JobAborted()
+        time.sleep(_HELD_POLL_S)
+
+
+def _take(session: Session, settings: UpscaleSettings, rendition: Rendition) -> tuple[RenderRequest, Lease, int] | None:
+    master = session.get(Asset, rendition.master_id)
+    assert master is not None  # the foreign key keeps masters while renditions point at them
+    try:
+        output = _safe_output(settings.renditions_dir, rendition, master)
+    except FootageError as exc:
+        records.fail(rendition, str(exc))
+        logger.error("rendition %s: %s", rendition.id, exc)
+        return None
+    lease = records.start(rendition, f"{socket.gethostname()}:{os.getpid()}", settings.lease_s)
+    return _render_request(rendition, master, output, settings, lease), lease, rendition.attempts
 
 
 def _safe_output(folder: Path, rendition: Rendition, master: Asset) -> Path:
@@ -277,7 +316,9 @@ def _safe_output(folder: Path, rendition: Rendition, master: Asset) -> Path:
     return output
 
 
-def _render_request(rendition: Rendition, master: Asset, output: Path, settings: UpscaleSettings) -> RenderRequest:
+def _render_request(
+    rendition: Rendition, master: Asset, output: Path, settings: UpscaleSettings, lease: Lease
+) -> RenderRequest:
     return RenderRequest(
         master=Path(master.path),
         output=output,
@@ -295,11 +336,12 @@ def _render_request(rendition: Rendition, master: Asset, output: Path, settings:
         device=settings.device,
         overwrite=True,
         temporal=TemporalSettings.from_parameters(rendition.parameters.get("temporal")),
+        attempt=f"e{lease.epoch}",
     )
 
 
 def _progress_recorder(
-    catalog: Catalog, rendition_id: int, context: procrastinate.JobContext | None, cancel: threading.Event
+    catalog: Catalog, lease: Lease, context: procrastinate.JobContext | None, cancel: threading.Event
 ) -> Callable[[RenderProgress], None]:
     """Progress for the catalog at most once per ``_PROGRESS_EVERY_S``; a user's abort sets ``cancel``."""
     last = 0.0
@@ -312,14 +354,14 @@ def _progress_recorder(
             last = time.monotonic()
             # Progress is advisory: a render goes on while the database restarts.
             with contextlib.suppress(*DATABASE_LOST), catalog.session() as session:
-                records.record_progress(session, rendition_id, p.frames_done, p.frames_total, p.fps)
+                records.record_progress(session, lease, p.frames_done, p.frames_total, p.fps)
 
     return progress
 
 
-def _record_failure(catalog: Catalog, rendition_id: int, exc: Exception, *, cancelled: bool, attempt: int) -> None:
+def _record_failure(catalog: Catalog, lease: Lease, exc: Exception, *, cancelled: bool, attempt: int) -> None:
     with catalog.session() as session:
-        rendition = records.get(session, rendition_id, lock=True)
+        rendition = records.holding(session, lease)
         if cancelled:
             records.cancel(rendition)
         elif isinstance(exc, RETRYABLE) and attempt < MAX_ATTEMPTS:
@@ -328,7 +370,7 @@ def _record_failure(catalog: Catalog, rendition_id: int, exc: Exception, *, canc
             records.fail(rendition, str(exc))
 
 
-def _record_success(catalog: Catalog, rendition_id: int, result: RenderResult) -> None:
+def _record_success(catalog: Catalog, lease: Lease, result: RenderResult) -> None:
     """Register the written file as a rendition asset and link it: the rendition is done."""
     values = {
         "width": result.plan.width,
@@ -339,5 +381,6 @@ def _record_success(catalog: Catalog, rendition_id: int, result: RenderResult) -
         "duration_s": result.duration_s,
     }
     with catalog.session() as session:
+        rendition = records.holding(session, lease)
         asset_id = records.register_file(session, result.output, values)
-        records.finish(records.get(session, rendition_id, lock=True), asset_id, result.frames, result.provenance)
+        records.finish(rendition, asset_id, result.frames, result.provenance)

@@ -82,6 +82,9 @@ class RenderRequest:
     # What the user asked for ("4k", "2x"), for the provenance, when ``target`` is the
     # size it was planned to (a queued request renders to its recorded size).
     label: str | None = None
+    # Names this attempt's temporary file, unique among the attempts at one output even
+    # across hosts (jobs pass the lease's epoch); None: this process's id.
+    attempt: str | None = None
 
 
 @dataclass(frozen=True)
@@ -110,8 +113,13 @@ def render(
     request: RenderRequest,
     progress: Callable[[RenderProgress], None] | None = None,
     cancel: threading.Event | None = None,
+    before_publish: Callable[[], None] | None = None,
 ) -> RenderResult:
-    """Render ``request.master`` to ``request.output``; the master is only ever read."""
+    """Render ``request.master`` to ``request.output``; the master is only ever read.
+
+    ``before_publish`` runs once the file is verified, just before it takes its final
+    name; raising there discards it (a render that lost its rendition to another).
+    """
     master_path, output = _preflight(request)
     started = time.perf_counter()
     master_hash = content_hash(master_path)
@@ -119,7 +127,7 @@ def render(
     device = torch_device(request.device)
     descriptor, identity = load_model(request.model, request.cache_dir, device)
     container = _open_master(master_path)
-    tmp = output.with_name(f".{output.stem}.partial-{os.getpid()}{output.suffix}")
+    tmp = output.with_name(f".{output.stem}.partial-{request.attempt or os.getpid()}{output.suffix}")
     try:
         master = _inspect(container, master_path, request, output.suffix)
         picture = master.facts.picture
@@ -156,6 +164,8 @@ def render(
             provenance["processing"]["temporal"] = temporal.description()
             timings["temporal_s"] = temporal.stats.seconds
         provenance["timings"] = {k: round(v, 3) for k, v in timings.items()}
+        if before_publish is not None:
+            before_publish()
         sidecar = write_sidecar(output, provenance)
         os.replace(tmp, output)
         return RenderResult(output, sidecar, master.spec.plan, stats.frames, duration, identity, provenance)
