@@ -23,6 +23,7 @@ import procrastinate
 import psycopg
 import sqlalchemy as sa
 from procrastinate import exceptions as procrastinate_errors
+from procrastinate import worker as procrastinate_worker
 
 from catalog.database import Catalog
 from catalog.errors import DatabaseUnavailableError
@@ -129,20 +130,86 @@ def live_workers(catalog: Catalog, within_s: float = STALLED_WORKER_TIMEOUT_S) -
 
 
 async def _recover(app: procrastinate.App, job: Any) -> None:
-    """Queue a stalled job again or, when the same work already waits in the queue, let it go.
+    """Give a stalled job's work to a new job, and end the stalled one as aborted.
 
-    A job keeps its queueing lock when it is queued again, so if the same work
-    was queued meanwhile (a restarted watcher queues every file it finds) the
-    retry would break the lock's uniqueness; and while the stalled job sat in
-    ``doing`` its lock kept the waiting one from starting. Ending the stalled
-    job as failed frees both: the waiting job does the work once.
+    The stalled job's worker may be paused or cut off rather than dead: should it
+    come back, whatever it reports lands on its own ended job, never on the one
+    doing the work now (which a retry of the same job would be). When the same
+    work already waits in the queue (a restarted watcher queues every file it
+    finds), that job does it.
     """
     try:
-        await app.job_manager.retry_job(job)
-        logger.warning("job %s belonged to a worker that stopped responding: queued again", job.id)
-    except procrastinate_errors.UniqueViolation:
-        await app.job_manager.finish_job(job, status=procrastinate.jobs.Status.FAILED, delete_job=False)
+        await app.job_manager.finish_job(job, status=procrastinate.jobs.Status.ABORTED, delete_job=False)
+    except procrastinate_errors.ConnectorException:
+        if await _job_status(app, job.id) == "doing":
+            raise
+        return  # another worker recovered it first
+    task = app.configure_task(
+        job.task_name, queue=job.queue, lock=job.lock, queueing_lock=job.queueing_lock, priority=job.priority
+    )
+    try:
+        new_id = await task.defer_async(**job.task_kwargs)
+    except procrastinate_errors.AlreadyEnqueued:
         logger.warning("job %s belonged to a worker that stopped responding; the same work is queued already", job.id)
+        return
+    if job.task_name == RENDER_TASK:
+        await app.connector.execute_query_async(
+            "UPDATE renditions SET job_id = %(new)s WHERE job_id = %(old)s", new=new_id, old=job.id
+        )
+    logger.warning("job %s belonged to a worker that stopped responding: queued again as job %s", job.id, new_id)
+
+
+async def _job_status(app: procrastinate.App, job_id: int) -> str | None:
+    row = await app.connector.execute_query_one_async(
+        "SELECT status::text AS status FROM procrastinate_jobs WHERE id = %(id)s", id=job_id
+    )
+    return None if row is None else str(row["status"])
+
+
+class _Worker(procrastinate_worker.Worker):
+    """procrastinate's worker, told that a job may have been handed to another worker meanwhile.
+
+    A worker paused or cut off past the stall timeout finds, when it comes back, its
+    job ended as aborted and the work queued again as another job (``_recover``):
+    its late outcome is dropped with a line that says so, not raised as an error.
+    """
+
+    async def _persist_job_status(self, job: Any, *args: Any, **kwargs: Any) -> None:
+        try:
+            await super()._persist_job_status(job, *args, **kwargs)
+        except procrastinate_errors.ConnectorException:
+            if await _job_status(self.app, job.id) != "aborted":
+                raise
+            logger.warning(
+                "job %s was handed to another worker while this one was away; its outcome here is dropped", job.id
+            )
+
+
+async def _keep_alive(app: procrastinate.App, worker: procrastinate_worker.Worker, every_s: float) -> None:
+    """Send ``worker``'s heartbeat for as long as it is registered.
+
+    procrastinate stops its own heartbeat as its shutdown begins, before it waits
+    for the running job: a worker finishing its render after a graceful stop would
+    look dead, and its job would be taken over and rendered a second time.
+    """
+    while True:
+        await asyncio.sleep(every_s)
+        if worker.worker_id is not None:
+            with contextlib.suppress(*DATABASE_LOST):  # the watchdog deals with a lost database
+                await app.job_manager.update_heartbeat(worker.worker_id)
+
+
+async def _render_alive(app: procrastinate.App, job: Any) -> bool:
+    """Whether ``job`` is a render whose rendition is still leased: its render renews the lease
+    whatever its worker's heartbeat says (another worker's heartbeat may simply be slower
+    than this one's stall timeout), so the lease, not the heartbeat, says it is alive."""
+    if job.task_name != RENDER_TASK or "rendition_id" not in job.task_kwargs:
+        return False
+    row = await app.connector.execute_query_one_async(
+        "SELECT count(*) AS live FROM renditions WHERE id = %(id)s AND status = 'running' AND lease_expires_at > now()",
+        id=job.task_kwargs["rendition_id"],
+    )
+    return bool(row["live"])
 
 
 async def _retry_stalled(app: procrastinate.App, stall_timeout_s: float) -> None:
@@ -150,7 +217,8 @@ async def _retry_stalled(app: procrastinate.App, stall_timeout_s: float) -> None
     while True:
         try:
             for job in await app.job_manager.get_stalled_jobs(seconds_since_heartbeat=stall_timeout_s):
-                await _recover(app, job)
+                if not await _render_alive(app, job):
+                    await _recover(app, job)
         except procrastinate_errors.ConnectorException as exc:
             # The database may be restarting: recovery waits for it, it never gives up.
             logger.warning("stalled-job recovery could not reach the database: %s", exc)
@@ -272,17 +340,20 @@ def run_worker(
 
     async def once(stop: asyncio.Event) -> None:
         async with app.open_async():
-            worker = asyncio.create_task(
-                app.run_worker_async(
-                    queues=queues,  # type: ignore[arg-type]  # None means every queue
-                    concurrency=concurrency,
-                    name=name,
-                    wait=wait,
-                    install_signal_handlers=False,  # ours cover the restarts and the wind-down too
-                    stalled_worker_timeout=stall_timeout_s,
-                    update_heartbeat_interval=max(0.5, stall_timeout_s / 6),
-                )
+            app.perform_import_paths()
+            heartbeat_s = max(0.5, stall_timeout_s / 6)
+            runner = _Worker(
+                app=app,
+                queues=queues,
+                concurrency=concurrency,
+                name=name,
+                wait=wait,
+                install_signal_handlers=False,  # ours cover the restarts and the wind-down too
+                stalled_worker_timeout=stall_timeout_s,
+                update_heartbeat_interval=heartbeat_s,
             )
+            worker = asyncio.create_task(runner.run())
+            alive = asyncio.create_task(_keep_alive(app, runner, heartbeat_s))
             helpers = [asyncio.create_task(_retry_stalled(app, stall_timeout_s)), asyncio.create_task(stop.wait())]
             if catalog is not None:
                 helpers.append(asyncio.create_task(_watch_database(catalog, pinger, outage, patience_s)))
@@ -293,9 +364,12 @@ def run_worker(
             finally:
                 for task in (worker, *helpers):
                     task.cancel()  # the worker's cancel is its graceful stop: the running job ends first
-                for task in (worker, *helpers):
+                # The heartbeat goes on until the worker has ended, its running job with it.
+                for task in (worker, *helpers, alive):
                     with contextlib.suppress(asyncio.CancelledError, *DATABASE_LOST):
                         await task
+                    if task is worker:
+                        alive.cancel()
 
     async def main() -> None:
         stop = asyncio.Event()

@@ -1,0 +1,146 @@
+"""Fault injection: a render worker stopped gracefully (SIGTERM) mid-render while another
+worker, quick to call workers dead (``--stall-timeout 1``), serves the same catalog;
+and a render worker paused (SIGSTOP) for longer than its lease.
+
+The promise: every rendition is rendered once by one owner. A stopping worker
+finishes its render and stays alive to the queue until it has; the other never
+takes the job over. A paused worker's rendition is taken over once its lease
+runs out, and when it wakes it stops, records nothing and leaves no file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from media import Clip, write_clip
+from polling import wait_for
+from services import Service, catalog_env, start
+from tiny_models import write_tiny_compact
+from typer.testing import CliRunner
+
+from catalog import Catalog
+from catalog.media import content_hash
+from cli.main import app
+
+
+def _requested(env: dict[str, str], tmp_path: Path, seconds: float) -> tuple[int, Path, Path]:
+    """An indexed master and a queued 4x rendition of it (1280x720): (rendition id, output, master)."""
+    master = write_clip(tmp_path / "master.mov", Clip(width=320, height=180, shots=(seconds / 2, seconds / 2)))
+    model = write_tiny_compact(tmp_path / "tiny.pth")
+    runner = CliRunner()
+    assert runner.invoke(app, ["index", str(master)], env=env).exit_code == 0
+    queued = runner.invoke(app, ["upscale", str(master), "--to", "4x", "-m", str(model), "--json"], env=env)
+    assert queued.exit_code == 0, queued.output
+    answer = json.loads(queued.stdout)
+    return answer["rendition_id"], Path(answer["output"]), master
+
+
+def _rendition(catalog: Catalog, rendition_id: int) -> sa.Row:
+    with catalog.session() as s:
+        return s.execute(
+            sa.text("SELECT status, progress, attempts, worker, lease_epoch, error FROM renditions WHERE id = :id"),
+            {"id": rendition_id},
+        ).one()
+
+
+def _last_worker(catalog: Catalog) -> int:
+    """The id of the worker that registered last (0: none yet)."""
+    with catalog.session() as s:
+        return int(s.scalar(sa.text("SELECT coalesce(max(id), 0) FROM procrastinate_workers")))
+
+
+def _render_job(catalog: Catalog) -> str:
+    with catalog.session() as s:
+        return str(s.scalar(sa.text("SELECT status::text FROM procrastinate_jobs WHERE task_name = 'footage.render'")))
+
+
+def _worker(env: dict[str, str], logs: Path, *options: str) -> Service:
+    return start(env, logs, "worker", "-q", "render", *options)
+
+
+@pytest.mark.parametrize("stop_at", [0.05, 0.5, 0.95], ids=["first-frames", "middle", "last-frames"])
+def test_a_gracefully_stopped_worker_renders_once(
+    stop_at: float, catalog: Catalog, tiny_clip: str, tmp_path: Path
+) -> None:
+    env = catalog_env(catalog, tmp_path / "home", FOOTAGE_CLIP_MODEL=tiny_clip)
+    rendition_id, output, master = _requested(env, tmp_path, seconds=8.0)
+    before = content_hash(master)
+    logs = tmp_path / "logs"
+    first = _worker(env, logs)
+    second: Service | None = None
+    try:
+        wait_for(lambda: _rendition(catalog, rendition_id).status == "running", timeout=120, interval=0.05)
+        # Held still while the second worker starts, so the stop lands at the chosen point with
+        # it watching; meanwhile the first one's heartbeat ages far past the second's stall timeout.
+        os.kill(first.process.pid, signal.SIGSTOP)
+        registered = _last_worker(catalog)
+        second = _worker(env, logs, "--stall-timeout", "1")
+        wait_for(lambda: _last_worker(catalog) > registered, timeout=120, interval=0.1)
+        os.kill(first.process.pid, signal.SIGCONT)
+        wait_for(lambda: _rendition(catalog, rendition_id).progress >= stop_at, timeout=240, interval=0.05)
+        at_stop = _rendition(catalog, rendition_id)
+        first.process.send_signal(signal.SIGTERM)
+        first_code = first.process.wait(timeout=240)  # it ends once its render has
+        final = _rendition(catalog, rendition_id)
+    finally:
+        if first.process.poll() is None:
+            os.kill(first.process.pid, signal.SIGCONT)
+            first.kill()
+        second_code, _, second_err = second.stop() if second is not None else (None, "", "")
+    first_err = first.err.read_text()
+    assert at_stop.status == "running" and at_stop.progress < 1.0, at_stop  # the stop landed mid-render
+    assert first_code == 0, first_err
+    assert (final.status, final.attempts, final.lease_epoch) == ("done", 1, 1), final  # rendered once
+    assert final.worker.endswith(f":{first.process.pid}"), final  # by the worker that was stopped
+    assert _render_job(catalog) == "succeeded"
+    for err in (first_err, second_err):
+        assert "Traceback" not in err and "ERROR" not in err, err
+    assert "taken over" not in second_err and "stopped responding" not in second_err, second_err
+    assert second_code == 0, second_err
+    assert output.exists() and not list(output.parent.glob(".*partial*"))
+    assert content_hash(master) == before
+    print(
+        f"faults: SIGTERM render worker at {at_stop.progress:.0%} of its render "
+        f"beside a worker with --stall-timeout 1: renders=1 attempts={final.attempts} "
+        f"owner=the stopped worker errors=0 lost: 0"
+    )
+
+
+def test_a_paused_worker_loses_its_rendition_and_records_nothing(
+    catalog: Catalog, tiny_clip: str, tmp_path: Path
+) -> None:
+    env = catalog_env(catalog, tmp_path / "home", FOOTAGE_CLIP_MODEL=tiny_clip)
+    rendition_id, output, _ = _requested(env, tmp_path, seconds=8.0)
+    logs = tmp_path / "logs"
+    first = _worker(env, logs, "--stall-timeout", "2")
+    second: Service | None = None
+    try:
+        wait_for(lambda: _rendition(catalog, rendition_id).progress > 0.05, timeout=120, interval=0.05)
+        os.kill(first.process.pid, signal.SIGSTOP)  # paused: no heartbeat, no lease renewal
+        second = _worker(env, logs, "--stall-timeout", "2")
+        wait_for(lambda: _rendition(catalog, rendition_id).lease_epoch == 2, timeout=120, interval=0.1)
+        os.kill(first.process.pid, signal.SIGCONT)
+        wait_for(lambda: _rendition(catalog, rendition_id).status == "done", timeout=240, interval=0.2)
+        final = _rendition(catalog, rendition_id)
+        wait_for(lambda: "lost its lease" in first.err.read_text(), timeout=60, interval=0.2)
+    finally:
+        if first.process.poll() is None:
+            os.kill(first.process.pid, signal.SIGCONT)
+        first_code, _, first_err = first.stop()
+        second_code, _, second_err = second.stop() if second is not None else (None, "", "")
+    assert (final.status, final.lease_epoch) == ("done", 2), final
+    assert second is not None and final.worker.endswith(f":{second.process.pid}"), final  # the successor's
+    assert first_code == 0 and second_code == 0, first_err + second_err
+    assert "Traceback" not in second_err and "ERROR" not in second_err, second_err
+    assert "recorded nothing" in first_err and "its outcome here is dropped" in first_err, first_err
+    assert "Traceback" not in first_err, first_err
+    assert output.exists() and not list(output.parent.glob(".*partial*"))  # no file of the paused render
+    print(
+        "faults: SIGSTOP render worker past its lease: taken over at epoch 2, finished by the successor, "
+        "the paused worker recorded nothing and left no file; lost: 0"
+    )
