@@ -33,3 +33,8 @@ class PlanError(FootageError):
 
 class RenderError(FootageError):
     """Rendering failed; no file was left under the final name."""
+
+
+class StorageFullError(FootageError):
+    """The renditions folder's volume filled up mid-render: the partial file is gone, and
+    trying again at once would fill it again, so the render fails until space is freed."""

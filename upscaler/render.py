@@ -9,6 +9,7 @@ final name. The master is opened read-only and its hash must not change.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import os
 import threading
 import time
@@ -21,13 +22,14 @@ import av
 import numpy as np
 import torch
 
+from catalog import FootageError
 from catalog.devices import torch_device
 from catalog.media import VideoFacts, content_hash, first_frame, unreadable_reason, video_facts
 from upscaler import planes
 from upscaler.bands import band_rows
 from upscaler.colour import rgb_format, source_tags
 from upscaler.encode import CODECS, DEFAULT_CODEC, EncoderChoice, choose_encoder
-from upscaler.errors import PlanError, RenderError
+from upscaler.errors import PlanError, RenderError, StorageFullError
 from upscaler.geometry import Plan, plan
 from upscaler.inference import FrameUpscaler
 from upscaler.loader import ModelIdentity, load_model
@@ -169,11 +171,27 @@ def render(
         sidecar = write_sidecar(output, provenance)
         os.replace(tmp, output)
         return RenderResult(output, sidecar, master.spec.plan, stats.frames, duration, identity, provenance)
-    except av.error.FFmpegError as exc:
-        raise RenderError(f"rendering {master_path.name} failed: {exc}") from exc
+    except (OSError, av.error.FFmpegError) as exc:
+        failure = _failure(exc, master_path, output)
+        if failure is None:
+            raise
+        raise failure from exc
     finally:
         container.close()
         tmp.unlink(missing_ok=True)
+
+
+def _failure(exc: Exception, master_path: Path, output: Path) -> FootageError | None:
+    """What a failed render tells the user; ``None`` for errors that are not the media's or the storage's."""
+    # PyAV's errors from the muxer and encoders are OSErrors too, with the errno of the write.
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        return StorageFullError(
+            f"no space left on {output.parent} (rendering {master_path.name}); the partial file was removed: "
+            "free space there and request the rendition again"
+        )
+    if isinstance(exc, av.error.FFmpegError):
+        return RenderError(f"rendering {master_path.name} failed: {exc}")
+    return None
 
 
 def _temporal_stage(settings: TemporalSettings, master: _Inspected) -> TemporalStage | None:
