@@ -110,9 +110,11 @@ def job_status(catalog: Catalog, job_id: int) -> str | None:
 def take_over(app: procrastinate.App, job_id: int) -> bool:
     """Withdraw a job that no worker has started, so this process can do its work itself.
 
-    False when a worker has taken it already (it is then that worker's).
+    The job is deleted rather than cancelled: its work is not cancelled, it is done
+    here, and a job left behind would read as cancelled when it is done. False when
+    a worker has taken it already (it is then that worker's).
     """
-    return bool(app.job_manager.cancel_job_by_id(job_id, abort=False))
+    return bool(app.job_manager.cancel_job_by_id(job_id, abort=False, delete_job=True))
 
 
 def live_workers(catalog: Catalog, within_s: float = STALLED_WORKER_TIMEOUT_S) -> int:

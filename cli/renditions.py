@@ -130,6 +130,8 @@ def _render_here_if_idle(catalog: Catalog, rendition_id: int, job_id: int | None
     with job_app(catalog, asynchronous=False).open() as app:
         if not take_over(app, job_id):
             return None  # a worker took it meanwhile: follow that one
+    with catalog.session() as session:
+        records.set_job(session, rendition_id, None)  # its job is gone: the work is done here
     stderr().print("No worker is running: rendering here.")
     here = threading.Thread(target=_render_and_index, args=(catalog, rendition_id), daemon=True)
     here.start()
@@ -156,8 +158,7 @@ def _render_and_index(catalog: Catalog, rendition_id: int) -> None:
     """This request's work only: render the rendition, then index the file it made."""
     from upscaler.jobs import render_here
 
-    with job_app(catalog, asynchronous=False).open() as app:
-        output = render_here(catalog, app, upscale_settings(), rendition_id)
+    output = render_here(catalog, upscale_settings(), rendition_id)
     if output is not None:
         index_file(catalog, ClipEmbedder(embedding_settings()), output, IndexOptions(kind="rendition"))
 
@@ -245,7 +246,7 @@ def jobs_list(
     rows = answer["jobs"]
     print_table(
         "Jobs",
-        ("id", "task", "status", "what", "progress", "fps", "ETA", "worker", "attempts"),
+        ("id", "task", "status", "what", "progress", "fps", "ETA", "worker", "attempts", "error"),
         [
             (
                 r["job_id"],
@@ -257,6 +258,7 @@ def jobs_list(
                 f"{r['eta_s']:.0f}s" if r["eta_s"] is not None else "-",
                 r["worker"],
                 r["attempts"],
+                r["error"] or "-",  # why a failed job failed, without asking for --json
             )
             for r in rows
         ],

@@ -130,7 +130,10 @@ def test_request_to_linked_indexed_rendition(setup: dict, catalog: Catalog) -> N
     assert Path(third["output"]).name == f"{master.stem}.2x-3.{Path(model).stem}.hevc.mov"
 
     jobs = _invoke(env, "jobs")["jobs"]
-    assert {j["task"] for j in jobs} == {"footage.render", "footage.index_file"}
+    # The render done here by --wait left no job behind (none cancelled, no index job for a
+    # worker to repeat): only the two renders queued since wait for a worker.
+    assert [(j["task"], j["status"]) for j in jobs] == [("footage.render", "queued")] * 2
+    assert {j["rendition_id"] for j in jobs} == {fresh["rendition_id"], third["rendition_id"]}
     # In footage's words (the README's), not procrastinate's todo/doing/succeeded.
     assert {j["status"] for j in jobs} <= {"queued", "running", "done", "failed", "cancelled", "aborted"}
     assert all(j["eta_s"] is None for j in jobs if j["status"] != "running")
@@ -196,12 +199,13 @@ def test_wait_on_a_failing_render_ends_with_its_reason(setup: dict, catalog: Cat
     assert f"Error: rendition {again['rendition_id']} failed: cannot write " in broken.stderr
     assert f"the folder {folder.resolve()} is not a folder" in broken.stderr
     assert _rendition(catalog, again["rendition_id"]).attempts == 1
-    # Only this request's work ran here: its job was taken over, not run from the queue.
+    # Only this request's work ran here: its job was withdrawn from the queue, not run from it
+    # (nor left behind reading "cancelled" for work that was done).
     with catalog.session() as s:
         status = s.scalar(
             sa.text("SELECT status::text FROM procrastinate_jobs WHERE id = :id"), {"id": again["job_id"]}
         )
-    assert status == "cancelled"
+    assert status is None and _rendition(catalog, again["rendition_id"]).job_id is None
 
 
 def test_cancel_a_queued_job(setup: dict, catalog: Catalog) -> None:
@@ -239,6 +243,8 @@ def test_path_escapes_are_rejected(tmp_path: Path, setup: dict, catalog: Catalog
     _render_queue_once(catalog, env)
     row = _rendition(catalog, queued["rendition_id"])
     assert row.status == "failed" and "must lie directly in" in (row.error or "")
+    (job,) = [j for j in _invoke(env, "jobs")["jobs"] if j["job_id"] == queued["job_id"]]
+    assert job["status"] == "failed"  # the job is the work's outcome, never "done" beside a failed rendition
     assert content_hash(setup["master"]) == before  # the master is untouched, byte for byte
 
 

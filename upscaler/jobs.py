@@ -196,16 +196,17 @@ def register_render_task(app: procrastinate.App, catalog: Catalog, settings: Ups
         run_render_job(catalog, app, settings, rendition_id, context)
 
 
-def render_here(catalog: Catalog, app: procrastinate.App, settings: UpscaleSettings, rendition_id: int) -> Path | None:
+def render_here(catalog: Catalog, settings: UpscaleSettings, rendition_id: int) -> Path | None:
     """Render a recorded rendition in this process, with the attempts a worker would give it.
 
-    For ``upscale --wait`` when no worker runs: its queued job has been taken
-    over, so nobody else renders it. Returns the rendition file, or ``None``
-    when it failed or was already ended (the catalog says why).
+    For ``upscale --wait`` when no worker runs: its queued job has been withdrawn,
+    so nobody else renders it, and the caller indexes the file (no index job is
+    queued for it). Returns the rendition file, or ``None`` when it failed or was
+    already ended (the catalog says why).
     """
     for _ in range(MAX_ATTEMPTS):
         try:
-            return run_render_job(catalog, app, settings, rendition_id)
+            return run_render_job(catalog, None, settings, rendition_id)
         except RETRYABLE as exc:
             logger.warning("rendition %s: %s", rendition_id, exc)
             with catalog.session() as session:
@@ -219,12 +220,13 @@ def render_here(catalog: Catalog, app: procrastinate.App, settings: UpscaleSetti
 
 def run_render_job(
     catalog: Catalog,
-    app: procrastinate.App,
+    app: procrastinate.App | None,
     settings: UpscaleSettings,
     rendition_id: int,
     context: procrastinate.JobContext | None = None,
 ) -> Path | None:
-    """Render a recorded rendition: start it, render, then record the outcome and queue its indexing.
+    """Render a recorded rendition: start it, render, then record the outcome and queue its
+    indexing on ``app`` (``None``: the caller indexes it).
 
     Returns the rendition file, or ``None`` when there was nothing to do.
     """
@@ -252,7 +254,8 @@ def run_render_job(
             return None
     # On the render queue: whoever serves renders indexes what they made (workers on GPU
     # hosts often run with `-q render` only, and nobody there would take an index job).
-    defer_index(app, str(result.output), kind="rendition", queue=RENDER_QUEUE)
+    if app is not None:
+        defer_index(app, str(result.output), kind="rendition", queue=RENDER_QUEUE)
     logger.info("rendition %s done: %s", rendition_id, result.output)
     return result.output
 
@@ -286,24 +289,31 @@ def _start(
                 return None
             holder = records.lease_holder(session, rendition)
             if holder is None:
-                return _take(session, settings, rendition)
+                taken = _take(session, settings, rendition)
+                break
         if waiting_for != holder:
             logger.info("rendition %s is being rendered by %s; waiting for it to end", rendition_id, holder)
             waiting_for = holder
         if context is not None and context.should_abort():
             raise procrastinate_errors.JobAborted()
         time.sleep(_HELD_POLL_S)
+    if isinstance(taken, FootageError):
+        raise taken  # recorded as the rendition's failure; the job fails with it too
+    return taken
 
 
-def _take(session: Session, settings: UpscaleSettings, rendition: Rendition) -> tuple[RenderRequest, Lease, int] | None:
+def _take(
+    session: Session, settings: UpscaleSettings, rendition: Rendition
+) -> tuple[RenderRequest, Lease, int] | FootageError:
+    """Start the render under a new lease, or fail the rendition (returning why) when its
+    output path is not one this worker may write."""
     master = session.get(Asset, rendition.master_id)
     assert master is not None  # the foreign key keeps masters while renditions point at them
     try:
         output = _safe_output(settings.renditions_dir, rendition, master)
     except FootageError as exc:
         records.fail(rendition, str(exc))
-        logger.error("rendition %s: %s", rendition.id, exc)
-        return None
+        return exc
     lease = records.start(rendition, f"{socket.gethostname()}:{os.getpid()}", settings.lease_s)
     return _render_request(rendition, master, output, settings, lease), lease, rendition.attempts
 
