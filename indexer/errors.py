@@ -12,6 +12,11 @@ class MediaError(FootageError):
     """A file is not usable footage (empty, truncated, encrypted, no video, unreadable)."""
 
 
+class UnreadableFileError(FootageError):
+    """An index job's file cannot be read on this host (not there, no permission, a vanished
+    mount): the job fails, to be retried, and never reads as done."""
+
+
 class EmbeddingModelError(FootageError):
     """The configured CLIP model cannot be loaded."""
 

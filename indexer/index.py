@@ -58,6 +58,8 @@ class IndexResult:
     segments: int = 0
     media_seconds: float = 0.0
     message: str | None = None
+    # False when the file could not even be opened here: nothing was learnt about it.
+    readable: bool = True
 
 
 def media_facts(info: MediaInfo) -> dict[str, Any]:
@@ -198,7 +200,7 @@ def index_file(
         message = f"{path}{UNREADABLE}{exc.strerror}"
         # Recorded, so people see it and a later scan tries again once it can be read.
         asset_id = record_failure(catalog, path, message, options.kind, options.root_id) if path.exists() else None
-        return IndexResult(str(path), "failed", asset_id, message=message)
+        return IndexResult(str(path), "failed", asset_id, message=message, readable=False)
     with catalog.session() as session:
         existing = asset_by_path(session, str(path))
         if existing is not None and _unchanged(session, existing, seen, embedder.identity, options):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -14,7 +15,7 @@ import procrastinate
 from catalog import Catalog
 from catalog.jobs import INDEX_QUEUE, INDEX_TASK, defer_index
 from indexer.embed import ClipEmbedder
-from indexer.errors import EmbeddingModelError
+from indexer.errors import EmbeddingModelError, UnreadableFileError
 from indexer.index import IndexOptions, IndexResult, index_file, record_failure
 from indexer.sampling import DEFAULT_MAX_GAP_S, SamplingOptions
 from indexer.settings import EmbeddingSettings
@@ -98,6 +99,9 @@ def register_index_task(
             )
             return
         result = index_file(catalog, loaded, Path(path), options)
+        if not result.readable:
+            # Another host's path, a share not mounted here, a file gone: the work was not done.
+            raise UnreadableFileError(f"{result.message} (on {socket.gethostname()})")
         if result.outcome == "failed":
             logger.warning("%s", result.message)
         else:

@@ -272,3 +272,22 @@ def test_progress_within_a_file(catalog: Catalog, embedder: ClipEmbedder, tmp_pa
     assert len(sampled) >= 4 and sampled == sorted(sampled)  # footage seconds, moment by moment
     assert sampled[-1] == pytest.approx(6.0, abs=0.05)
     assert all(p.total_s == pytest.approx(6.0, abs=0.05) for p in seen if p.stage != "probing")
+
+
+def test_an_index_job_that_cannot_read_its_file_never_ends_done(
+    catalog: Catalog, embedder: ClipEmbedder, tmp_path: Path
+) -> None:
+    """Another host's path, a share not mounted here: the job fails (and is retried), naming the file."""
+    from catalog.jobs import INDEX_TASK, job_app
+    from indexer.errors import UnreadableFileError
+    from indexer.tasks import register_index_task
+
+    jobs = job_app(catalog)
+    register_index_task(jobs, catalog, lambda: embedder)
+    elsewhere = tmp_path / "mounted-elsewhere" / "a.mov"
+    with pytest.raises(UnreadableFileError, match=rf"{elsewhere}: cannot read: No such file or directory \(on "):
+        jobs.tasks[INDEX_TASK](path=str(elsewhere), kind="rendition")
+    here = write_clip(tmp_path / "here.mp4", Clip())
+    jobs.tasks[INDEX_TASK](path=str(here))  # a readable file is indexed as before
+    with catalog.session() as s:
+        assert s.scalars(sa.select(Asset.status)).all() == ["indexed"]
