@@ -135,6 +135,29 @@ def upsert_root(session: Session, path: str, polling: bool) -> int:
     return int(session.execute(upsert).scalar_one())
 
 
+def set_root_presence(session: Session, root_id: int, *, there: bool, mount_point: bool) -> tuple[bool, bool]:
+    """Record what the filesystem says of a watched folder: whether it is ``there`` and a
+    ``mount_point``. A folder seen as a mount point once and now a plain folder is unmounted.
+
+    Returns (online, whether that changed).
+    """
+    root = session.get(Root, root_id)
+    if root is None:
+        return there, False
+    online = there and (mount_point or not root.mounted)
+    changed = (root.offline_since is None) != online
+    if online:
+        root.offline_since = None
+        root.mounted = root.mounted or mount_point
+    elif root.offline_since is None:
+        root.offline_since = datetime.now(UTC)
+    return online, changed
+
+
+def root_states(session: Session) -> list[Root]:
+    return list(session.scalars(sa.select(Root).order_by(Root.path)))
+
+
 def touch_root_scan(session: Session, root_id: int) -> None:
     session.execute(sa.update(Root).where(Root.id == root_id).values(last_scan_at=sa.func.now()))
 

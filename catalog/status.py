@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 
 import sqlalchemy as sa
 
 from catalog import schema
 from catalog.database import Catalog
-from catalog.tables import TABLES
+from catalog.tables import TABLES, Root
 from catalog.vector_index import vector_support
 
 
@@ -27,6 +28,8 @@ class DatabaseStatus:
     row_counts: dict[str, int | None] = field(default_factory=dict)
     vector_storage: str | None = None  # halfvec (canonical) or vector
     lacks: list[str] = field(default_factory=list)  # of the canonical vector layout, with what to do
+    # Watched folders: path, online, offline_since and last_scan_at (ISO 8601).
+    roots: list[dict[str, object]] = field(default_factory=list)
 
     @property
     def up_to_date(self) -> bool:
@@ -50,6 +53,7 @@ def database_status(catalog: Catalog) -> DatabaseStatus:
             counts[table.name] = (
                 conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one() if present else None
             )
+        roots = _roots(conn) if counts.get("roots") is not None else []
     embedded = catalog.embedded
     return DatabaseStatus(
         url=catalog.engine.url.render_as_string(hide_password=True),
@@ -63,4 +67,22 @@ def database_status(catalog: Catalog) -> DatabaseStatus:
         row_counts=counts,
         vector_storage=support.storage if support else None,
         lacks=support.lacks() if support else [],
+        roots=roots,
     )
+
+
+def _roots(conn: sa.Connection) -> list[dict[str, object]]:
+    rows = conn.execute(sa.select(Root.path, Root.offline_since, Root.last_scan_at).order_by(Root.path))
+    return [
+        {
+            "path": row.path,
+            "online": row.offline_since is None,
+            "offline_since": _iso(row.offline_since),
+            "last_scan_at": _iso(row.last_scan_at),
+        }
+        for row in rows
+    ]
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment is not None else None

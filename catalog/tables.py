@@ -85,6 +85,10 @@ class Root(Base):
     polling: Mapped[bool] = mapped_column(server_default=text("false"))
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     last_scan_at: Mapped[datetime | None]
+    # Seen as a mount point (a NAS share, a volume): when it no longer is, it is offline.
+    mounted: Mapped[bool] = mapped_column(server_default=text("false"))
+    # Since when the folder has been unmounted or unreachable; None while it is there.
+    offline_since: Mapped[datetime | None]
 
 
 class Asset(Base):

@@ -65,6 +65,19 @@ def status(as_json: bool = JSON_OPTION) -> None:
         ("table", "rows"),
         [(name, "not created" if n is None else n) for name, n in result.row_counts.items()],
     )
+    if result.roots:
+        print_table(
+            "Watched folders",
+            ("folder", "state", "last scan"),
+            [
+                (
+                    r["path"],
+                    "online" if r["online"] else f"offline since {r['offline_since']}",
+                    r["last_scan_at"] or "never",
+                )
+                for r in result.roots
+            ],
+        )
 
 
 @app.command()

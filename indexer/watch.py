@@ -29,6 +29,7 @@ from catalog.assets import (
     mark_missing,
     move_asset,
     move_folder,
+    set_root_presence,
     touch_root_scan,
     upsert_root,
 )
@@ -71,6 +72,7 @@ class ScanReport:
     queued: int
     missing: int
     unchanged: int
+    offline: bool = False  # unmounted or unreachable: not scanned, nothing marked missing
 
 
 # How often the service looks whether its database is still there (seconds).
@@ -96,6 +98,14 @@ def _unchanged_since_indexed(asset: Asset | None, st: os.stat_result) -> bool:
     )
 
 
+def _presence(root: Path) -> dict[str, bool]:
+    """What the filesystem says of a watched folder now: whether it is there, and a mount point."""
+    try:
+        return {"there": root.is_dir(), "mount_point": os.path.ismount(root)}
+    except OSError:  # a stale share cannot even be looked at
+        return {"there": False, "mount_point": False}
+
+
 @dataclass
 class FolderWatcher:
     catalog: Catalog
@@ -105,6 +115,7 @@ class FolderWatcher:
     clock: Callable[[], float] = time.monotonic
     _pending: dict[Path, _Pending] = field(default_factory=dict)
     _root_ids: dict[Path, int] = field(default_factory=dict)
+    _offline: set[Path] = field(default_factory=set)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
@@ -117,14 +128,47 @@ class FolderWatcher:
         with self.catalog.session() as session:
             for root in self.roots:
                 self._root_ids[root] = upsert_root(session, str(root), self.settings.poll)
+        self.check_roots()
         return dict(self._root_ids)
 
-    def _root_of(self, path: Path) -> int | None:
+    def check_roots(self) -> list[Path]:
+        """Look whether each watched folder is there, record it, and return those that came back.
+
+        A folder that went away (a share unmounted, a NAS unreachable) is offline: its
+        files are neither missing nor indexed again; they are as they were.
+        """
+        back = []
+        for root, root_id in self._root_ids.items():
+            with self.catalog.session() as session:
+                online, changed = set_root_presence(session, root_id, **_presence(root))
+            with self._lock:
+                (self._offline.discard if online else self._offline.add)(root)
+            if changed and online:
+                logger.info("watched folder %s is back", root)
+                back.append(root)
+            elif changed:
+                logger.warning("watched folder %s is offline (unmounted or unreachable); its files are kept", root)
+        return back
+
+    def _root_path(self, path: Path) -> Path | None:
         best: Path | None = None
         for root in self._root_ids:
             if path.is_relative_to(root) and (best is None or len(root.parts) > len(best.parts)):
                 best = root
-        return self._root_ids[best] if best is not None else None
+        return best
+
+    def _root_of(self, path: Path) -> int | None:
+        root = self._root_path(path)
+        return self._root_ids[root] if root is not None else None
+
+    def _offline_root(self, path: Path) -> bool:
+        """Whether ``path`` lies in a watched folder that is not there now (looked at anew)."""
+        root = self._root_path(path)
+        if root is None:
+            return False
+        self.check_roots()
+        with self._lock:
+            return root in self._offline
 
     def _watched(self, path: Path) -> bool:
         if any(path.is_relative_to(ex) for ex in self._excluded):
@@ -139,10 +183,18 @@ class FolderWatcher:
         """Compare each root with the catalog: queue new or changed files, mark gone ones missing."""
         if not self._root_ids:
             self.register_roots()
+        self.check_roots()
         return [self._scan_root(root, root_id) for root, root_id in self._root_ids.items()]
 
     def _scan_root(self, root: Path, root_id: int) -> ScanReport:
+        with self._lock:
+            if root in self._offline:
+                return ScanReport(root, 0, 0, 0, offline=True)
         on_disk = {p: p.stat() for p in walk(root, exclude=self._excluded)}
+        self.check_roots()  # an unmount during the walk must not read as every file deleted
+        with self._lock:
+            if root in self._offline:
+                return ScanReport(root, 0, 0, 0, offline=True)
         queued = missing = unchanged = 0
         with self.catalog.session() as session:
             known = {Path(a.path): a for a in assets_under(session, str(root))}
@@ -185,8 +237,8 @@ class FolderWatcher:
         path = Path(os.path.abspath(path))
         with self._lock:
             self._pending.pop(path, None)
-        if path.exists():
-            return
+        if path.exists() or self._offline_root(path):
+            return  # an unmounted share's files are not deleted
         with self.catalog.session() as session:
             if mark_missing(session, str(path)):
                 logger.info("missing: %s", path)
@@ -285,7 +337,9 @@ class FolderWatcher:
             PollingObserver(timeout=self.settings.poll_interval_s) if self.settings.poll else Observer()
         )
         handler = _Events(self)
-        for root in self.roots:
+        with self._lock:
+            watchable = [root for root in self.roots if root not in self._offline]
+        for root in watchable:  # an offline folder is watched once it is back
             observer.schedule(handler, str(root), recursive=True)
         return observer
 
@@ -306,6 +360,11 @@ class FolderWatcher:
                         # before the job queue's connection pools give up waiting.
                         self.catalog.ping()
                         next_ping = self.clock() + _PING_EVERY_S
+                        if self.check_roots():
+                            # A remounted folder lost its filesystem watches with the unmount:
+                            # watch anew, then catch up with what changed while it was away.
+                            observer = self._watch_anew(observer)
+                            next_rescan = self.clock()
                     self.tick()
                     if self.clock() >= next_rescan:
                         self.scan()
@@ -326,6 +385,13 @@ class FolderWatcher:
         finally:
             observer.stop()
             observer.join(timeout=10)
+
+    def _watch_anew(self, old: BaseObserver) -> BaseObserver:
+        old.stop()
+        old.join(timeout=10)
+        observer = self.observer()
+        observer.start()
+        return observer
 
 
 class _Events(FileSystemEventHandler):
