@@ -12,6 +12,7 @@ import typer
 
 from catalog import Catalog, ConfigurationError, open_catalog
 from catalog.jobs import QUEUES, STALLED_WORKER_TIMEOUT_S, defer_index, job_app, run_worker
+from catalog.orphans import register_orphan_check
 from cli.client import DEFAULT_PORT
 from cli.indexing import KEYFRAMES_OPTION, MAX_GAP_OPTION
 from cli.logs import setup_logging
@@ -58,6 +59,7 @@ def worker_app(catalog: Catalog, stall_timeout_s: float = STALLED_WORKER_TIMEOUT
     app = job_app(catalog)
     register_index_task(app, catalog, LazyEmbedder(embedding_settings()))
     register_render_task(app, catalog, upscale_settings(lease_s=stall_timeout_s))
+    register_orphan_check(app, catalog)
     return app
 
 
