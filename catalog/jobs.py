@@ -179,8 +179,14 @@ class _Worker(procrastinate_worker.Worker):
     async def _persist_job_status(self, job: Any, *args: Any, **kwargs: Any) -> None:
         try:
             await super()._persist_job_status(job, *args, **kwargs)
-        except procrastinate_errors.ConnectorException:
-            if await _job_status(self.app, job.id) != "aborted":
+        except procrastinate_errors.ConnectorException as exc:
+            try:
+                status = await _job_status(self.app, job.id)
+            except DATABASE_LOST:
+                # Left running in the queue: once this worker's heartbeat is missed, another takes it over.
+                logger.warning("job %s: its outcome could not be recorded (%s)", job.id, _reason(exc))
+                return
+            if status != "aborted":
                 raise
             logger.warning(
                 "job %s was handed to another worker while this one was away; its outcome here is dropped", job.id

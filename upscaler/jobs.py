@@ -243,6 +243,12 @@ def run_render_job(
             if keeper.lost.is_set():
                 logger.warning("rendition %s: another worker holds it now; this render recorded nothing", rendition_id)
                 return None
+            if isinstance(exc, DATABASE_LOST):  # the lease could not be confirmed: nothing was published
+                logger.warning(
+                    "rendition %s: the catalog database is unreachable; this render's output was discarded",
+                    rendition_id,
+                )
+                raise RenderError("the catalog database went away before the render could be recorded") from exc
             _unless_database_lost(_record_failure, catalog, lease, exc, cancelled=cancel.is_set(), attempt=attempt)
             if cancel.is_set():
                 raise procrastinate_errors.JobAborted() from exc
