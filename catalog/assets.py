@@ -59,6 +59,19 @@ def upsert_asset(session: Session, path: str, values: dict[str, Any]) -> int:
     return int(session.execute(upsert).scalar_one())
 
 
+def database_now(session: Session) -> datetime:
+    """The database's clock: the one every host's index and render times are compared on."""
+    now: datetime = session.execute(sa.select(sa.func.now())).scalar_one()
+    return now
+
+
+def indexed_since(session: Session, path: str, since: datetime) -> bool:
+    """Whether the file at ``path`` was indexed after ``since`` (the database's clock), locking its
+    row for the caller's write: an index that began before that one finished must not replace it."""
+    indexed_at = session.scalar(sa.select(Asset.indexed_at).where(Asset.path == path).with_for_update())
+    return indexed_at is not None and indexed_at > since
+
+
 def replace_moment_views(session: Session, asset_id: int, embedding_model: str, rows: Sequence[MomentViewRow]) -> None:
     """Make ``rows`` the asset's moment views for ``embedding_model``; other models' stay."""
     session.execute(

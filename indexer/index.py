@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from catalog import Asset, Catalog, NotFoundError
@@ -21,6 +22,8 @@ from catalog.assets import (
     MomentViewRow,
     asset_by_path,
     assets_with_fingerprint,
+    database_now,
+    indexed_since,
     mark_present,
     moment_view_count,
     move_asset,
@@ -254,6 +257,8 @@ def _index_content(
     """Probe, sample and embed the file, then write the asset and its moments in one transaction."""
     path = seen.path
     thumbnails: ThumbnailSet | None = None
+    with catalog.session() as session:
+        began = database_now(session)
     try:
         report(IndexProgress("probing"))
         info = probe(path)
@@ -289,19 +294,35 @@ def _index_content(
         "content_hash": digest,
         "size_bytes": seen.size,
         "mtime": seen.mtime,
-        "indexed_at": datetime.now(UTC),
+        "indexed_at": sa.func.now(),  # the database's clock, as ``began`` is
     }
     if options.root_id is not None:
         values["root_id"] = options.root_id
     report(IndexProgress("writing", info.duration_s or 0.0, info.duration_s))
     try:
         with catalog.session() as session:
-            asset_id = upsert_asset(session, str(path), values)
-            replace_moment_views(session, asset_id, embedder.identity, rows)
+            if indexed_since(session, str(path), began):
+                # A newer index of this file (another worker's, after this one was taken for
+                # stalled) was written while this one ran: its result stands.
+                newer = asset_by_path(session, str(path))
+                superseded = IndexResult(
+                    str(path),
+                    "unchanged",
+                    newer.id if newer is not None else None,
+                    message=f"{path}: indexed meanwhile by a newer job; this result was dropped",
+                )
+            else:
+                superseded = None
+                asset_id = upsert_asset(session, str(path), values)
+                replace_moment_views(session, asset_id, embedder.identity, rows)
     except BaseException:
         if thumbnails is not None:
             thumbnails.discard()
         raise
+    if superseded is not None:
+        if thumbnails is not None:
+            thumbnails.discard()
+        return superseded
     if thumbnails is not None:
         thumbnails.keep(asset_id)
     return IndexResult(str(path), "indexed", asset_id, segments=len(rows), media_seconds=info.duration_s or 0.0)

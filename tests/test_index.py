@@ -291,3 +291,28 @@ def test_an_index_job_that_cannot_read_its_file_never_ends_done(
     jobs.tasks[INDEX_TASK](path=str(here))  # a readable file is indexed as before
     with catalog.session() as s:
         assert s.scalars(sa.select(Asset.status)).all() == ["indexed"]
+
+
+def test_an_index_that_began_before_a_newer_one_finished_never_replaces_it(
+    catalog: Catalog, embedder: ClipEmbedder, tmp_path: Path
+) -> None:
+    """Two index jobs of one file overlap when one was handed on while its worker was away: the
+    late one (begun first) must not write over the newer one's result."""
+    from indexer.index import IndexOptions, IndexProgress, IndexResult
+
+    clip = write_clip(tmp_path / "clip.mp4", Clip(shots=(1.0, 1.0)))
+    newer: list[IndexResult] = []
+
+    def meanwhile(progress: IndexProgress) -> None:
+        if progress.stage == "writing" and not newer:  # the late job is about to write: another one finished first
+            newer.append(index_file(catalog, embedder, clip, IndexOptions(force=True)))
+
+    late = index_file(catalog, embedder, clip, on_progress=meanwhile)
+    assert [r.outcome for r in newer] == ["indexed"]
+    assert late.outcome == "unchanged" and "indexed meanwhile by a newer job" in (late.message or "")
+    with catalog.session() as s:
+        (asset,) = s.scalars(sa.select(Asset)).all()
+        views = s.scalar(sa.select(sa.func.count()).select_from(MomentView).where(MomentView.asset_id == asset.id))
+    assert views == newer[0].segments  # the newer job's moments, not written twice
+    again = index_file(catalog, embedder, clip, IndexOptions(force=True))  # begun after: replaces as before
+    assert again.outcome == "indexed"
