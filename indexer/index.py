@@ -281,6 +281,10 @@ def _index_content(
     except BaseException as exc:
         if thumbnails is not None:
             thumbnails.discard()
+        if isinstance(exc, OSError | MediaError) and not os.path.exists(path):
+            # Deleted, moved or unmounted mid-read: not a bad file, so nothing is recorded against it.
+            message = f"{path}: vanished while it was being indexed ({exc})"
+            return IndexResult(str(path), "failed", None, message=message, readable=False)
         if not isinstance(exc, MediaError):
             raise
         asset_id = record_failure(catalog, path, str(exc), kind, options.root_id)

@@ -316,3 +316,21 @@ def test_an_index_that_began_before_a_newer_one_finished_never_replaces_it(
     assert views == newer[0].segments  # the newer job's moments, not written twice
     again = index_file(catalog, embedder, clip, IndexOptions(force=True))  # begun after: replaces as before
     assert again.outcome == "indexed"
+
+
+def test_a_file_that_vanishes_mid_index_is_reported_as_vanished(
+    catalog: Catalog, embedder: ClipEmbedder, tmp_path: Path
+) -> None:
+    from indexer.index import IndexProgress
+
+    clip = write_clip(tmp_path / "going.mp4", Clip(shots=(1.0,)))
+
+    def delete_while_hashing(progress: IndexProgress) -> None:
+        if progress.stage == "hashing":
+            clip.unlink()
+
+    result = index_file(catalog, embedder, clip, on_progress=delete_while_hashing)
+    assert (result.outcome, result.readable) == ("failed", False)  # its index job fails and is retried
+    assert result.message is not None and "vanished while it was being indexed" in result.message
+    with catalog.session() as s:
+        assert s.scalars(sa.select(Asset)).all() == []  # nothing recorded against a file that is not there

@@ -297,6 +297,22 @@ def test_failure_leaves_nothing_under_the_final_name(tmp_path: Path, weights: di
     assert list(out_dir.iterdir()) == []
 
 
+def test_a_master_that_vanishes_mid_render_is_reported_as_vanished(tmp_path: Path, weights: dict[str, Path]) -> None:
+    master = write_clip(tmp_path / "m.mov", Clip(width=64, height=36, shots=(1.0,)))
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+
+    def delete_master(p: RenderProgress) -> None:
+        if p.frames_done >= 5 and master.exists():
+            master.unlink()  # the decoder holds it open; its storage says it is gone
+
+    model = ModelChoice(str(weights["tiny"]))
+    request = RenderRequest(master=master, output=out_dir / "m.2x.mov", target="2x", model=model, cache_dir=tmp_path)
+    with pytest.raises(RenderError, match=r"m\.mov vanished during the render"):
+        render(request, delete_master)
+    assert list(out_dir.iterdir()) == []
+
+
 def test_refusals(tmp_path: Path, weights: dict[str, Path]) -> None:
     master = write_clip(tmp_path / "m.mov", Clip(width=64, height=36))
     with pytest.raises(PlanError, match="would overwrite the master"):

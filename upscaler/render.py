@@ -189,6 +189,8 @@ def _failure(exc: Exception, master_path: Path, output: Path) -> FootageError | 
             f"no space left on {output.parent} (rendering {master_path.name}); the partial file was removed: "
             "free space there and request the rendition again"
         )
+    if not master_path.exists():
+        return RenderError(f"{master_path} vanished during the render (deleted, moved or its storage unmounted)")
     if isinstance(exc, av.error.FFmpegError):
         return RenderError(f"rendering {master_path.name} failed: {exc}")
     return None
