@@ -38,6 +38,9 @@ RENDER_TASK = "footage.render"
 # A worker that has not sent a heartbeat for this long is taken as dead and
 # its jobs are handed to others.
 STALLED_WORKER_TIMEOUT_S = 60.0
+# Every worker beats this often, whatever its own stall timeout: a worker started with
+# the shortest one (1 s) must never take another, configured otherwise, for dead.
+HEARTBEAT_S = 0.5
 
 logger = logging.getLogger(__name__)
 
@@ -349,7 +352,6 @@ def run_worker(
     async def once(stop: asyncio.Event) -> None:
         async with app.open_async():
             app.perform_import_paths()
-            heartbeat_s = max(0.5, stall_timeout_s / 6)
             runner = _Worker(
                 app=app,
                 queues=queues,
@@ -358,10 +360,10 @@ def run_worker(
                 wait=wait,
                 install_signal_handlers=False,  # ours cover the restarts and the wind-down too
                 stalled_worker_timeout=stall_timeout_s,
-                update_heartbeat_interval=heartbeat_s,
+                update_heartbeat_interval=HEARTBEAT_S,
             )
             worker = asyncio.create_task(runner.run())
-            alive = asyncio.create_task(_keep_alive(app, runner, heartbeat_s))
+            alive = asyncio.create_task(_keep_alive(app, runner, HEARTBEAT_S))
             helpers = [asyncio.create_task(_retry_stalled(app, stall_timeout_s)), asyncio.create_task(stop.wait())]
             if catalog is not None:
                 helpers.append(asyncio.create_task(_watch_database(catalog, pinger, outage, patience_s)))

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -144,3 +145,48 @@ def test_a_paused_worker_loses_its_rendition_and_records_nothing(
         "faults: SIGSTOP render worker past its lease: taken over at epoch 2, finished by the successor, "
         "the paused worker recorded nothing and left no file; lost: 0"
     )
+
+
+def _registered_beyond(catalog: Catalog, worker_id: int) -> bool:
+    return _last_worker(catalog) > worker_id
+
+
+def _index_job(catalog: Catalog) -> tuple[str, int | None] | None:
+    with catalog.session() as s:
+        row = s.execute(
+            sa.text("SELECT status::text, worker_id FROM procrastinate_jobs WHERE task_name = 'footage.index_file'")
+        ).one_or_none()
+    return None if row is None else (row[0], row[1])
+
+
+def test_a_gracefully_stopped_worker_indexes_once(catalog: Catalog, tiny_clip: str, tmp_path: Path) -> None:
+    """Index jobs have no lease: the stopping worker's own heartbeat keeps its job its own."""
+    from catalog.jobs import defer_index, job_app
+
+    env = catalog_env(catalog, tmp_path / "home", FOOTAGE_CLIP_MODEL=tiny_clip)
+    clip = write_clip(tmp_path / "long.mp4", Clip(width=320, height=180, shots=(10.0, 10.0)))
+    logs = tmp_path / "logs"
+    workers: dict[int, Service] = {}
+    try:
+        for _ in range(2):  # both quick to call others dead
+            service = _worker(env, logs, "-q", "index", "--stall-timeout", "1")
+            wait_for(partial(_registered_beyond, catalog, max(workers, default=0)), timeout=120, interval=0.1)
+            workers[_last_worker(catalog)] = service
+        with job_app(catalog, asynchronous=False).open() as jobs:
+            defer_index(jobs, str(clip))
+        wait_for(lambda: (_index_job(catalog) or ("", None))[0] == "doing", timeout=60, interval=0.05)
+        taken = _index_job(catalog)
+        assert taken is not None and taken[1] in workers
+        stopped, other = workers[taken[1]], next(w for i, w in workers.items() if i != taken[1])
+        stopped.process.send_signal(signal.SIGTERM)  # mid-index: it finishes the file, then stops
+        stopped_code = stopped.process.wait(timeout=120)
+        final = _index_job(catalog)
+    finally:
+        for service in workers.values():
+            if service.process.poll() is None:
+                service.stop()
+    stopped_err, other_err = stopped.err.read_text(), other.err.read_text()
+    assert final is not None and final[0] == "succeeded", final  # one job, done once, never handed on
+    assert stopped_code == 0 and "indexed" in stopped_err and "Traceback" not in stopped_err, stopped_err
+    assert "stopped responding" not in other_err and "indexed" not in other_err, other_err
+    print("faults: SIGTERM index worker mid-index beside a worker with --stall-timeout 1: indexed once, handed on: 0")
