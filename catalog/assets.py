@@ -167,10 +167,6 @@ def set_root_presence(session: Session, root_id: int, *, there: bool, mount_poin
     return online, changed
 
 
-def root_states(session: Session) -> list[Root]:
-    return list(session.scalars(sa.select(Root).order_by(Root.path)))
-
-
 def touch_root_scan(session: Session, root_id: int) -> None:
     session.execute(sa.update(Root).where(Root.id == root_id).values(last_scan_at=sa.func.now()))
 

@@ -360,7 +360,8 @@ def run_worker(
                 wait=wait,
                 install_signal_handlers=False,  # ours cover the restarts and the wind-down too
                 stalled_worker_timeout=stall_timeout_s,
-                update_heartbeat_interval=HEARTBEAT_S,
+                # _keep_alive sends the heartbeat that counts; procrastinate's own only doubles it.
+                update_heartbeat_interval=STALLED_WORKER_TIMEOUT_S / 6,
             )
             worker = asyncio.create_task(runner.run())
             alive = asyncio.create_task(_keep_alive(app, runner, HEARTBEAT_S))

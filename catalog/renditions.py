@@ -15,7 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from catalog.assets import upsert_asset
+from catalog.assets import database_now, upsert_asset
 from catalog.errors import FootageError, NotFoundError, UnsafePathError
 from catalog.families import families, family_master_id, resolve_asset
 from catalog.results import Family
@@ -181,8 +181,7 @@ def lease_holder(session: Session, rendition: Rendition) -> str | None:
     expires = rendition.lease_expires_at
     if rendition.status != S.RUNNING or expires is None:
         return None
-    now: datetime = session.execute(sa.select(sa.func.now())).scalar_one()
-    return rendition.worker if now < expires else None
+    return rendition.worker if database_now(session) < expires else None
 
 
 def renew(session: Session, lease: Lease) -> bool:

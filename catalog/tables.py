@@ -259,7 +259,7 @@ class Rendition(Base):
     error: Mapped[str | None] = mapped_column(Text)
     job_id: Mapped[int | None] = mapped_column(BigInteger)
     worker: Mapped[str | None] = mapped_column(Text)
-    # The render that owns the rendition now (catalog/renditions.py: take_lease).
+    # The render that owns the rendition now (catalog/renditions.py: start, renew, holding).
     lease_epoch: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
     lease_expires_at: Mapped[datetime | None]
     output_path: Mapped[str | None] = mapped_column(Text)
