@@ -60,7 +60,17 @@ def rendition_info(r: Rendition) -> RenditionInfo:
         requested_at=r.requested_at,
         finished_at=r.finished_at,
         provenance=r.provenance,
+        credentials=_credentials(r),
     )
+
+
+def _credentials(r: Rendition) -> str | None:
+    if r.status != "done" or "model" not in r.provenance:  # not written yet, or made by another tool
+        return None
+    signed = r.provenance.get("credentials")
+    if not signed:
+        return "unsigned"
+    return "signed (self-made)" if signed.get("self_made") else "signed"
 
 
 def _pending_version(r: Rendition) -> Version:

@@ -19,7 +19,7 @@ from catalog.assets import database_now, upsert_asset
 from catalog.errors import FootageError, NotFoundError, UnsafePathError
 from catalog.families import families, family_master_id, resolve_asset
 from catalog.results import Family
-from catalog.tables import Rendition, RenditionStatus
+from catalog.tables import Asset, Rendition, RenditionStatus
 
 S = RenditionStatus
 # Statuses in which a request counts as made: asking again returns it.
@@ -255,6 +255,32 @@ def cancel_waiting(session: Session, job_id: int) -> None:
     rendition = session.scalar(sa.select(Rendition).where(Rendition.job_id == job_id).with_for_update())
     if rendition is not None and rendition.status == S.QUEUED:
         cancel(rendition)
+
+
+def unsigned(session: Session) -> list[int]:
+    """Done renditions that footage rendered (their provenance names a model) and that carry
+    no Content Credentials yet: made before renditions were signed."""
+    query = (
+        sa.select(Rendition.id)
+        .where(
+            Rendition.status == S.DONE,
+            Rendition.rendition_asset_id.is_not(None),
+            Rendition.provenance.has_key("model"),
+            sa.not_(Rendition.provenance.has_key("credentials")),
+        )
+        .order_by(Rendition.id)
+    )
+    return list(session.scalars(query))
+
+
+def record_signed(rendition: Rendition, file: Asset, values: dict[str, Any], credentials: dict[str, Any]) -> None:
+    """A rendition signed after it was made: its file's new facts (``values``: content hash,
+    size, fingerprint, mtime), and the credentials in its provenance beside the hash the
+    file had before."""
+    credentials = {**credentials, "unsigned_content_hash": file.content_hash}
+    for key, value in values.items():
+        setattr(file, key, value)
+    rendition.provenance = {**rendition.provenance, "credentials": credentials}
 
 
 def register_file(session: Session, path: Path, values: dict[str, Any]) -> int:

@@ -31,6 +31,10 @@ class RenditionInfo:
     requested_at: datetime
     finished_at: datetime | None
     provenance: dict[str, Any]
+    # Content Credentials as recorded when the file was signed: "signed", "signed (self-made)",
+    # "unsigned" (made before footage signed renditions); None when not footage's to sign.
+    # `footage verify` and the page's link read the file itself.
+    credentials: str | None = None
 
 
 @dataclass(frozen=True)

@@ -8,11 +8,12 @@ from typing import Annotated
 
 import typer
 
-from cli import db, indexing, renditions, search, service, upscaling
+from cli import credentials, db, indexing, renditions, search, service, upscaling
 from cli.errors import FootageGroup
 
 EXIT_CODES = """Exit codes: 0 success, 1 failed, 2 bad usage or setting, 3 database
-unreachable, 4 schema out of date, 5 not found."""
+unreachable, 4 schema out of date, 5 not found, 6 credentials tampered or invalid,
+7 no credentials (footage verify)."""
 
 app = typer.Typer(
     cls=FootageGroup,
@@ -36,6 +37,8 @@ app.command()(upscaling.models)
 app.command()(renditions.upscale)
 app.command()(renditions.pairs)
 app.command()(renditions.link)
+app.command()(credentials.verify)
+app.command()(credentials.credentials)
 app.add_typer(renditions.jobs, name="jobs")
 
 

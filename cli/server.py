@@ -144,6 +144,7 @@ def make_app(
         Route("/api/thumbnails/{asset_id:int}/{frame_ms:int}", guarded(functools.partial(_thumbnail, catalog))),
         Route("/api/frames/{asset_id:int}/{frame_ms:int}", guarded(functools.partial(_frame, catalog))),
         Route("/api/media/{asset_id:int}", guarded(functools.partial(_media, catalog))),
+        Route("/api/credentials/{asset_id:int}", guarded(functools.partial(_credentials, catalog))),
         Route("/api/health", guarded(health)),
         Route("/api/search/image", guarded_async(_search_image(searcher)), methods=["POST"]),
         Route("/api/export", guarded(functools.partial(_export, searcher))),
@@ -336,6 +337,18 @@ def _media(catalog: Catalog, request: Request) -> Response:
     if path is None:
         return _answer({"error": "no such catalogued file here", "exit_code": 1}, 404)
     return FileResponse(path, media_type=mimetypes.guess_type(path.name)[0] or "application/octet-stream")
+
+
+def _credentials(catalog: Catalog, request: Request) -> Response:
+    """A catalogued file's Content Credentials, read from the file now and told in words."""
+    from cli.settings import signing_settings
+    from upscaler.identity import trust_anchors
+    from upscaler.verify import verify_file
+
+    path = _catalogued_file(catalog, int(request.path_params["asset_id"]))
+    if path is None:
+        return _answer({"error": "no such catalogued file here", "exit_code": 1}, 404)
+    return _answer(verify_file(path, trust_anchors(signing_settings())))
 
 
 # The cookie a browser on another machine holds once it opened the page with ?token=...

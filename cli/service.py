@@ -17,7 +17,15 @@ from cli.client import DEFAULT_PORT
 from cli.indexing import KEYFRAMES_OPTION, MAX_GAP_OPTION
 from cli.logs import setup_logging
 from cli.output import stdout
-from cli.settings import catalog_settings, device, embedding_settings, footage_home, models_dir, renditions_dir
+from cli.settings import (
+    catalog_settings,
+    device,
+    embedding_settings,
+    footage_home,
+    models_dir,
+    renditions_dir,
+    signing_settings,
+)
 from indexer.sampling import DEFAULT_MAX_GAP_S
 from indexer.tasks import LazyEmbedder, register_index_task
 from indexer.watch import FolderWatcher, WatchSettings
@@ -66,7 +74,13 @@ def worker_app(catalog: Catalog, stall_timeout_s: float = STALLED_WORKER_TIMEOUT
 def upscale_settings(lease_s: float = STALLED_WORKER_TIMEOUT_S) -> UpscaleSettings:
     from upscaler.jobs import UpscaleSettings
 
-    return UpscaleSettings(renditions_dir=renditions_dir(), models_dir=models_dir(), device=device(), lease_s=lease_s)
+    return UpscaleSettings(
+        renditions_dir=renditions_dir(),
+        models_dir=models_dir(),
+        device=device(),
+        lease_s=lease_s,
+        signing=signing_settings(),
+    )
 
 
 def watch(

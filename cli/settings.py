@@ -10,6 +10,7 @@ import platformdirs
 from catalog import CatalogSettings
 from catalog.devices import check_device_name
 from indexer.settings import EmbeddingSettings
+from upscaler.identity import SigningSettings
 
 ENV_DATABASE_URL = "FOOTAGE_DATABASE_URL"
 ENV_HOME = "FOOTAGE_HOME"
@@ -52,3 +53,22 @@ def models_dir() -> Path:
 def device() -> str | None:
     """``FOOTAGE_DEVICE`` (``cpu``, ``cuda``, ``cuda:1``); unset picks CUDA when present."""
     return check_device_name(os.environ.get("FOOTAGE_DEVICE") or None)
+
+
+def signing_settings() -> SigningSettings:
+    """Who signs renditions' Content Credentials: ``FOOTAGE_SIGNING_CERT`` (PEM chain, signing
+    certificate first) with ``FOOTAGE_SIGNING_KEY`` (PEM key) or ``FOOTAGE_SIGNING_COMMAND``
+    (signs stdin to stdout); unset, a local identity made on first use in
+    ``FOOTAGE_HOME/credentials``. ``FOOTAGE_TRUST_ANCHORS``: the PEM roots ``verify`` trusts."""
+
+    def path(name: str) -> Path | None:
+        raw = os.environ.get(name)
+        return Path(raw).expanduser().absolute() if raw else None
+
+    return SigningSettings(
+        home=footage_home() / "credentials",
+        cert_chain=path("FOOTAGE_SIGNING_CERT"),
+        key=path("FOOTAGE_SIGNING_KEY"),
+        command=os.environ.get("FOOTAGE_SIGNING_COMMAND") or None,
+        trust_anchors=path("FOOTAGE_TRUST_ANCHORS"),
+    )

@@ -13,7 +13,7 @@ from catalog import ConfigurationError
 from catalog.renditions import rendition_path
 from cli.output import JSON_OPTION, print_json, print_table, stderr, stdout
 from cli.progress import FrameProgress
-from cli.settings import device, models_dir, renditions_dir
+from cli.settings import device, models_dir, renditions_dir, signing_settings
 from indexer.query import parse_time
 from upscaler.encode import CODECS, DEFAULT_CODEC
 from upscaler.registry import DEFAULT_MODEL, KNOWN_MODELS, PRESETS, ModelChoice, resolve_model
@@ -68,7 +68,8 @@ def render(
         typer.Option(
             "--out",
             "-o",
-            help="Output .mov or .mp4, or a folder for the default name <master stem>.<target>.<model>.<codec>.<ext> "
+            help="Output .mov, .mp4 or .mkv (its Content Credentials in a .c2pa file beside it), or a folder "
+            "for the default name <master stem>.<target>.<model>.<codec>.<ext> "
             "(default: here, or FOOTAGE_RENDITIONS_DIR when here is not writable).",
         ),
     ] = None,
@@ -116,6 +117,7 @@ def render(
         cache_dir=models_dir(),
         overwrite=overwrite,
         temporal=temporal_settings(temporal, strength),
+        signing=signing_settings(),
     )
     bar = FrameProgress(f"Rendering {master.name}")
     try:
@@ -138,10 +140,12 @@ def render(
             }
         )
         return
+    signed = result.credentials
     stdout().print(
         f"Wrote {result.output} ({result.plan.size}, {result.frames} frames, "
         f"{result.provenance['processing']['precision']} on {result.provenance['processing']['device']}); "
         f"provenance in {result.sidecar.name}"
+        + (f"; Content Credentials ({signed.store}) signed by {signed.signer}" if signed else "")
     )
 
 

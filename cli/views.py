@@ -16,12 +16,15 @@ def resolution(version: Version) -> str:
 
 def status(version: Version) -> Text:
     """A master's state is its file's; a rendition's is the rendition's (done, running, failed),
-    with its file's when that is what matters (missing, or still being indexed)."""
+    with its file's when that is what matters (missing, or still being indexed), and its
+    Content Credentials once done."""
     state = version.status
     if version.rendition is not None and version.status not in ("missing", "error"):
         state = version.rendition.status
         if state == "done" and version.status == "pending":
             state = "done, indexing"
+        if version.rendition.credentials is not None:
+            state = f"{state}, {version.rendition.credentials}"
     return Text(state, style="red" if state in ("missing", "error", "failed") else "")
 
 

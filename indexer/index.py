@@ -30,12 +30,11 @@ from catalog.assets import (
     replace_moment_views,
     upsert_asset,
 )
-from catalog.media import content_hash
+from catalog.media import content_hash, quick_fingerprint
 from catalog.thumbnails import ThumbnailSet
 from indexer.discover import walk
 from indexer.embed import ClipEmbedder, square_views
 from indexer.errors import UNREADABLE, MediaError
-from indexer.fingerprint import quick_fingerprint
 from indexer.probe import MediaInfo, probe
 from indexer.sampling import Moment, SamplingOptions, sample_moments
 

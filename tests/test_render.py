@@ -194,6 +194,15 @@ def test_audio_and_subtitles_in_a_form_each_container_plays(tmp_path: Path, weig
     with av.open(str(tmp_path / "a.mov")) as made:
         assert [s.codec_context.name for s in made.streams.audio] == ["pcm_s24le"]
         assert [s.codec_context.name for s in made.streams.subtitles] == ["mov_text"]
+    # Matroska: the broadcast MP2 as it is; the subtitles as ASS, its own text track.
+    result = _render(master, tmp_path / "a.mkv", weights["tiny"], target="2x", codec="h264")
+    with av.open(str(tmp_path / "a.mkv")) as made:
+        assert [s.codec_context.name for s in made.streams.audio] == ["mp2"]
+        (text,) = made.streams.subtitles
+        assert text.codec_context.name in ("ass", "ssa")  # Matroska's S_TEXT/ASS reads back as either
+        said = b"".join(bytes(p) for p in made.demux(text))
+    assert b"Hello" in said and b"Second" in said
+    assert result.provenance["streams"]["subtitles_to_ass"] == [2]  # type: ignore[attr-defined]
 
 
 def test_interlaced_is_deinterlaced(tmp_path: Path, weights: dict[str, Path]) -> None:

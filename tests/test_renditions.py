@@ -98,7 +98,8 @@ def test_request_to_linked_indexed_rendition(setup: dict, catalog: Catalog) -> N
     shown = runner.invoke(app, ["pairs"], env=env).stdout
     (line,) = [line for line in shown.splitlines() if output.name in line]
     cells = [cell.strip() for cell in line.split("│")]
-    assert "done" in cells and "indexed" not in cells  # the rendition's state, not its file's
+    # The rendition's state, not its file's, and its Content Credentials.
+    assert "done, signed (self-made)" in cells and "indexed" not in cells
 
     row = _rendition(catalog, done["rendition_id"])
     assert row.status == "done" and row.progress == 1.0 and row.rendition_asset_id is not None

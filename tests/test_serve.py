@@ -258,6 +258,12 @@ def test_a_rendition_requested_from_the_page_is_made(catalog: Catalog, tiny_clip
         wait_for(shown, timeout=120, interval=1.0)
         made = page.inner_text(".pairs .version.rendition")
         assert "AI-upscaled · 320x180 · tiny-x2" in made and "temporal stage off" in made
+        # Its Content Credentials: the state recorded at signing, and the file's own, in words.
+        assert "Content Credentials: signed (self-made)" in page.inner_text(".pairs .version.rendition .credentials")
+        page.click(".pairs .version.rendition .credentials-link")
+        page.wait_for_selector(".credentials .verdict.valid")
+        told = page.inner_text(".credentials-words")
+        assert "untrusted outside this installation" in told and "made from a.mp4" in told
         # A change without the token is refused, from this machine too.
         refused = urllib.request.Request(
             f"{url}/api/renditions", data=b'{"asset": 1}', headers={"Content-Type": "application/json"}

@@ -25,7 +25,7 @@ class Codec:
     options: dict[str, dict[str, str]] = field(default_factory=dict)
     codec_tag: str | None = None
     description: str = ""
-    containers: tuple[str, ...] = (".mov", ".mp4")  # output suffixes whose container holds it
+    containers: tuple[str, ...] = (".mov", ".mp4", ".mkv")  # output suffixes whose container holds it
 
 
 _STANDARD = (
@@ -62,7 +62,7 @@ _STANDARD = (
         "yuv422p10le",
         {"prores_ks": {"profile": "3", "vendor": "apl0"}},
         description="ProRes 422 HQ, 10-bit, for editing",
-        containers=(".mov",),  # FFmpeg's MP4 muxer refuses ProRes
+        containers=(".mov", ".mkv"),  # FFmpeg's MP4 muxer refuses ProRes
     ),
     Codec(
         "av1",

@@ -1,7 +1,8 @@
 """The upscaler's job glue: requesting renditions and the render task workers run.
 
-The only upscaler module that touches the catalog. A finished rendition is
-indexed by deferring the indexer's job by name; the indexer is never imported.
+With ``upscaler.backfill`` (signing older renditions), the only upscaler modules that
+touch the catalog. A finished rendition is indexed by deferring the indexer's job by
+name; the indexer is never imported.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from catalog.tables import RenditionStatus
 from upscaler.encode import CODECS, DEFAULT_CODEC
 from upscaler.errors import DownloadError, PlanError, RenderError
 from upscaler.geometry import Plan, plan
+from upscaler.identity import SigningSettings
 from upscaler.lease import LeaseKeeper
 from upscaler.registry import ModelChoice, ResolvedModel, resolve_model
 from upscaler.render import RenderProgress, RenderRequest, RenderResult, render
@@ -57,6 +59,8 @@ class UpscaleSettings:
     # A render's lease on its rendition: another worker may take it over once this
     # long has passed without a renewal (renewed three times a lease while rendering).
     lease_s: float = STALLED_WORKER_TIMEOUT_S
+    # Who signs the renditions' Content Credentials (None: unsigned, for tests of other parts).
+    signing: SigningSettings | None = None
 
 
 @dataclass(frozen=True)
@@ -353,6 +357,7 @@ def _render_request(
         overwrite=True,
         temporal=TemporalSettings.from_parameters(rendition.parameters.get("temporal")),
         attempt=f"e{lease.epoch}",
+        signing=settings.signing,
     )
 
 

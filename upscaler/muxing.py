@@ -18,13 +18,22 @@ from upscaler.pipeline import Output, PipelineSpec, StreamPlan
 COPYABLE_AUDIO = {
     ".mov": {"aac", "alac", "mp3", "ac3", "eac3"},
     ".mp4": {"aac", "alac", "mp3", "ac3", "eac3", "opus"},
+    ".mkv": {
+        *("aac", "alac", "mp2", "mp3", "ac3", "eac3", "opus", "flac", "vorbis", "dts", "truehd"),
+        *("pcm_s16le", "pcm_s24le"),
+    },
 }
 # In QuickTime, where it is at home, lossless PCM: nothing of the master's sound is lost.
 # In MP4, AAC-LC at this rate per channel (256 kb/s stereo), which every player takes.
-TRANSCODE_AUDIO = {".mov": "pcm_s24le", ".mp4": "aac"}
+# In Matroska, FLAC: lossless and smaller than PCM.
+TRANSCODE_AUDIO = {".mov": "pcm_s24le", ".mp4": "aac", ".mkv": "flac"}
+# Text subtitles become the text track each container carries: mov_text in QuickTime and
+# MP4, ASS in Matroska (which keeps the styling).
+SUBTITLE_CODEC = {".mov": "mov_text", ".mp4": "mov_text", ".mkv": "ass"}
+_MUXERS = {".mov": "mov", ".mp4": "mp4", ".mkv": "matroska"}
 AAC_BITS_PER_CHANNEL = 128_000
-# Text subtitles, converted to mov_text (the text track both containers carry).
-_TEXT_SUBTITLES = {"subrip", "srt", "ass", "ssa", "webvtt", "text"}
+# Text subtitles, converted to the text track of the output container (SUBTITLE_CODEC).
+_TEXT_SUBTITLES = {"subrip", "srt", "ass", "ssa", "webvtt", "text", "mov_text"}
 # Container tags that describe the master's muxer, not its content.
 _MUXER_TAGS = ("encoder", "major_brand", "minor_version", "compatible_brands")
 # Video stream tags worth keeping: an editor's timeline reads them.
@@ -49,7 +58,7 @@ def plan_streams(master: av.container.InputContainer, suffix: str) -> StreamPlan
                 )
         elif stream.type == "audio":
             (copied if stream.codec_context.name in COPYABLE_AUDIO[suffix] else transcoded).append(stream.index)
-        elif stream.type == "subtitle" and stream.codec_context.name == "mov_text":
+        elif stream.type == "subtitle" and stream.codec_context.name == SUBTITLE_CODEC[suffix]:
             copied.append(stream.index)
         elif stream.type == "subtitle" and stream.codec_context.name in _TEXT_SUBTITLES:
             subtitles.append(stream.index)
@@ -59,7 +68,16 @@ def plan_streams(master: av.container.InputContainer, suffix: str) -> StreamPlan
     codec = TRANSCODE_AUDIO[suffix]
     described = tuple(_transcoded_as(codec, master.streams[i].codec_context) for i in transcoded)
     audio = sum(1 for stream in master.streams.audio)
-    return StreamPlan(tuple(copied), tuple(transcoded), codec, tuple(dropped), tuple(subtitles), audio, described)
+    return StreamPlan(
+        tuple(copied),
+        tuple(transcoded),
+        codec,
+        tuple(dropped),
+        tuple(subtitles),
+        audio,
+        described,
+        SUBTITLE_CODEC[suffix],
+    )
 
 
 def _transcoded_as(codec: str, source: Any) -> str:
@@ -89,13 +107,17 @@ def _chunk_encoder(spec: PipelineSpec, flags: int, options: dict[str, str]) -> A
 
 
 def _video_stream(
-    out: av.container.OutputContainer, spec: PipelineSpec, master: av.container.InputContainer, options: dict[str, str]
+    out: av.container.OutputContainer,
+    spec: PipelineSpec,
+    master: av.container.InputContainer,
+    options: dict[str, str],
+    quicktime: bool,
 ) -> Any:
     vs: Any = out.add_stream(spec.encoder.encoder, rate=spec.rate, options=dict(options))
     vs.time_base = spec.time_base
     ctx = vs.codec_context
     _configure(ctx, spec)
-    if spec.encoder.codec.codec_tag:
+    if spec.encoder.codec.codec_tag and quicktime:  # a QuickTime sample entry: Matroska has none
         ctx.codec_tag = spec.encoder.codec.codec_tag
     source_video = master.streams.video[0]
     for key in _VIDEO_TAGS:
@@ -117,7 +139,7 @@ def _other_streams(
             others[index].bit_rate = AAC_BITS_PER_CHANNEL * ctx.layout.nb_channels
         others[index].metadata.update(master.streams[index].metadata)
     for index in streams.subtitles:
-        others[index] = out.add_stream("mov_text")
+        others[index] = out.add_stream(streams.subtitle_codec)
         others[index].time_base = master.streams[index].time_base
         # The encoder opens with the header when the output starts; the text decoder makes
         # its (ASS) style header when it opens.
@@ -131,9 +153,11 @@ def _other_streams(
 def open_output(
     path: Path, suffix: str, spec: PipelineSpec, master: av.container.InputContainer, tags: dict[str, str]
 ) -> Output:
-    """Open ``path`` as a ``suffix`` (.mov or .mp4) container with the master's metadata and chapters plus ``tags``."""
-    options = {"movflags": "use_metadata_tags+write_colr"}
-    out = av.open(str(path), "w", format="mov" if suffix == ".mov" else "mp4", options=options)
+    """Open ``path`` as a ``suffix`` (.mov, .mp4 or .mkv) container with the master's metadata and
+    chapters plus ``tags``."""
+    quicktime = suffix != ".mkv"
+    options = {"movflags": "use_metadata_tags+write_colr"} if quicktime else {}
+    out = av.open(str(path), "w", format=_MUXERS[suffix], options=options)
     out.metadata.update({k: v for k, v in master.metadata.items() if k.lower() not in _MUXER_TAGS})
     out.metadata.update(tags)
     # Encoded in chunks, the stream's header comes from an encoder set up as the chunks'
@@ -141,7 +165,7 @@ def open_output(
     # check that they match is exact.
     chunked = spec.encode_chunks > 1
     encoder_options = chunk_options(spec.encoder, spec.encode_threads) if chunked else spec.encoder.options
-    video = _video_stream(out, spec, master, encoder_options)
+    video = _video_stream(out, spec, master, encoder_options, quicktime)
     chunk_encoder = None
     if chunked:
         chunk_encoder = functools.partial(_chunk_encoder, spec, video.codec_context.flags, encoder_options)

@@ -45,7 +45,7 @@ _POLL_S = 0.2
 @dataclass(frozen=True)
 class StreamPlan:
     """What happens to each of the master's other streams (by stream index): packets copied as
-    they are, audio re-encoded as ``transcode_codec``, text subtitles converted to mov_text."""
+    they are, audio re-encoded as ``transcode_codec``, text subtitles converted to ``subtitle_codec``."""
 
     copied: tuple[int, ...]
     transcoded: tuple[int, ...]
@@ -54,6 +54,7 @@ class StreamPlan:
     subtitles: tuple[int, ...] = ()
     audio: int = 0  # how many audio streams the output carries
     transcoded_as: tuple[str, ...] = ()  # per transcoded stream, in words: "aac 256 kb/s"
+    subtitle_codec: str = "mov_text"
 
     @property
     def carried(self) -> tuple[int, ...]:

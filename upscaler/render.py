@@ -28,9 +28,11 @@ from catalog.media import VideoFacts, content_hash, first_frame, unreadable_reas
 from upscaler import planes
 from upscaler.bands import band_rows
 from upscaler.colour import rgb_format, source_tags
+from upscaler.credentials import Signed, sign_rendition, write_sidecar_store
 from upscaler.encode import CODECS, DEFAULT_CODEC, EncoderChoice, choose_encoder
 from upscaler.errors import PlanError, RenderError, StorageFullError
 from upscaler.geometry import Plan, plan
+from upscaler.identity import SigningSettings, load_identity
 from upscaler.inference import FrameUpscaler
 from upscaler.loader import ModelIdentity, load_model
 from upscaler.muxing import COPYABLE_AUDIO, open_output, plan_streams, verify_output
@@ -87,6 +89,9 @@ class RenderRequest:
     # Names this attempt's temporary file, unique among the attempts at one output even
     # across hosts (jobs pass the lease's epoch); None: this process's id.
     attempt: str | None = None
+    # Who signs the rendition's Content Credentials. Footage's commands and workers always
+    # pass one; None leaves the file unsigned (benchmarks and tests of other stages).
+    signing: SigningSettings | None = None
 
 
 @dataclass(frozen=True)
@@ -98,6 +103,7 @@ class RenderResult:
     duration_s: float
     model: ModelIdentity
     provenance: dict[str, Any]
+    credentials: Signed | None = None
 
 
 @dataclass(frozen=True)
@@ -123,11 +129,13 @@ def render(
     name; raising there discards it (a render that lost its rendition to another).
     """
     master_path, output = _preflight(request)
+    # Loaded first: a key that cannot sign fails the render now, not after it.
+    identity = load_identity(request.signing) if request.signing is not None else None
     started = time.perf_counter()
     master_hash = content_hash(master_path)
     timings: dict[str, float] = {"hash_master_s": time.perf_counter() - started}
     device = torch_device(request.device)
-    descriptor, identity = load_model(request.model, request.cache_dir, device)
+    descriptor, model = load_model(request.model, request.cache_dir, device)
     container = _open_master(master_path)
     tmp = output.with_name(f".{output.stem}.partial-{request.attempt or os.getpid()}{output.suffix}")
     try:
@@ -137,7 +145,7 @@ def render(
             descriptor, device, master.spec.plan.width, master.spec.plan.height, picture.rotation, tile=request.tile
         )
         temporal = _temporal_stage(request.temporal, master)
-        provenance = _provenance(master, master_path, master_hash, identity, device, output.suffix)
+        provenance = _provenance(master, master_path, master_hash, model, device, output.suffix)
         provenance["processing"]["temporal"] = request.temporal.parameters()
         written = open_output(tmp, output.suffix, master.spec, container, container_tags(provenance, master_path.name))
         device_time = _DeviceTime()
@@ -166,11 +174,20 @@ def render(
             provenance["processing"]["temporal"] = temporal.description()
             timings["temporal_s"] = temporal.stats.seconds
         provenance["timings"] = {k: round(v, 3) for k, v in timings.items()}
+        signed = None
+        if identity is not None:
+            # The last step before the final name: only a verified file is ever signed.
+            signing_started = time.perf_counter()
+            signed = sign_rendition(tmp, output.name, master_path, provenance, identity)
+            provenance["credentials"] = signed.record()
+            provenance["timings"]["sign_s"] = round(time.perf_counter() - signing_started, 3)
         if before_publish is not None:
             before_publish()
         sidecar = write_sidecar(output, provenance)
+        if signed is not None and signed.sidecar_bytes is not None:
+            write_sidecar_store(output, signed.sidecar_bytes)
         os.replace(tmp, output)
-        return RenderResult(output, sidecar, master.spec.plan, stats.frames, duration, identity, provenance)
+        return RenderResult(output, sidecar, master.spec.plan, stats.frames, duration, model, provenance, signed)
     except (OSError, av.error.FFmpegError) as exc:
         failure = _failure(exc, master_path, output)
         if failure is None:
@@ -293,7 +310,7 @@ def _preflight(request: RenderRequest) -> tuple[Path, Path]:
     if output.exists() and not request.overwrite:
         raise PlanError(f"{output} already exists; choose another --out or add --overwrite")
     if output.suffix not in COPYABLE_AUDIO:
-        raise PlanError(f"output must be .mov or .mp4, not {output.suffix or 'no suffix'}")
+        raise PlanError(f"output must be .mov, .mp4 or .mkv, not {output.suffix or 'no suffix'}")
     codec = CODECS.get(request.codec)
     if codec is not None and output.suffix not in codec.containers:
         raise PlanError(
@@ -430,7 +447,8 @@ def _provenance(
         "streams": {
             "copied": list(spec.streams.copied),
             "transcoded": dict(zip(spec.streams.transcoded, spec.streams.transcoded_as, strict=True)),
-            "subtitles_to_mov_text": list(spec.streams.subtitles),
+            # Keyed by the text codec they became (mov_text in QuickTime and MP4, ass in Matroska).
+            f"subtitles_to_{spec.streams.subtitle_codec}": list(spec.streams.subtitles),
             "dropped": list(spec.streams.dropped),
         },
         "software": software(device),

@@ -154,6 +154,27 @@ function provenance(version) {
   return parts.filter(Boolean).join(" · ");
 }
 
+function credentials(version) {
+  // The state recorded when the file was signed, and a link that reads the file itself now.
+  const state = (version.rendition && version.rendition.credentials) || "none recorded";
+  const words = element("div", { class: "credentials-words" });
+  const link = element("a", { href: "#", class: "credentials-link" }, "what they say");
+  link.addEventListener("click", async (event) => {
+    event.preventDefault();
+    const response = await fetch(`/api/credentials/${version.asset_id}`);
+    const found = await response.json();
+    if (!response.ok) {
+      words.replaceChildren(element("p", {}, `Error: ${found.error}`));
+      return;
+    }
+    words.replaceChildren(
+      element("p", { class: `verdict ${found.state}` }, found.summary),
+      element("ul", {}, ...found.chain.map((line) => element("li", {}, line))),
+    );
+  });
+  return element("p", { class: "credentials" }, `Content Credentials: ${state} · `, link, words);
+}
+
 function frameOf(version, frameMs) {
   return element("img", { src: `/api/frames/${version.asset_id}/${frameMs}`, alt: `${version.path} at ${frameMs / 1000} s` });
 }
@@ -222,7 +243,7 @@ async function showFamily(assetId, frameMs) {
         { class: `version ${v.kind}` },
         frameOf(v, frameMs),
         element("figcaption", {}, versionLabel(v), " ", playButton(v, frameMs)),
-        ...(v.kind === "rendition" ? [element("p", { class: "provenance" }, provenance(v))] : []),
+        ...(v.kind === "rendition" ? [element("p", { class: "provenance" }, provenance(v)), credentials(v)] : []),
       ),
     ),
   );
