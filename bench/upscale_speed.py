@@ -9,7 +9,12 @@ GPU, the device's busy share (CUDA events around the model stage's batches).
 On a machine without a GPU the sizes are divided by --cpu-divisor (default 8,
 1 for full size) so the run stays short; the line says so.
 
-    python bench/upscale_speed.py [--frames 24] [--models ...] [--codecs hevc h264] [--json]
+Every render signs its Content Credentials (a local identity), as footage's do: each
+row gives the signing's seconds and its share of the render's wall time. Then a file
+of --sign-gb gigabytes (raw video in QuickTime) is signed afterwards, as
+``footage credentials --missing`` does (sign, read back, hash for the catalog).
+
+    python bench/upscale_speed.py [--frames 24] [--models ...] [--codecs hevc h264] [--sign-gb 1] [--json]
 """
 
 from __future__ import annotations
@@ -33,6 +38,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import hardware, write_footage  # noqa: E402
 from catalog.devices import torch_device  # noqa: E402
 from upscaler import render as render_module  # noqa: E402
+from upscaler.credentials import sign_rendition  # noqa: E402
+from upscaler.identity import SigningSettings, load_identity  # noqa: E402
 from upscaler.inference import FrameUpscaler  # noqa: E402
 from upscaler.loader import load_model  # noqa: E402
 from upscaler.registry import ModelChoice  # noqa: E402
@@ -94,8 +101,10 @@ def _render(
     temporal: bool,
     chunks: int | None,
     chunk_seconds: float,
+    signing: SigningSettings,
 ) -> dict[str, Any]:
     request = RenderRequest(
+        signing=signing,
         encode_chunks=chunks,
         chunk_seconds=chunk_seconds,
         colour_on_device=on_device,
@@ -108,6 +117,7 @@ def _render(
         codec=codec,
         cache_dir=weights.parent,
     )
+    started = time.perf_counter()
     if free:
 
         def load(*args: Any) -> Any:
@@ -118,6 +128,7 @@ def _render(
             result = render(request)
     else:
         result = render(request)
+    wall_s = time.perf_counter() - started
     out.unlink()
     timings = result.provenance["timings"]
     stages = {"model": timings["model_s"]}
@@ -137,6 +148,48 @@ def _render(
         "batch": result.provenance["processing"]["batch"],
         "encoding": result.provenance["processing"]["encoding"],
         "temporal": temporal,
+        "sign_s": timings["sign_s"],
+        "sign_share": round(timings["sign_s"] / wall_s, 4),
+    }
+
+
+def _sign_afterwards(folder: Path, gigabytes: float, signing: SigningSettings) -> dict[str, Any]:
+    """Sign a ``gigabytes`` file that exists already, as ``credentials --missing`` does: the
+    signed copy, its read-back check, and the content hash the catalog records."""
+    import av
+    import numpy as np
+
+    from catalog.media import content_hash
+
+    video = folder / "unsigned.mov"
+    frame = np.random.default_rng(0).integers(0, 256, (1080, 1920, 3), np.uint8)
+    frames = max(1, round(gigabytes * 1e9 / frame.nbytes))
+    with av.open(str(video), "w", format="mov") as out:
+        stream: Any = out.add_stream("rawvideo", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 1920, 1080, "rgb24"
+        for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+            for _ in range(frames):  # the same packet again: the bytes are what is measured
+                out.mux(av.Packet(bytes(packet)))
+    size = video.stat().st_size
+    provenance = {
+        "created_at": "2026-01-01T00:00:00+00:00",
+        "master": {"path": "master.mov", "content_hash": "sha256:" + "0" * 64, "width": 960, "height": 540},
+        "model": {"name": "bench", "sha256": "0" * 64, "scale": 2},
+        "output": {"width": 1920, "height": 1080},
+        "software": {"footage": "bench"},
+    }
+    identity = load_identity(signing)
+    started = time.perf_counter()
+    sign_rendition(video, video.name, None, provenance, identity)
+    signed_s = time.perf_counter() - started
+    content_hash(video)
+    total_s = time.perf_counter() - started
+    video.unlink()
+    return {
+        "size_gb": round(size / 1e9, 3),
+        "sign_s": round(signed_s, 3),
+        "with_catalog_hash_s": round(total_s, 3),
+        "target_s": round(1 + size / 1e9, 3),
     }
 
 
@@ -164,6 +217,7 @@ def main() -> None:
         default=CHUNK_SECONDS,
         help="chunk length (shorter: several chunks in a short run)",
     )
+    parser.add_argument("--sign-gb", type=float, default=1.0, help="size of the file signed afterwards (0: none)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
@@ -178,6 +232,7 @@ def main() -> None:
             print(f"note: no GPU, every size divided by {divisor} (1080p source = {1920 // divisor}x{1080 // divisor})")
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
+        signing = SigningSettings(home=folder / "credentials")
         architectures = _architectures()
         weights = {}
         for name in {*args.models, "realesr-animevideov3"}:
@@ -214,6 +269,7 @@ def main() -> None:
                             temporal,
                             chunks or None,
                             args.chunk_seconds,
+                            signing,
                         )
                     )
                     if "model_only_fps" in row:
@@ -221,8 +277,15 @@ def main() -> None:
                     rows.append(row)
                     if not args.json:
                         _print(row)
+        afterwards = _sign_afterwards(folder, args.sign_gb, signing) if args.sign_gb > 0 else None
     if args.json:
-        print(json.dumps({**header, "rows": rows}))
+        print(json.dumps({**header, "rows": rows, "signed_afterwards": afterwards}))
+    elif afterwards is not None:
+        print(
+            f"signed afterwards: {afterwards['size_gb']} GB in {afterwards['sign_s']} s "
+            f"({afterwards['with_catalog_hash_s']} s with the catalog's content hash; "
+            f"target {afterwards['target_s']} s)"
+        )
 
 
 def _print(row: dict[str, Any]) -> None:
@@ -234,7 +297,8 @@ def _print(row: dict[str, Any]) -> None:
         f"{row['model']} {row['case']} {row['size']} {row['codec']}: {model_only}"
         f"end-to-end {row['fps']:.2f} fps{ratio}; model busy {row['model_busy']:.0%}; {gpu}"
         f"ms/frame busy: {stages}; colour {row['colour']}, temporal {'on' if row['temporal'] else 'off'}, "
-        f"{row['precision']}, batch {row['batch']}, {row['encoder']}, encoding {row['encoding']}"
+        f"{row['precision']}, batch {row['batch']}, {row['encoder']}, encoding {row['encoding']}; "
+        f"signing {row['sign_s']} s ({row['sign_share']:.2%} of the render)"
     )
 
 
