@@ -35,6 +35,9 @@ if TYPE_CHECKING:
     from upscaler.jobs import UpscaleSettings
 
 CONCURRENCY_OPTION = typer.Option("--concurrency", min=1, help="Jobs this process runs at once.")
+QUEUE_OPTION = typer.Option(
+    "--queue", "-q", help=f"Queue to take jobs from (repeatable; default all: {', '.join(QUEUES)})."
+)
 
 
 HOST_OPTION = typer.Option("--host", help="Address to listen on; anything but loopback needs --token.")
@@ -83,6 +86,14 @@ def upscale_settings(lease_s: float = STALLED_WORKER_TIMEOUT_S) -> UpscaleSettin
     )
 
 
+def _known_queues(queues: list[str] | None) -> list[str]:
+    """The queues asked for, every queue when none is named; an unknown name is a usage error."""
+    unknown = sorted(set(queues or ()) - set(QUEUES))
+    if unknown:
+        raise ConfigurationError(f"unknown queue {unknown[0]!r}; known: {', '.join(QUEUES)}")
+    return list(dict.fromkeys(queues)) if queues else list(QUEUES)
+
+
 def watch(
     roots: Annotated[list[Path], typer.Argument(help="Folders to watch (recursively).")],
     poll: Annotated[bool, typer.Option("--poll", help="Poll instead of OS events (network shares).")] = False,
@@ -94,6 +105,7 @@ def watch(
     max_gap: Annotated[float, MAX_GAP_OPTION] = DEFAULT_MAX_GAP_S,
     concurrency: Annotated[int, CONCURRENCY_OPTION] = 1,
     stall_timeout: Annotated[float, STALL_OPTION] = STALLED_WORKER_TIMEOUT_S,
+    queues: Annotated[list[str] | None, QUEUE_OPTION] = None,
     serve_too: Annotated[
         bool, typer.Option("--serve", help="Also answer searches over HTTP, as `footage serve` does.")
     ] = False,
@@ -109,10 +121,12 @@ def watch(
     file is indexed once it has stopped changing and decodes; moves keep an
     asset's identity; deletions mark it missing. An in-process worker runs the
     jobs, so one command is enough; `footage worker` on other machines helps.
-    Stop with Ctrl-C (or SIGTERM): a restart loses nothing.
+    `-q index` leaves renders to the GPU hosts' workers (a catalog host that
+    indexes and serves). Stop with Ctrl-C (or SIGTERM): a restart loses nothing.
 
-    Example: footage watch /media/incoming --settle 10 --serve
+    Example: footage watch /media/incoming --settle 10 --serve -q index
     """
+    queues = _known_queues(queues)
     for root in roots:
         if not root.is_dir():
             what = "is not a folder" if root.exists() else "does not exist"
@@ -133,7 +147,9 @@ def watch(
         watcher = FolderWatcher(catalog, roots, settings, enqueue)
         stop = threading.Event()
         thread = threading.Thread(target=watcher.run, args=(stop,), name="footage-watch", daemon=True)
-        stdout().print(f"Watching {', '.join(str(r) for r in roots)} (Ctrl-C to stop)")
+        stdout().print(
+            f"Watching {', '.join(str(r) for r in roots)}, working on queues {', '.join(queues)} (Ctrl-C to stop)"
+        )
         thread.start()
         answering = None
         if service is not None:
@@ -143,7 +159,7 @@ def watch(
         try:
             run_worker(
                 worker_app(catalog, stall_timeout),
-                queues=list(QUEUES),
+                queues=queues,
                 concurrency=concurrency,
                 name="watch",
                 stall_timeout_s=stall_timeout,
@@ -187,10 +203,7 @@ def serve(
 
 
 def worker(
-    queues: Annotated[
-        list[str] | None,
-        typer.Option("--queue", "-q", help=f"Queue to take jobs from (repeatable; default all: {', '.join(QUEUES)})."),
-    ] = None,
+    queues: Annotated[list[str] | None, QUEUE_OPTION] = None,
     concurrency: Annotated[int, CONCURRENCY_OPTION] = 1,
     stall_timeout: Annotated[float, STALL_OPTION] = STALLED_WORKER_TIMEOUT_S,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log library details too.")] = False,
@@ -202,15 +215,13 @@ def worker(
 
     Example: FOOTAGE_DATABASE_URL=postgresql+psycopg://me@db/footage footage worker -q render
     """
-    unknown = sorted(set(queues or ()) - set(QUEUES))
-    if unknown:
-        raise ConfigurationError(f"unknown queue {unknown[0]!r}; known: {', '.join(QUEUES)}")
+    queues = _known_queues(queues)
     setup_logging(verbose)
     with open_catalog(catalog_settings()) as catalog:
-        stdout().print(f"Worker on queues {', '.join(queues or QUEUES)} (Ctrl-C to stop)")
+        stdout().print(f"Worker on queues {', '.join(queues)} (Ctrl-C to stop)")
         run_worker(
             worker_app(catalog, stall_timeout),
-            queues=queues or list(QUEUES),
+            queues=queues,
             concurrency=concurrency,
             name=socket.gethostname(),
             stall_timeout_s=stall_timeout,

@@ -182,6 +182,38 @@ def test_watch_command_runs_jobs_and_stops_cleanly(
     assert sorted((Path(p).name, st) for p, st in jobs) == [("first.mp4", "succeeded"), ("second.mp4", "succeeded")]
 
 
+def test_a_watch_host_on_the_index_queue_leaves_renders_to_render_hosts(
+    catalog: Catalog, tiny_clip: str, media_root: Path, tmp_path: Path
+) -> None:
+    from tiny_models import write_tiny_compact
+    from typer.testing import CliRunner
+
+    from cli.main import app
+
+    write_clip(media_root / "first.mp4", Clip())
+    env = catalog_env(catalog, tmp_path / "home", FOOTAGE_CLIP_MODEL=tiny_clip)
+    refused = CliRunner().invoke(app, ["watch", str(media_root), "-q", "gpu"], env=env)
+    assert refused.exit_code == 2 and "unknown queue 'gpu'" in refused.output
+    service = start(env, tmp_path / "logs", "watch", str(media_root), "--settle", "0.3", "-q", "index")
+    try:
+        wait_for(lambda: getattr(_assets(catalog).get("first.mp4"), "status", None) == "indexed", timeout=90)
+        model = write_tiny_compact(tmp_path / "tiny.pth")
+        upscale = ["upscale", str(media_root / "first.mp4"), "--to", "2x", "-m", str(model)]
+        assert CliRunner().invoke(app, upscale, env=env).exit_code == 0
+        # Work the watch host does take goes on: a new file is indexed after the request.
+        write_clip(media_root / "second.mp4", Clip(shots=(0.5, 0.5)))
+        wait_for(lambda: getattr(_assets(catalog).get("second.mp4"), "status", None) == "indexed", timeout=60)
+    finally:
+        code, out, err = service.stop()
+    assert code == 0, err
+    assert "working on queues index" in " ".join(out.split())
+    with catalog.session() as s:
+        renders = s.execute(
+            sa.text("SELECT status FROM procrastinate_jobs WHERE task_name = 'footage.render'")
+        ).scalars()
+        assert list(renders) == ["todo"]  # waiting for a render host, untouched
+
+
 def test_scan_leaves_the_renditions_folder_alone(catalog: Catalog, embedder: ClipEmbedder, media_root: Path) -> None:
     renders = media_root / "renditions"
     renders.mkdir()
