@@ -187,6 +187,10 @@ def preview(
 def models(as_json: bool = JSON_OPTION) -> None:
     """List the super-resolution models footage knows, the presets, and what is cached here.
 
+    cached: yes (the registry's weights), no, other (a file under the model's
+    name that loads as a model of its scale but is not the registry's: a
+    converted or fine-tuned copy, used with -m PATH) or damaged (neither).
+
     Example: footage models --json
     """
     cache = models_dir()

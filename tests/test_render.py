@@ -392,6 +392,10 @@ def test_cli_render_preview_and_models(tmp_path: Path, weights: dict[str, Path])
     (tmp_path / "cache" / KNOWN_MODELS["realesr-general-x4v3"].filename).write_bytes(b"not the weights")
     listed = runner.invoke(app, ["models", "--json"], env=env)
     assert {m["name"]: m for m in json.loads(listed.stdout)["models"]}["realesr-general-x4v3"]["cached"] == "damaged"
+    # One that loads as a x4 model, converted or fine-tuned, is another file, not a damaged one.
+    write_tiny_compact(tmp_path / "cache" / KNOWN_MODELS["realesr-general-x4v3"].filename)
+    listed = runner.invoke(app, ["models", "--json"], env=env)
+    assert {m["name"]: m for m in json.loads(listed.stdout)["models"]}["realesr-general-x4v3"]["cached"] == "other"
 
 
 def test_timecode_and_metadata_carried_over(tmp_path: Path, weights: dict[str, Path]) -> None:

@@ -14,7 +14,7 @@ from safetensors.torch import save_file
 from tiny_models import write_tiny_compact, write_tiny_rrdb
 
 from catalog.media import file_sha256
-from upscaler.errors import ChecksumError, UnknownModelError, UnsupportedModelError
+from upscaler.errors import ChecksumError, DownloadError, UnknownModelError, UnsupportedModelError
 from upscaler.loader import load_model
 from upscaler.registry import KNOWN_MODELS, PRESETS, KnownModel, ModelChoice, known_model, resolve_model
 from upscaler.tiling import upscale_tiled
@@ -131,6 +131,13 @@ def test_download_is_verified_before_use(served: tuple[str, Path], tmp_path: Pat
     path.write_bytes(b"tampered")
     with pytest.raises(ChecksumError, match="delete it to download again"):
         fetch(_known(base + "tiny.pth", good), cache)
+
+    # Offline: the failure says what to do instead, in one line.
+    with pytest.raises(DownloadError) as offline:
+        fetch(_known(base + "missing.pth", good), tmp_path / "empty-cache")
+    said = str(offline.value)
+    assert "\n" not in said and f"copy missing.pth (sha256 {good}) into {tmp_path / 'empty-cache'}" in said
+    assert "-m PATH" in said
 
 
 @pytest.mark.parametrize("writer", [write_tiny_compact, write_tiny_rrdb])

@@ -22,12 +22,26 @@ def cached_path(model: KnownModel, cache_dir: Path) -> Path:
 
 
 def cache_state(model: KnownModel, cache_dir: Path) -> str:
-    """``yes`` (cached and verified), ``no``, or ``damaged`` (there, but its sha256 differs:
-    ``fetch`` refuses it until it is deleted)."""
+    """``yes`` (cached and verified), ``no``, ``other`` (a file under the model's name whose
+    sha256 is not the registry's but which loads as a super-resolution model of the same
+    scale: converted or fine-tuned, used by naming it) or ``damaged`` (neither: a cut or
+    corrupt download). ``fetch`` uses only ``yes``."""
     target = cached_path(model, cache_dir)
     if not target.exists():
         return "no"
-    return "yes" if file_sha256(target) == model.sha256.lower() else "damaged"
+    if file_sha256(target) == model.sha256.lower():
+        return "yes"
+    return "other" if _loads_as_model(target, model.scale) else "damaged"
+
+
+def _loads_as_model(path: Path, scale: int) -> bool:
+    from spandrel import ImageModelDescriptor, ModelLoader
+
+    try:
+        descriptor = ModelLoader(device="cpu").load_from_file(path)
+    except Exception:  # spandrel raises whatever the unpickler or the architecture raised
+        return False
+    return isinstance(descriptor, ImageModelDescriptor) and descriptor.purpose == "SR" and descriptor.scale == scale
 
 
 def fetch(
@@ -49,7 +63,8 @@ def fetch(
         actual = file_sha256(target)
         if actual != expected:
             raise ChecksumError(
-                f"cached {target} has sha256 {actual}, expected {expected}; delete it to download again"
+                f"cached {target} has sha256 {actual}, expected {expected}: a converted or fine-tuned copy "
+                f"is used by naming it (-m {target}); a damaged download, delete it to download again"
             )
         return target
     cache_dir.mkdir(parents=True, exist_ok=True)
@@ -72,6 +87,9 @@ def fetch(
         os.replace(tmp, target)
         return target
     except (urllib.error.URLError, OSError, TimeoutError) as exc:
-        raise DownloadError(f"cannot download {model.name} from {model.url}: {exc}") from exc
+        raise DownloadError(
+            f"cannot download {model.name} from {model.url} ({exc}); on a host without internet, copy "
+            f"{model.filename} (sha256 {expected}) into {cache_dir}, or name a model file with -m PATH"
+        ) from exc
     finally:
         tmp.unlink(missing_ok=True)
