@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -153,3 +155,62 @@ def stop() -> None:
         stdout().print(f"Stopped the embedded server in {settings.pgdata}.")
     else:
         stdout().print("The embedded server was not running.")
+
+
+@app.command()
+def server(
+    folder: Annotated[Path, typer.Argument(help="The catalog's data directory (made on the first start).")],
+    listen: Annotated[
+        list[str] | None,
+        typer.Option("--listen", help="Address to listen on (repeatable; default 127.0.0.1; 0.0.0.0 for every one)."),
+    ] = None,
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="TCP port.")] = 5432,
+    allow: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allow",
+            help="Address or network (CIDR) allowed to connect (repeatable; needed unless listening on loopback only).",
+        ),
+    ] = None,
+) -> None:
+    """Run the catalog as a network server for a team, in the foreground (for a service manager).
+
+    The same PostgreSQL 18 + pgvector the embedded default runs; other hosts
+    connect as the role footage with a password (SCRAM), only from the
+    addresses allowed. Prints the FOOTAGE_DATABASE_URL line the other hosts
+    use (the password is kept in DIR.footage-password, readable by its owner
+    only). Stop with Ctrl-C or SIGTERM: PostgreSQL shuts down cleanly.
+
+    Example: footage db server /srv/footage-catalog --listen 10.0.0.5 --allow 10.0.0.0/24
+    """
+    from catalog.db_server import ServerSettings, run_server
+
+    addresses = tuple(listen or ["127.0.0.1"])
+    if allow is None and not all(_loopback(a) for a in addresses):
+        raise ConfigurationError(
+            f"--listen {addresses[0]} needs --allow: the addresses or networks of the hosts that may connect "
+            "(e.g. --allow 10.0.0.0/24)"
+        )
+    settings = ServerSettings(
+        pgdata=folder.expanduser().absolute(),
+        listen=addresses,
+        port=port,
+        allow=tuple(allow or ["127.0.0.1/32", "::1/128"]),
+    )
+
+    def ready(url: str) -> None:
+        # Plain print: a service manager's log and a shell's `eval` read this line as it is.
+        print(f"FOOTAGE_DATABASE_URL={url}", flush=True)
+        stdout().print(f"Catalog server ready in {settings.pgdata} (Ctrl-C to stop)")
+
+    code = run_server(settings, ready)
+    stdout().print("Stopped.")
+    if code:
+        raise typer.Exit(code)
+
+
+def _loopback(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return address == "localhost"
