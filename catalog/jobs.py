@@ -27,6 +27,7 @@ from procrastinate import worker as procrastinate_worker
 
 from catalog.database import Catalog
 from catalog.errors import DatabaseUnavailableError
+from catalog.metrics import DATABASE_RECONNECTS, STALLED_RECOVERIES
 
 INDEX_QUEUE = "index"
 RENDER_QUEUE = "render"
@@ -155,13 +156,23 @@ async def _recover(app: procrastinate.App, job: Any) -> None:
     try:
         new_id = await task.defer_async(**job.task_kwargs)
     except procrastinate_errors.AlreadyEnqueued:
-        logger.warning("job %s belonged to a worker that stopped responding; the same work is queued already", job.id)
+        logger.warning(
+            "job %s belonged to a worker that stopped responding; the same work is queued already",
+            job.id,
+            extra={"job_id": job.id},
+        )
         return
     if job.task_name == RENDER_TASK:
         await app.connector.execute_query_async(
             "UPDATE renditions SET job_id = %(new)s WHERE job_id = %(old)s", new=new_id, old=job.id
         )
-    logger.warning("job %s belonged to a worker that stopped responding: queued again as job %s", job.id, new_id)
+    STALLED_RECOVERIES.inc()
+    logger.warning(
+        "job %s belonged to a worker that stopped responding: queued again as job %s",
+        job.id,
+        new_id,
+        extra={"job_id": job.id},
+    )
 
 
 async def _job_status(app: procrastinate.App, job_id: int) -> str | None:
@@ -399,6 +410,7 @@ def run_worker(
                             f"the catalog database has been unreachable for {patience_s:.0f} s: {_reason(exc)}"
                         ) from exc
                     logger.warning("the catalog database is unreachable (%s); trying again", _reason(exc))
+                    DATABASE_RECONNECTS.inc()
                     if catalog is not None:
                         with contextlib.suppress(Exception):  # still down: the next round tries again
                             await asyncio.to_thread(catalog.revive)

@@ -38,6 +38,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from catalog import Asset, Catalog, ConfigurationError, FootageError, NotFoundError
+from catalog.metrics import SEARCH_SECONDS, collect_queue, metrics_text, readiness
 from catalog.results import FamilyHit, SearchOptions
 from catalog.thumbnails import thumbnail_path
 from cli import payloads, wire
@@ -90,6 +91,7 @@ def make_app(
     """The ASGI app. The text tower loads once, when the service starts; then the service
     is announced in ``announce`` (for clients to find) until it stops."""
     searcher = _Searcher(catalog, settings)
+    collect_queue(catalog)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -122,6 +124,14 @@ def make_app(
     def health(request: Request) -> Response:
         return _answer({"footage": "ok", "model": settings.identity, "pid": os.getpid()})
 
+    def ready(request: Request) -> Response:
+        found = readiness(catalog, {"model": searcher.loaded})
+        return _answer(found, 200 if found["ready"] else 503)
+
+    def metrics(request: Request) -> Response:
+        body, content_type = metrics_text()
+        return Response(body, media_type=content_type)
+
     # Changes (a rendition requested) need a token even from this machine, so that a page of
     # another site open in a local browser cannot make them: the configured one, or one made now.
     write_token = service.token or secrets.token_urlsafe(24)
@@ -146,6 +156,9 @@ def make_app(
         Route("/api/media/{asset_id:int}", guarded(functools.partial(_media, catalog))),
         Route("/api/credentials/{asset_id:int}", guarded(functools.partial(_credentials, catalog))),
         Route("/api/health", guarded(health)),
+        Route("/health/live", guarded(health)),
+        Route("/health/ready", guarded(ready)),
+        Route("/metrics", guarded(metrics)),
         Route("/api/search/image", guarded_async(_search_image(searcher)), methods=["POST"]),
         Route("/api/export", guarded(functools.partial(_export, searcher))),
         Route("/api/search", guarded(search)),
@@ -204,12 +217,16 @@ class _Searcher:
             filters=wire.filters_from_query(params),
         )
         query = wire.SearchRequest(text=params.get("q"), like=params.get("like"), image=image, options=options)
-        with self._lock:
+        with self._lock, SEARCH_SECONDS.time():
             if image is not None and self._full is None:
                 self._full = ClipEmbedder(self._settings)
             embedder = self._full if image is not None else self._text
             hits, answer = payloads.search(self._catalog, self._settings, query, embedder)
         return hits, {**answer, "answered_by": f"footage serve (pid {os.getpid()})"}
+
+    def loaded(self) -> str | None:
+        """None when the text tower is loaded (the service answers), else why not."""
+        return None if self._text is not None else "the CLIP text tower is not loaded yet"
 
 
 def _search_image(searcher: _Searcher) -> Callable[[Request], Awaitable[Response]]:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -15,7 +17,7 @@ from catalog.jobs import QUEUES, STALLED_WORKER_TIMEOUT_S, defer_index, job_app,
 from catalog.orphans import register_orphan_check
 from cli.client import DEFAULT_PORT
 from cli.indexing import KEYFRAMES_OPTION, MAX_GAP_OPTION
-from cli.logs import setup_logging
+from cli.logs import LOG_FORMAT_OPTION, LogFormat, setup_logging
 from cli.output import stdout
 from cli.settings import (
     catalog_settings,
@@ -35,6 +37,11 @@ if TYPE_CHECKING:
     from upscaler.jobs import UpscaleSettings
 
 CONCURRENCY_OPTION = typer.Option("--concurrency", min=1, help="Jobs this process runs at once.")
+METRICS_OPTION = typer.Option(
+    "--metrics",
+    metavar="HOST:PORT",
+    help="Serve /metrics (Prometheus), /health/live and /health/ready at this address (e.g. 0.0.0.0:9464).",
+)
 QUEUE_OPTION = typer.Option(
     "--queue", "-q", help=f"Queue to take jobs from (repeatable; default all: {', '.join(QUEUES)})."
 )
@@ -86,6 +93,32 @@ def upscale_settings(lease_s: float = STALLED_WORKER_TIMEOUT_S) -> UpscaleSettin
     )
 
 
+def _address(value: str | None) -> tuple[str, int] | None:
+    """``HOST:PORT`` (``[::1]:PORT`` for IPv6) as (host, port)."""
+    if value is None:
+        return None
+    host, _, port = value.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigurationError(f"--metrics takes HOST:PORT (e.g. 0.0.0.0:9464), not {value!r}")
+    return host.strip("[]"), int(port)
+
+
+@contextlib.contextmanager
+def _health(catalog: Catalog, address: tuple[str, int] | None) -> Iterator[None]:
+    """/metrics, /health/live and /health/ready at ``address`` while the command runs."""
+    if address is None:
+        yield
+        return
+    from catalog.metrics import HealthServer
+
+    try:
+        server = HealthServer(catalog, *address, checks={})
+    except OSError as exc:
+        raise ConfigurationError(f"--metrics {address[0]}:{address[1]}: cannot listen there: {exc.strerror}") from exc
+    with server:
+        yield
+
+
 def _known_queues(queues: list[str] | None) -> list[str]:
     """The queues asked for, every queue when none is named; an unknown name is a usage error."""
     unknown = sorted(set(queues or ()) - set(QUEUES))
@@ -112,6 +145,8 @@ def watch(
     host: Annotated[str, HOST_OPTION] = "127.0.0.1",
     port: Annotated[int, PORT_OPTION] = DEFAULT_PORT,
     token: Annotated[str | None, TOKEN_OPTION] = None,
+    metrics: Annotated[str | None, METRICS_OPTION] = None,
+    log_format: Annotated[LogFormat, LOG_FORMAT_OPTION] = LogFormat.text,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log library details too.")] = False,
 ) -> None:
     """Watch folders and keep them indexed: the watch-folder service.
@@ -135,7 +170,8 @@ def watch(
                 "(several folders are fine)"
             )
     service = _service_settings(host, port, token) if serve_too else None
-    setup_logging(verbose)
+    health_at = _address(metrics)
+    setup_logging(verbose, log_format)
     settings = WatchSettings(settle_s=settle, rescan_interval_s=rescan, poll=poll, exclude=(renditions_dir(),))
     with open_catalog(catalog_settings()) as catalog:
         defer_app = job_app(catalog, asynchronous=False)
@@ -157,14 +193,15 @@ def watch(
 
             answering = start_service(catalog, embedding_settings(), service, footage_home())
         try:
-            run_worker(
-                worker_app(catalog, stall_timeout),
-                queues=queues,
-                concurrency=concurrency,
-                name="watch",
-                stall_timeout_s=stall_timeout,
-                catalog=catalog,
-            )
+            with _health(catalog, health_at):
+                run_worker(
+                    worker_app(catalog, stall_timeout),
+                    queues=queues,
+                    concurrency=concurrency,
+                    name="watch",
+                    stall_timeout_s=stall_timeout,
+                    catalog=catalog,
+                )
         finally:
             stop.set()
             if answering is not None:
@@ -178,6 +215,7 @@ def serve(
     host: Annotated[str, HOST_OPTION] = "127.0.0.1",
     port: Annotated[int, PORT_OPTION] = DEFAULT_PORT,
     token: Annotated[str | None, TOKEN_OPTION] = None,
+    log_format: Annotated[LogFormat, LOG_FORMAT_OPTION] = LogFormat.text,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log library details too.")] = False,
 ) -> None:
     """Answer search, show, pairs and jobs over HTTP, with the CLIP text tower loaded once.
@@ -195,7 +233,7 @@ def serve(
     from cli.server import serve_until_stopped, start_service
 
     service = _service_settings(host, port, token)
-    setup_logging(verbose)
+    setup_logging(verbose, log_format)
     with open_catalog(catalog_settings()) as catalog:
         stdout().print(f"Serving on http://{host}:{port} (Ctrl-C to stop)")
         serve_until_stopped(start_service(catalog, embedding_settings(), service, footage_home()))
@@ -206,6 +244,8 @@ def worker(
     queues: Annotated[list[str] | None, QUEUE_OPTION] = None,
     concurrency: Annotated[int, CONCURRENCY_OPTION] = 1,
     stall_timeout: Annotated[float, STALL_OPTION] = STALLED_WORKER_TIMEOUT_S,
+    metrics: Annotated[str | None, METRICS_OPTION] = None,
+    log_format: Annotated[LogFormat, LOG_FORMAT_OPTION] = LogFormat.text,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log library details too.")] = False,
 ) -> None:
     """Run queued jobs (indexing, rendering) until stopped.
@@ -216,8 +256,9 @@ def worker(
     Example: FOOTAGE_DATABASE_URL=postgresql+psycopg://me@db/footage footage worker -q render
     """
     queues = _known_queues(queues)
-    setup_logging(verbose)
-    with open_catalog(catalog_settings()) as catalog:
+    health_at = _address(metrics)
+    setup_logging(verbose, log_format)
+    with open_catalog(catalog_settings()) as catalog, _health(catalog, health_at):
         stdout().print(f"Worker on queues {', '.join(queues)} (Ctrl-C to stop)")
         run_worker(
             worker_app(catalog, stall_timeout),

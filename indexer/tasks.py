@@ -14,6 +14,7 @@ import procrastinate
 
 from catalog import Catalog
 from catalog.jobs import INDEX_QUEUE, INDEX_TASK, defer_index
+from catalog.metrics import FILES_INDEXED, INDEX_REALTIME
 from indexer.embed import ClipEmbedder
 from indexer.errors import EmbeddingModelError, UnreadableFileError
 from indexer.index import IndexOptions, IndexResult, index_file, record_failure
@@ -98,13 +99,18 @@ def register_index_task(
                 kind=kind,
             )
             return
+        started = time.perf_counter()
         result = index_file(catalog, loaded, Path(path), options)
+        FILES_INDEXED.labels(result.outcome).inc()
+        if result.outcome == "indexed" and result.media_seconds > 0:
+            INDEX_REALTIME.observe(result.media_seconds / max(1e-6, time.perf_counter() - started))
         if not result.readable:
             # Another host's path, a share not mounted here, a file gone: the work was not done.
             raise UnreadableFileError(f"{result.message} (on {socket.gethostname()})")
+        ids = {"asset_id": result.asset_id, "path": path}
         if result.outcome == "failed":
-            logger.warning("%s", result.message)
+            logger.warning("%s", result.message, extra=ids)
         else:
-            logger.info("%s: %s%s", result.outcome, path, f" ({result.message})" if result.message else "")
+            logger.info("%s: %s%s", result.outcome, path, f" ({result.message})" if result.message else "", extra=ids)
         if on_result is not None:
             on_result(result)

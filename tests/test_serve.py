@@ -264,6 +264,15 @@ def test_a_rendition_requested_from_the_page_is_made(catalog: Catalog, tiny_clip
         page.wait_for_selector(".credentials .verdict.valid")
         told = page.inner_text(".credentials-words")
         assert "untrusted outside this installation" in told and "made from a.mp4" in told
+        # What the service did, counted for Prometheus: the page's search, the render's frames.
+        with urllib.request.urlopen(f"{url}/metrics", timeout=30) as response:
+            metrics = response.read().decode()
+        counted = dict(line.rsplit(" ", 1) for line in metrics.splitlines() if line and not line.startswith("#"))
+        assert float(counted["footage_search_seconds_count"]) >= 1
+        assert float(counted["footage_frames_rendered_total"]) == 50  # the 2 s master, every frame once
+        assert float(counted["footage_render_fps"]) == 0  # none running now
+        ready = _get(f"{url}/health/ready")
+        assert ready == (200, {"ready": True, "checks": {"catalog": "ok", "storage": "ok", "model": "ok"}})
         # A change without the token is refused, from this machine too.
         refused = urllib.request.Request(
             f"{url}/api/renditions", data=b'{"asset": 1}', headers={"Content-Type": "application/json"}

@@ -29,6 +29,7 @@ from catalog import renditions as records
 from catalog.families import resolve_asset
 from catalog.jobs import DATABASE_LOST, RENDER_QUEUE, RENDER_TASK, STALLED_WORKER_TIMEOUT_S, defer_index, defer_render
 from catalog.media import Picture, content_hash
+from catalog.metrics import FRAMES_RENDERED, RENDER_FPS
 from catalog.renditions import Lease, LeaseLostError
 from catalog.tables import RenditionStatus
 from upscaler.encode import CODECS, DEFAULT_CODEC
@@ -212,12 +213,12 @@ def render_here(catalog: Catalog, settings: UpscaleSettings, rendition_id: int) 
         try:
             return run_render_job(catalog, None, settings, rendition_id)
         except RETRYABLE as exc:
-            logger.warning("rendition %s: %s", rendition_id, exc)
+            logger.warning("rendition %s: %s", rendition_id, exc, extra={"rendition_id": rendition_id})
             with catalog.session() as session:
                 if records.get(session, rendition_id).status in records.ENDED:
                     return None
         except Exception as exc:  # recorded as the rendition's error by run_render_job
-            logger.warning("rendition %s: %s", rendition_id, exc)
+            logger.warning("rendition %s: %s", rendition_id, exc, extra={"rendition_id": rendition_id})
             return None
     return None
 
@@ -244,8 +245,13 @@ def run_render_job(
         try:
             result = render(request, _progress_recorder(catalog, lease, context, cancel), cancel, keeper.confirm)
         except Exception as exc:
+            RENDER_FPS.set(0)
             if keeper.lost.is_set():
-                logger.warning("rendition %s: another worker holds it now; this render recorded nothing", rendition_id)
+                logger.warning(
+                    "rendition %s: another worker holds it now; this render recorded nothing",
+                    rendition_id,
+                    extra={"rendition_id": rendition_id},
+                )
                 return None
             if isinstance(exc, DATABASE_LOST):  # the lease could not be confirmed: nothing was published
                 logger.warning(
@@ -257,6 +263,7 @@ def run_render_job(
             if cancel.is_set():
                 raise procrastinate_errors.JobAborted() from exc
             raise
+        RENDER_FPS.set(0)
         try:
             _unless_database_lost(_record_success, catalog, lease, result)
         except LeaseLostError as exc:
@@ -266,7 +273,7 @@ def run_render_job(
     # hosts often run with `-q render` only, and nobody there would take an index job).
     if app is not None:
         defer_index(app, str(result.output), kind="rendition", queue=RENDER_QUEUE)
-    logger.info("rendition %s done: %s", rendition_id, result.output)
+    logger.info("rendition %s done: %s", rendition_id, result.output, extra={"rendition_id": rendition_id})
     return result.output
 
 
@@ -295,14 +302,24 @@ def _start(
             rendition = records.get(session, rendition_id, lock=True)
             if rendition.status in records.ENDED:
                 if waiting_for is not None:
-                    logger.info("rendition %s was finished by %s: nothing to do", rendition_id, waiting_for)
+                    logger.info(
+                        "rendition %s was finished by %s: nothing to do",
+                        rendition_id,
+                        waiting_for,
+                        extra={"rendition_id": rendition_id},
+                    )
                 return None
             holder = records.lease_holder(session, rendition)
             if holder is None:
                 taken = _take(session, settings, rendition)
                 break
         if waiting_for != holder:
-            logger.info("rendition %s is being rendered by %s; waiting for it to end", rendition_id, holder)
+            logger.info(
+                "rendition %s is being rendered by %s; waiting for it to end",
+                rendition_id,
+                holder,
+                extra={"rendition_id": rendition_id},
+            )
             waiting_for = holder
         if context is not None and context.should_abort():
             raise procrastinate_errors.JobAborted()
@@ -366,9 +383,13 @@ def _progress_recorder(
 ) -> Callable[[RenderProgress], None]:
     """Progress for the catalog at most once per ``_PROGRESS_EVERY_S``; a user's abort sets ``cancel``."""
     last = 0.0
+    counted = 0
 
     def progress(p: RenderProgress) -> None:
-        nonlocal last
+        nonlocal last, counted
+        FRAMES_RENDERED.inc(max(0, p.frames_done - counted))
+        counted = max(counted, p.frames_done)
+        RENDER_FPS.set(p.fps)
         if context is not None and context.should_abort():
             cancel.set()
         if time.monotonic() - last >= _PROGRESS_EVERY_S:
