@@ -129,6 +129,11 @@ def _cheapest_precision(model: Any, device: str) -> Any:
 
     if device != "cpu":
         return None  # a GPU runs it in a fraction of a millisecond a frame either way
+    if not _native_bfloat16():
+        # Emulated, bfloat16 is a hundred times slower: on a 2-core AVX2 CPU one window took
+        # 72 s against 0.7 s in float32, so even measuring it once held every process's first
+        # index up by two and a half minutes.
+        return None
     noise = torch.Generator().manual_seed(0)
     window = torch.randint(0, 256, (1, _WINDOW, 27, 48, 3), dtype=torch.uint8, generator=noise)
     timings: dict[Any, float] = {}
@@ -142,6 +147,18 @@ def _cheapest_precision(model: Any, device: str) -> Any:
                 timings[dtype] = time.perf_counter() - started
     agree = float((scores[None] - scores[torch.bfloat16]).abs().max()) <= _BF16_AGREEMENT
     return torch.bfloat16 if agree and timings[torch.bfloat16] < 0.8 * timings[None] else None
+
+
+def _native_bfloat16() -> bool:
+    """Whether oneDNN runs bfloat16 natively on this CPU (AVX-512 or AMX), as torch's own
+    check says; False where this torch has no such check."""
+    import torch
+
+    check = getattr(getattr(torch.ops, "mkldnn", None), "_is_mkldnn_bf16_supported", None)
+    try:
+        return bool(check()) if check is not None else False
+    except RuntimeError:
+        return False
 
 
 class TransNetShots:
