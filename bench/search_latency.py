@@ -9,9 +9,16 @@ and reports p50/p99 latency and recall@10 against exact float32 search (numpy,
 on the vectors before they were stored as halfvec), unfiltered and with filters
 that 10% and 1% of the assets pass; plus table and index size.
 
+With --words the assets get camera-style names (``A003C012_230101_R2AB.mov`` in reel and
+day folders) and their word documents, and the bench also times the word side: name
+queries alone (a clip's exact name, a part of one, a prefix), whether the named clip
+ranks first, and a picture query with and without the word side (catalog.fusion, the
+path ``footage search`` takes). --sizes 1000000 gives 10^5 named assets.
+
     python bench/search_latency.py [--sizes 100000 1000000] [--queries 200] [--json]
     python bench/search_latency.py --sizes 100000 --ef-search 40 100 320   # ef_search sweep
     python bench/search_latency.py --sizes 100000 --hnsw 16,64 24,64 16,128 # build sweep
+    python bench/search_latency.py --sizes 1000000 --kinds clustered --words  # names at 10^5 assets
 """
 
 from __future__ import annotations
@@ -31,8 +38,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import hardware, scratch_catalog  # noqa: E402
 from catalog import Catalog, search, vector_index  # noqa: E402
+from catalog.fusion import search_fused  # noqa: E402
 from catalog.results import SearchFilters, SearchOptions  # noqa: E402
 from catalog.search import search_vector  # noqa: E402
+from catalog.words import parse_query, refresh_words, stop_words  # noqa: E402
 
 MODEL = "bench"
 SEGMENTS_PER_ASSET = 10
@@ -62,6 +71,16 @@ def _vectors(kind: str, n: int, rng: np.random.Generator) -> np.ndarray:
     return v / np.linalg.norm(v, axis=1, keepdims=True)
 
 
+def _clip_name(a: int) -> str:
+    """Asset ``a``'s camera-style name: camera letter and roll, clip, date, a card id."""
+    camera, roll, clip = "ABCD"[a % 4], 1 + (a // 4) % 999, 1 + (a // 3996) % 999
+    return f"{camera}{roll:03d}C{clip:03d}_{230101 + a % 28:06d}_R{a % 7}{'XY'[a % 2]}{'AB'[a % 3 % 2]}"
+
+
+def _path(a: int) -> str:
+    return f"/bench/reel{1 + a % 50}/day{1 + a % 12}/{_clip_name(a)}.mov"
+
+
 def _load(catalog: Catalog, vectors: np.ndarray, heights: np.ndarray) -> None:
     """Bulk-load assets and moment vectors (halfvec, as footage stores them), without the index."""
     from pgvector import HalfVector
@@ -77,7 +96,7 @@ def _load(catalog: Catalog, vectors: np.ndarray, heights: np.ndarray) -> None:
             cur.execute(f"DROP INDEX IF EXISTS {vector_index.INDEX_NAME}")
             with cur.copy("COPY assets (path, status, width, height) FROM STDIN") as copy:
                 for a, height in enumerate(heights):
-                    copy.write_row((f"/bench/{a}.mov", "indexed", height * 16 // 9, int(height)))
+                    copy.write_row((_path(a), "indexed", height * 16 // 9, int(height)))
             with cur.copy(
                 "COPY segments (asset_id, start_s, end_s, frame_s, embedding, embedding_model, embedding_dim) "
                 "FROM STDIN WITH (FORMAT BINARY)"
@@ -161,6 +180,78 @@ def _queries(
     }
 
 
+def _name_words(catalog: Catalog, n_assets: int) -> float:
+    """Every asset's word document, through the code the indexer uses; seconds taken."""
+    start = time.perf_counter()
+    for first in range(1, n_assets + 1, 2000):
+        with catalog.session() as session:
+            refresh_words(session, range(first, min(first + 2000, n_assets + 1)), [])
+    with catalog.engine.begin() as conn:
+        conn.execute(sa.text("ANALYZE asset_words"))
+    return time.perf_counter() - start
+
+
+def _timed(runs: list[Any], call: Any) -> tuple[dict[str, float], list[Any]]:
+    latencies, results = [], []
+    for arg in runs:
+        with_session = call(arg)
+        start = time.perf_counter()
+        results.append(with_session())
+        latencies.append((time.perf_counter() - start) * 1000)
+    latencies.sort()
+    return {
+        "p50_ms": round(statistics.median(latencies), 2),
+        "p99_ms": round(latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))], 2),
+    }, results
+
+
+def _words_rows(catalog: Catalog, probes: np.ndarray, n_assets: int, args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Name queries alone, and a picture query with the word side off and on."""
+    rng = np.random.default_rng(7)
+    picked = [int(a) for a in rng.integers(0, n_assets, args.queries)]
+    options = SearchOptions(limit=10)
+    rows: list[dict[str, Any]] = []
+
+    def words(text: str) -> Any:
+        def run() -> Any:
+            with catalog.session() as session:
+                query = parse_query(text, stop_words(session, text))
+                return search_fused(session, None, MODEL, query, options)
+
+        return run
+
+    cases = {
+        "exact clip name": lambda a: _clip_name(a).split("_")[0],
+        "clip part": lambda a: _clip_name(a).split("_")[0][4:],
+        "prefix": lambda a: _clip_name(a)[:3],
+        "scene words": lambda a: f"reel{1 + a % 50} day{1 + a % 12}",
+    }
+    for case, text_of in cases.items():
+        figures, results = _timed(picked, lambda a, t=text_of: words(t(a)))
+        row: dict[str, Any] = {"words": case, "assets": n_assets, **figures}
+        if case == "exact clip name":
+            firsts = [bool(r) and r[0].family.master.asset_id == a + 1 for r, a in zip(results, picked, strict=True)]
+            row["named_first"] = round(statistics.mean(firsts), 4)
+        rows.append(row)
+
+    description = "aerial view of a harbour at dusk"
+    for side in ("picture", "both"):
+
+        def fused(q: np.ndarray, side: str = side) -> Any:
+            def run() -> Any:
+                with catalog.session() as session:
+                    if side == "picture":
+                        return search_vector(session, q, MODEL, options)
+                    query = parse_query(description, stop_words(session, description))
+                    return search_fused(session, q, MODEL, query, options)
+
+            return run
+
+        figures, _ = _timed(list(probes), fused)
+        rows.append({"words": f"picture query, {side}", "assets": n_assets, **figures})
+    return rows
+
+
 def _run(catalog: Catalog, kind: str, n: int, args: argparse.Namespace) -> list[dict[str, Any]]:
     rng = np.random.default_rng(42)
     vectors = _vectors(kind, n, rng)
@@ -198,6 +289,16 @@ def _run(catalog: Catalog, kind: str, n: int, args: argparse.Namespace) -> list[
                 rows.append(row)
                 if not args.json:
                     print("  ".join(f"{k}={v}" for k, v in row.items()), flush=True)
+    if args.words:
+        n_assets = n // SEGMENTS_PER_ASSET
+        took = _name_words(catalog, n_assets)
+        if not args.json:
+            print(f"words: {n_assets} assets' documents in {took:.1f}s", flush=True)
+        for row in _words_rows(catalog, probes, n_assets, args):
+            row = {"kind": kind, "segments": n, "words_build_s": round(took, 1), **row}
+            rows.append(row)
+            if not args.json:
+                print("  ".join(f"{k}={v}" for k, v in row.items()), flush=True)
     return rows
 
 
@@ -219,6 +320,7 @@ def main() -> None:
         default=[(vector_index.HNSW_M, vector_index.HNSW_EF_CONSTRUCTION)],
         help="m,ef_construction pairs to build with",
     )
+    parser.add_argument("--words", action="store_true", help="also time name queries and the fused search")
     parser.add_argument("--json", action="store_true", help="print one JSON document instead of lines")
     args = parser.parse_args()
     with scratch_catalog() as catalog:

@@ -13,6 +13,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from catalog.tables import Asset, MomentView, Root
+from catalog.words import refresh_words
 
 
 @dataclass(frozen=True)
@@ -45,8 +46,9 @@ def moment_view_count(session: Session, asset_id: int, embedding_model: str) -> 
     )
 
 
-def upsert_asset(session: Session, path: str, values: dict[str, Any]) -> int:
-    """Insert or update the asset at ``path`` and return its id, holding its row lock.
+def upsert_asset(session: Session, path: str, values: dict[str, Any], meta_words: Sequence[str] | None = None) -> int:
+    """Insert or update the asset at ``path`` and return its id, holding its row lock; its
+    searched words follow (``meta_words``: its metadata's, when freshly probed).
 
     ``INSERT ... ON CONFLICT`` keeps two workers that index the same path at
     once from both inserting; the row lock then serialises their writes of moments.
@@ -56,7 +58,9 @@ def upsert_asset(session: Session, path: str, values: dict[str, Any]) -> int:
     upsert = statement.on_conflict_do_update(
         index_elements=[Asset.path], set_={k: statement.excluded[k] for k in values if k != "path"}
     ).returning(Asset.id)
-    return int(session.execute(upsert).scalar_one())
+    asset_id = int(session.execute(upsert).scalar_one())
+    refresh_words(session, [asset_id], meta_words)
+    return asset_id
 
 
 def database_now(session: Session) -> datetime:
@@ -121,6 +125,7 @@ def move_asset(session: Session, asset_id: int, new_path: str, root_id: int | No
     session.execute(
         sa.update(Asset).where(Asset.id == asset_id).values(path=new_path, root_id=root_id, updated_at=sa.func.now())
     )
+    refresh_words(session, [asset_id])  # its name and folders are words; its notes and tags stay
 
 
 def assets_under(session: Session, prefix: str) -> list[Asset]:
@@ -136,6 +141,7 @@ def move_folder(session: Session, old_prefix: str, new_prefix: str) -> int:
     for asset in moved:
         asset.path = new_prefix.rstrip("/") + asset.path[len(old) :]
     session.flush()
+    refresh_words(session, [asset.id for asset in moved])
     return len(moved)
 
 

@@ -12,6 +12,9 @@ from datetime import datetime
 from typing import Any
 
 KINDS = ("any", "master", "rendition")
+# Which evidence a text search weighs: the words (names, metadata, notes, tags), the
+# picture (CLIP), or both fused.
+SIDES = ("both", "words", "picture")
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,7 @@ class SearchFilters:
     path_prefix: str | None = None
     has_rendition: bool | None = None
     indexed_since: datetime | None = None
+    selection: str | None = None  # only families with a moment or asset in this selection
 
 
 @dataclass(frozen=True)
@@ -79,6 +83,7 @@ class SearchOptions:
     moments: int = 1
     filters: SearchFilters = field(default_factory=SearchFilters)
     exact: bool = False
+    sides: str = "both"
 
 
 @dataclass(frozen=True)
@@ -102,7 +107,15 @@ class MomentHit:
 
 @dataclass(frozen=True)
 class FamilyHit:
+    """A family found, with its evidence: ``score`` is the picture's cosine similarity (0 when
+    the words alone found it), ``picture_score`` the same or None, ``words`` the query terms
+    its names, metadata, notes or tags matched, ``named`` whether a name holds a query word
+    exactly (such files rank first)."""
+
     rank: int
     score: float
     family: Family
     moments: tuple[MomentHit, ...]
+    picture_score: float | None = None
+    words: tuple[str, ...] = ()
+    named: bool = False

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from catalog.families import families
 from catalog.results import FamilyHit, MomentHit, SearchFilters, SearchOptions
-from catalog.tables import DEFAULT_EMBEDDING_DIM, MomentView, RenditionStatus
+from catalog.tables import DEFAULT_EMBEDDING_DIM, Asset, MomentView, RenditionStatus
 from catalog.timecode import timecode
 from catalog.vector_index import cached_vector_support
 
@@ -92,7 +92,8 @@ class _Row:
     start_timecode: str | None
 
 
-def _filters_sql(filters: SearchFilters, params: dict[str, Any]) -> str:
+def filters_sql(filters: SearchFilters, params: dict[str, Any]) -> str:
+    """AND clauses on asset ``a`` (``link``: its row in renditions, when it is one)."""
     clauses: list[str] = []
     if filters.kind != "any":
         clauses.append("a.kind = :kind")
@@ -117,6 +118,13 @@ def _filters_sql(filters: SearchFilters, params: dict[str, Any]) -> str:
         )
         clauses.append(exists if filters.has_rendition else f"NOT {exists}")
         params["done"] = RenditionStatus.DONE.value
+    if filters.selection is not None:
+        clauses.append(
+            "COALESCE(link.master_id, a.id) IN (SELECT COALESCE(l2.master_id, si.asset_id) FROM selection_items si "
+            "JOIN selections sel ON sel.id = si.selection_id "
+            "LEFT JOIN renditions l2 ON l2.rendition_asset_id = si.asset_id WHERE sel.name = :selection)"
+        )
+        params["selection"] = filters.selection
     return "".join(f" AND {c}" for c in clauses)
 
 
@@ -136,7 +144,7 @@ def _matching(filters: SearchFilters, params: dict[str, Any]) -> str:
         JOIN assets a ON a.id = s.asset_id
         LEFT JOIN renditions link ON link.rendition_asset_id = a.id
         WHERE s.embedding_model = :model AND s.embedding_dim = :dim
-        {_filters_sql(filters, params)}
+        {filters_sql(filters, params)}
     """
 
 
@@ -185,20 +193,13 @@ def _nearest(
         )
     logger.debug("search round: %s, %d rows", "index" if indexed else "exact", n)
     rows = session.execute(sa.text(sql), params).all()
-    return [
-        _Row(
-            r.asset_id,
-            r.family_id,
-            r.path,
-            r.start_s,
-            r.end_s,
-            r.frame_s,
-            float(r.distance),
-            Fraction(r.frame_rate_num, r.frame_rate_den) if r.frame_rate_num and r.frame_rate_den else None,
-            r.timecode,
-        )
-        for r in rows
-    ]
+    return [_row(r) for r in rows]
+
+
+def _row(r: Any) -> _Row:
+    """A result row of the moment queries (asset_id, family_id, path, times, distance, rate, timecode)."""
+    rate = Fraction(r.frame_rate_num, r.frame_rate_den) if r.frame_rate_num and r.frame_rate_den else None
+    return _Row(r.asset_id, r.family_id, r.path, r.start_s, r.end_s, r.frame_s, float(r.distance), rate, r.timecode)
 
 
 def _group(rows: list[_Row], moments_per_family: int) -> dict[int, list[MomentHit]]:
@@ -213,21 +214,70 @@ def _group(rows: list[_Row], moments_per_family: int) -> dict[int, list[MomentHi
         seen.add(key)
         hits = grouped.setdefault(row.family_id, [])
         if len(hits) < moments_per_family:
-            hits.append(
-                MomentHit(
-                    row.asset_id,
-                    row.path,
-                    row.start_s,
-                    row.end_s,
-                    row.frame_s,
-                    1.0 - row.distance,
-                    timecode(row.frame_s, row.rate, row.start_timecode),
-                    timecode(row.start_s, row.rate, row.start_timecode),
-                    timecode(row.end_s, row.rate, row.start_timecode),
-                    str(row.rate) if row.rate else None,
-                )
-            )
+            hits.append(_moment_hit(row))
     return grouped
+
+
+def _moment_hit(row: _Row) -> MomentHit:
+    return MomentHit(
+        row.asset_id,
+        row.path,
+        row.start_s,
+        row.end_s,
+        row.frame_s,
+        1.0 - row.distance,
+        timecode(row.frame_s, row.rate, row.start_timecode),
+        timecode(row.start_s, row.rate, row.start_timecode),
+        timecode(row.end_s, row.rate, row.start_timecode),
+        str(row.rate) if row.rate else None,
+    )
+
+
+def moments_at(
+    session: Session, asset_id: int, times: list[float], model: str, vector: np.ndarray | None
+) -> list[MomentHit]:
+    """The moments of ``asset_id`` that hold ``times`` (its first moment when none is given or
+    none holds them), scored against ``vector`` when there is one (else 0): moments the
+    words found."""
+    params: dict[str, Any] = {"asset": asset_id, "model": model, "times": times}
+    distance = "s.embedding <=> CAST(:q AS halfvec)" if vector is not None else "1.0"
+    if vector is not None:
+        params["q"] = Vector(vector).to_text()
+    holding = (
+        "EXISTS (SELECT 1 FROM unnest(CAST(:times AS float8[])) AS t(at_s) "
+        "WHERE s.start_s <= t.at_s AND (s.end_s > t.at_s OR s.start_s = s.end_s))"
+    )
+    for where, limit in ((holding, ""), ("true", "LIMIT 1")):
+        if where is holding and not times:
+            continue
+        rows = session.execute(
+            sa.text(
+                f"""
+                SELECT DISTINCT ON (s.frame_s) s.asset_id, s.asset_id AS family_id, a.path,
+                       s.start_s, s.end_s, s.frame_s, {distance} AS distance,
+                       a.frame_rate_num, a.frame_rate_den, a.timecode
+                FROM segments s JOIN assets a ON a.id = s.asset_id
+                WHERE s.asset_id = :asset AND s.embedding_model = :model AND {where}
+                ORDER BY s.frame_s, distance {limit}
+                """
+            ),
+            params,
+        ).all()
+        if rows:
+            break
+    return [_moment_hit(_row(r)) for r in rows]
+
+
+def whole_asset(session: Session, asset_id: int) -> MomentHit | None:
+    """An asset from its first frame to its last, as one moment (a selection's whole-asset entry)."""
+    asset = session.get(Asset, asset_id)
+    if asset is None:
+        return None
+    rate = (
+        Fraction(asset.frame_rate_num, asset.frame_rate_den) if asset.frame_rate_num and asset.frame_rate_den else None
+    )
+    end = asset.duration_s or 0.0
+    return _moment_hit(_Row(asset.id, asset.id, asset.path, 0.0, end, 0.0, 1.0, rate, asset.timecode))
 
 
 def search_vector(
@@ -263,7 +313,9 @@ def search_vector(
     ranked = sorted(grouped.items(), key=lambda item: -item[1][0].score)[: options.limit]
     found = families(session, [family_id for family_id, _ in ranked])
     return [
-        FamilyHit(rank=i + 1, score=hits[0].score, family=found[family_id], moments=tuple(hits))
+        FamilyHit(
+            rank=i + 1, score=hits[0].score, family=found[family_id], moments=tuple(hits), picture_score=hits[0].score
+        )
         for i, (family_id, hits) in enumerate(ranked)
         if family_id in found
     ]

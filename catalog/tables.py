@@ -27,7 +27,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TSVECTOR
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from catalog.media import Picture
@@ -272,6 +272,89 @@ class Rendition(Base):
     provenance: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
 
 
+class AssetWords(Base):
+    """What an asset is called and what people wrote about it, as one full-text document
+    (catalog/words.py keeps it): name and folder parts weigh A, tags B, notes C, metadata D,
+    so ``name:``, ``tag:``, ``note:`` and ``meta:`` are weight restrictions of one query."""
+
+    __tablename__ = "asset_words"
+    __table_args__ = (Index(None, "document", postgresql_using="gin"),)
+
+    asset_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("assets.id", ondelete="CASCADE"), primary_key=True)
+    name_words: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default=text("'{}'::text[]"))
+    meta_words: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default=text("'{}'::text[]"))
+    document: Mapped[Any] = mapped_column(TSVECTOR, server_default=text("''::tsvector"))
+
+
+class _OnAssetOrMoment:
+    """What notes and tags share: the asset, the moment's time (None: the whole asset), who and when."""
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    asset_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("assets.id", ondelete="CASCADE"), index=True)
+    at_s: Mapped[float | None] = mapped_column(Double)
+    author: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class Note(_OnAssetOrMoment, Base):
+    """A note on an asset or one of its moments."""
+
+    __tablename__ = "notes"
+    __table_args__ = (
+        CheckConstraint("at_s >= 0", name="at_not_negative"),
+        CheckConstraint("length(btrim(text)) > 0", name="text_not_blank"),
+    )
+
+    text: Mapped[str] = mapped_column(Text)
+
+
+class Tag(_OnAssetOrMoment, Base):
+    """A keyword on an asset or one of its moments, once each."""
+
+    __tablename__ = "tags"
+    __table_args__ = (
+        CheckConstraint("at_s >= 0", name="at_not_negative"),
+        CheckConstraint("word ~ '^[^[:space:]]+$'", name="one_word"),
+        Index(
+            "uq_tags_asset_id_at_s_word", "asset_id", "at_s", "word", unique=True, postgresql_nulls_not_distinct=True
+        ),
+    )
+
+    word: Mapped[str] = mapped_column(Text)
+
+
+class Selection(Base):
+    """A named, ordered collection of moments and assets that the team shares."""
+
+    __tablename__ = "selections"
+    __table_args__ = (CheckConstraint("length(btrim(name)) > 0", name="name_not_blank"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    name: Mapped[str] = mapped_column(Text, unique=True)
+    author: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class SelectionItem(Base):
+    """One entry of a selection, at ``position``: a moment (``at_s``) or a whole asset."""
+
+    __tablename__ = "selection_items"
+    __table_args__ = (
+        CheckConstraint("position >= 0", name="position_not_negative"),
+        CheckConstraint("at_s >= 0", name="at_not_negative"),
+    )
+
+    selection_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("selections.id", ondelete="CASCADE"), primary_key=True
+    )
+    position: Mapped[int] = mapped_column(Integer, primary_key=True)
+    asset_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("assets.id", ondelete="CASCADE"), index=True)
+    at_s: Mapped[float | None] = mapped_column(Double)
+    author: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
 # Searches must use this same expression (cast to the fixed dimension) to hit the index;
 # catalog/vector_index.py builds it (parameters and build memory explained there).
 Index(
@@ -282,4 +365,14 @@ Index(
     postgresql_where=MomentView.embedding_dim == DEFAULT_EMBEDDING_DIM,
 )
 
-TABLES: tuple[type[Base], ...] = (Root, Asset, MomentView, Rendition)
+TABLES: tuple[type[Base], ...] = (
+    Root,
+    Asset,
+    MomentView,
+    Rendition,
+    AssetWords,
+    Note,
+    Tag,
+    Selection,
+    SelectionItem,
+)

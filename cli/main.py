@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from cli import credentials, db, indexing, renditions, search, service, upscaling
+from cli import credentials, db, indexing, notes, renditions, search, service, upscaling
 from cli.errors import FootageGroup
 
 EXIT_CODES = """Exit codes: 0 success, 1 failed, 2 bad usage or setting, 3 database
@@ -31,6 +31,12 @@ app.command()(service.worker)
 app.command()(service.serve)
 app.command()(search.search)
 app.command()(search.show)
+app.command()(notes.note)
+app.command()(notes.tag)
+app.command()(notes.untag)
+app.command()(notes.select)
+app.command()(notes.selections)
+app.command()(notes.selection)
 app.command()(upscaling.render)
 app.command()(upscaling.preview)
 app.command()(upscaling.models)

@@ -32,6 +32,13 @@ def hit_json(hit: FamilyHit) -> dict[str, Any]:
         "master": hit.family.master,
         "renditions": list(hit.family.renditions),
         "moments": list(hit.moments),
+        # Which evidence found it: the query terms its words matched (and whether a name
+        # holds one exactly), and the picture's similarity (None: the words alone).
+        "evidence": {
+            "words": list(hit.words),
+            "named": hit.named,
+            "picture_score": None if hit.picture_score is None else round(hit.picture_score, 6),
+        },
     }
 
 
@@ -60,7 +67,9 @@ def search(
     elif request.image is not None:
         hits = search_image(catalog, embedder or ClipEmbedder(settings), request.image, request.options)
     else:
-        hits = search_text(catalog, embedder or text_encoder(settings), request.text or "", request.options)
+        hits = search_text(
+            catalog, settings.identity, lambda: embedder or text_encoder(settings), request.text or "", request.options
+        )
     if catalog.home is not None:
         hits = with_thumbnails(hits, catalog.home)
     hint = None
@@ -72,14 +81,19 @@ def search(
         "image": str(request.image) if request.image else None,
         "like": request.like,
         "model": settings.identity,
+        "sides": request.options.sides,
+        "in": request.options.filters.selection,
     }
     answer = {"query": query, "results": [hit_json(h) for h in hits], "hint": hint, "answered_by": "this command"}
     return hits, answer
 
 
 def show(catalog: Catalog, asset: str) -> dict[str, Any]:
+    from catalog.annotations import annotations_of
+
     with catalog.session() as session:
         details = asset_details(session, asset)
+        annotations = annotations_of(session, [int(details.facts["id"])])[int(details.facts["id"])]
     moments: dict[str, list[dict[str, Any]]] = details.moments_by_model
     if catalog.home is not None:
         asset_id = int(details.facts["id"])
@@ -92,6 +106,7 @@ def show(catalog: Catalog, asset: str) -> dict[str, Any]:
         "moments_by_model": moments,
         "master": details.family.master,
         "renditions": list(details.family.renditions),
+        "annotations": annotations,
     }
 
 
@@ -117,3 +132,59 @@ def upscale_summary(result: Requested) -> dict[str, Any]:
         "height": result.plan.height,
         "output": str(result.output_path),
     }
+
+
+def annotate(catalog: Catalog, body: dict[str, Any], author: str) -> dict[str, Any]:
+    """A note, tags added or tags taken off an asset or moment, as the page sends them:
+    ``{"asset_id", "at_s"?, "note"?, "tags"?, "untag"?}``; the asset's notes and tags after."""
+    from catalog.annotations import add_note, add_tags, annotations_of, remove_tags
+    from catalog.families import resolve_asset
+
+    at_s = float(body["at_s"]) if body.get("at_s") is not None else None
+    with catalog.session() as session:
+        asset = resolve_asset(session, str(body["asset_id"]))
+        if body.get("note"):
+            add_note(session, asset, at_s, str(body["note"]), author)
+        if body.get("tags"):
+            add_tags(session, asset, at_s, [str(w) for w in body["tags"]], author)
+        if body.get("untag"):
+            remove_tags(session, asset, at_s, [str(w) for w in body["untag"]])
+        return {"asset_id": asset.id, "annotations": annotations_of(session, [asset.id])[asset.id]}
+
+
+def selections(catalog: Catalog) -> dict[str, Any]:
+    from catalog.selections import summaries
+
+    with catalog.session() as session:
+        return {"selections": summaries(session)}
+
+
+def selection(catalog: Catalog, name: str, model: str) -> tuple[list[FamilyHit], dict[str, Any]]:
+    """A selection's entries, and the same as results (one moment each, in its order)."""
+    from catalog.selections import entries, selection_hits
+
+    with catalog.session() as session:
+        listed = entries(session, name)
+        hits = selection_hits(session, name, model)
+    if catalog.home is not None:
+        hits = with_thumbnails(hits, catalog.home)
+    return hits, {"name": name, "entries": listed, "results": [hit_json(h) for h in hits]}
+
+
+def select(catalog: Catalog, body: dict[str, Any], author: str) -> dict[str, Any]:
+    """Add to a selection (``add``: ["ASSET_ID@FRAME_MS", ...], made if new) or put it in a new
+    ``order`` (its positions); answers the selection's entries."""
+    from catalog.selections import add_to_selection, entries, reorder
+
+    name = str(body["name"])
+    with catalog.session() as session:
+        added = 0
+        if body.get("add"):
+            items = []
+            for item in body["add"]:
+                asset_id, _, ms = str(item).partition("@")
+                items.append((int(asset_id), int(ms) / 1000 if ms else None))
+            added = add_to_selection(session, name, items, author)
+        if body.get("order") is not None:
+            reorder(session, name, [int(p) for p in body["order"]])
+        return {"name": name, "added": added, "entries": entries(session, name)}

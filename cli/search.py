@@ -34,14 +34,22 @@ def _print_hits(hits: list[FamilyHit]) -> None:
             for m in hit.moments
         )
         what, res, codec, state = rows[0]
-        found.add_row(str(hit.rank), f"{hit.score:.3f}", f"{what}\n{moments}", res, codec, state)
+        evidence = f"\n  words: {', '.join(hit.words)}" + (" (named)" if hit.named else "") if hit.words else ""
+        score = f"{hit.score:.3f}" if hit.picture_score is not None else "words"
+        found.add_row(str(hit.rank), score, f"{what}{evidence}\n{moments}", res, codec, state)
         for what, res, codec, state in rows[1:]:
             found.add_row("", "", what, res, codec, state)
     stdout().print(found)
 
 
 def search(
-    text: Annotated[str | None, typer.Argument(help="What the shot shows, in words.")] = None,
+    text: Annotated[
+        str | None,
+        typer.Argument(
+            help="What the shot shows, or what it is called: a clip or folder name, a note, a tag. "
+            "name:, note:, tag: and meta: restrict a word."
+        ),
+    ] = None,
     image: Annotated[Path | None, typer.Option("--image", help="Find moments that look like this picture.")] = None,
     like: Annotated[
         str | None, typer.Option("--like", help="More like this moment: ASSET@TIME (id or path, seconds or H:MM:SS).")
@@ -68,6 +76,16 @@ def search(
     exact: Annotated[
         bool, typer.Option("--exact", help="Rank every moment exactly instead of using the index.")
     ] = False,
+    words_only: Annotated[
+        bool, typer.Option("--words-only", help="Match names, metadata, notes and tags only (loads no model).")
+    ] = False,
+    picture_only: Annotated[
+        bool, typer.Option("--picture-only", help="Match what the picture shows only, not the words.")
+    ] = False,
+    within: Annotated[str | None, typer.Option("--in", help="Search only inside this selection.")] = None,
+    select_into: Annotated[
+        str | None, typer.Option("--select", help="Add each result's best moment to this selection (made if new).")
+    ] = None,
     export: Annotated[
         Path | None,
         typer.Option(
@@ -87,9 +105,15 @@ def search(
       footage search --image still.png --kind master
       footage search --like 42@0:01:15 --moments 3
       footage search "interview, two people" --moments 5 --export selects.edl
+      footage search A003C012                      (a clip by name, first)
+      footage search "sc12 tk3 close-up" --select "scene 12"
+      footage search 'note:"client liked" aerial' --in "opening sequence"
     """
     if export is not None:
         check_export_path(export)
+    if words_only and picture_only:
+        raise typer.BadParameter("give --words-only or --picture-only, not both")
+    sides = "words" if words_only else "picture" if picture_only else "both"
     options = SearchOptions(
         limit=limit,
         moments=moments,
@@ -101,7 +125,9 @@ def search(
             path_prefix=str(Path(under).absolute()) if under else None,
             has_rendition=has_rendition,
             indexed_since=since,
+            selection=within,
         ),
+        sides=sides,
     )
     request = SearchRequest(text=text, image=image, like=like, options=options)
     settings = embedding_settings()
@@ -114,6 +140,8 @@ def search(
 
         with open_catalog(catalog_settings()) as catalog:
             hits, answer = payloads.search(catalog, settings, request)
+    if select_into is not None:
+        _select(select_into, hits)
     if export is not None:
         written = export_hits(hits, export)
         stderr().print(f"Exported {written} moments to {export}", markup=False, highlight=False)
@@ -123,6 +151,17 @@ def search(
     _print_hits(hits)
     if answer["hint"]:
         stderr().print(f"Hint: {answer['hint']}", markup=False, highlight=False, soft_wrap=True)
+
+
+def _select(name: str, hits: list[FamilyHit]) -> None:
+    from catalog import open_catalog
+    from catalog.selections import add_to_selection
+    from cli.settings import author
+
+    items = [(hit.moments[0].asset_id, hit.moments[0].frame_s) for hit in hits if hit.moments]
+    with open_catalog(catalog_settings()) as catalog, catalog.session() as session:
+        added = add_to_selection(session, name, items, author())
+    stderr().print(f"Added {added} moments to selection {name!r}", markup=False, highlight=False)
 
 
 def _ask_service(request: SearchRequest, model: str) -> dict[str, Any] | None:
@@ -137,6 +176,7 @@ def _ask_service(request: SearchRequest, model: str) -> dict[str, Any] | None:
         "limit": str(options.limit),
         "moments": str(options.moments),
         "exact": "true" if options.exact else "false",
+        "sides": options.sides,
         **query_from_filters(options.filters),
     }
     params.update({"like": request.like} if request.like is not None else {"q": request.text or ""})
@@ -152,6 +192,7 @@ def show(
     Example: footage show /media/rushes/A001_C002.mov
     """
     from catalog import open_catalog
+    from catalog.annotations import annotations_of
     from catalog.families import asset_details
     from cli import payloads
 
@@ -161,6 +202,7 @@ def show(
             return
         with catalog.session() as session:
             details = asset_details(session, asset)
+            annotations = annotations_of(session, [int(details.facts["id"])])[int(details.facts["id"])]
     print_fields(f"Asset {details.facts['id']}", {k: v for k, v in details.facts.items() if v not in (None, [], {})})
     print_table(
         "Moments",
@@ -170,6 +212,21 @@ def show(
             for model, n in sorted(details.segments_by_model.items())
         ],
     )
+    if annotations:
+        print_table(
+            "Notes and tags",
+            ("", "at", "text", "by", "when"),
+            [
+                (
+                    a.kind,
+                    "whole" if a.at_s is None else f"{a.at_s:g} s",
+                    a.text,
+                    a.author,
+                    a.created_at.strftime("%Y-%m-%d %H:%M"),
+                )
+                for a in annotations
+            ],
+        )
     print_table("Family", ("version", "resolution", "codec", "status"), family_rows(details.family))
     for version in details.family.renditions:
         if version.rendition and version.rendition.provenance:

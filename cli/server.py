@@ -45,6 +45,7 @@ from cli import payloads, wire
 from cli.client import ANNOUNCE_FILE, DEFAULT_PORT
 from cli.export import export_hits
 from cli.output import json_text
+from cli.settings import author
 from indexer.embed import ClipEmbedder
 from indexer.settings import EmbeddingSettings
 
@@ -164,6 +165,10 @@ def make_app(
         Route("/api/search", guarded(search)),
         Route("/api/assets/{asset:path}", guarded(show)),
         Route("/api/pairs", guarded(pairs)),
+        Route("/api/annotations", _writing(write_token, functools.partial(_annotate, catalog)), methods=["POST"]),
+        Route("/api/selections", guarded(functools.partial(_selections, catalog)), methods=["GET"]),
+        Route("/api/selections", _writing(write_token, functools.partial(_select, catalog)), methods=["POST"]),
+        Route("/api/selections/{name:path}", guarded(functools.partial(_selection, searcher))),
         Route("/api/jobs", guarded(jobs)),
     ]
     return Starlette(routes=routes, lifespan=lifespan)
@@ -215,6 +220,7 @@ class _Searcher:
             moments=int(params.get("moments", 1)),
             exact=params.get("exact") == "true",
             filters=wire.filters_from_query(params),
+            sides=params.get("sides", "both"),
         )
         query = wire.SearchRequest(text=params.get("q"), like=params.get("like"), image=image, options=options)
         with self._lock, SEARCH_SECONDS.time():
@@ -223,6 +229,9 @@ class _Searcher:
             embedder = self._full if image is not None else self._text
             hits, answer = payloads.search(self._catalog, self._settings, query, embedder)
         return hits, {**answer, "answered_by": f"footage serve (pid {os.getpid()})"}
+
+    def selection(self, name: str) -> tuple[list[FamilyHit], dict[str, Any]]:
+        return payloads.selection(self._catalog, name, self._settings.identity)
 
     def loaded(self) -> str | None:
         """None when the text tower is loaded (the service answers), else why not."""
@@ -250,7 +259,10 @@ def _export(searcher: _Searcher, request: Request) -> Response:
     """The search's moments as an edit list to download: ``format`` edl, otio or csv; ``only``
     (ASSET_ID@FRAME_MS,...) keeps the moments chosen on the page."""
     suffix = "." + request.query_params.get("format", "edl")
-    hits, _ = searcher.run(dict(request.query_params))
+    if name := request.query_params.get("selection"):
+        hits, _ = searcher.selection(name)
+    else:
+        hits, _ = searcher.run(dict(request.query_params))
     if only := request.query_params.get("only"):
         chosen = {(int(a), int(ms)) for a, _, ms in (item.partition("@") for item in only.split(","))}
         hits = [
@@ -262,6 +274,28 @@ def _export(searcher: _Searcher, request: Request) -> Response:
     path = folder / f"footage-search{suffix}"
     export_hits(hits, path)
     return FileResponse(path, filename=path.name, background=BackgroundTask(shutil.rmtree, folder, True))
+
+
+def _annotate(catalog: Catalog, body: dict[str, Any]) -> Response:
+    return _answer(payloads.annotate(catalog, body, _page_author(body)))
+
+
+def _select(catalog: Catalog, body: dict[str, Any]) -> Response:
+    return _answer(payloads.select(catalog, body, _page_author(body)))
+
+
+def _selections(catalog: Catalog, request: Request) -> Response:
+    return _answer(payloads.selections(catalog))
+
+
+def _selection(searcher: _Searcher, request: Request) -> Response:
+    return _answer(searcher.selection(request.path_params["name"])[1])
+
+
+def _page_author(body: dict[str, Any]) -> str:
+    """Who the page says is writing (its name field), else the service's own user."""
+    named = str(body.get("author") or "").strip()
+    return named[:80] if named else f"{author()} (page)"
 
 
 def _writing(

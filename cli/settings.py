@@ -72,3 +72,16 @@ def signing_settings() -> SigningSettings:
         command=os.environ.get("FOOTAGE_SIGNING_COMMAND") or None,
         trust_anchors=path("FOOTAGE_TRUST_ANCHORS"),
     )
+
+
+def author() -> str:
+    """Who a note, tag or selection entry is recorded as: FOOTAGE_USER, else the OS user."""
+    import getpass
+
+    named = os.environ.get("FOOTAGE_USER", "").strip()
+    if named:
+        return named
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry (a container's arbitrary uid)
+        return f"uid {os.getuid()}"

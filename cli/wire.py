@@ -9,7 +9,17 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from catalog.results import KINDS, Family, FamilyHit, MomentHit, RenditionInfo, SearchFilters, SearchOptions, Version
+from catalog.results import (
+    KINDS,
+    SIDES,
+    Family,
+    FamilyHit,
+    MomentHit,
+    RenditionInfo,
+    SearchFilters,
+    SearchOptions,
+    Version,
+)
 from indexer.errors import QueryError
 
 
@@ -25,6 +35,8 @@ class SearchRequest:
     def __post_init__(self) -> None:
         if sum(q is not None for q in (self.text, self.image, self.like)) != 1:
             raise QueryError("give exactly one of: search text, --image FILE or --like ASSET@TIME")
+        if self.options.sides not in SIDES:
+            raise QueryError(f"unknown search side {self.options.sides!r}; known: {', '.join(SIDES)}")
         if self.options.filters.kind not in KINDS:
             raise QueryError(f"unknown --kind {self.options.filters.kind!r}; known: {', '.join(KINDS)}")
 
@@ -57,6 +69,9 @@ def hits_from_json(answer: dict[str, Any]) -> list[FamilyHit]:
             score=hit["score"],
             family=family_from_json(hit),
             moments=tuple(MomentHit(**moment) for moment in hit["moments"]),
+            picture_score=hit.get("evidence", {}).get("picture_score", hit["score"]),
+            words=tuple(hit.get("evidence", {}).get("words", ())),
+            named=bool(hit.get("evidence", {}).get("named", False)),
         )
         for hit in answer["results"]
     ]
@@ -76,6 +91,7 @@ def filters_from_query(params: dict[str, str]) -> SearchFilters:
         path_prefix=params.get("under") or None,
         has_rendition=None if has in (None, "") else has == "true",
         indexed_since=datetime.fromisoformat(params["since"]) if params.get("since") else None,
+        selection=params.get("in") or None,
     )
 
 
@@ -92,4 +108,6 @@ def query_from_filters(filters: SearchFilters) -> dict[str, str]:
         params["has_rendition"] = "true" if filters.has_rendition else "false"
     if filters.indexed_since is not None:
         params["since"] = filters.indexed_since.isoformat()
+    if filters.selection is not None:
+        params["in"] = filters.selection
     return params

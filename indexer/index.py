@@ -32,6 +32,7 @@ from catalog.assets import (
 )
 from catalog.media import content_hash, quick_fingerprint
 from catalog.thumbnails import ThumbnailSet
+from catalog.words import meta_words
 from indexer.discover import walk
 from indexer.embed import ClipEmbedder, square_views
 from indexer.errors import UNREADABLE, MediaError
@@ -316,7 +317,7 @@ def _index_content(
                 )
             else:
                 superseded = None
-                asset_id = upsert_asset(session, str(path), values)
+                asset_id = upsert_asset(session, str(path), values, meta_words(info.tags))
                 replace_moment_views(session, asset_id, embedder.identity, rows)
     except BaseException:
         if thumbnails is not None:

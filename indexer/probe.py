@@ -205,7 +205,13 @@ def _end_time(container: av.container.InputContainer, stream: av.video.stream.Vi
 
 
 def _tags(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> dict[str, str]:
-    tags = {str(k): str(v) for k, v in container.metadata.items()}
+    """The container's tags and the video stream's over them; the other streams' (a
+    timecode track's reel name) only where neither says."""
+    tags: dict[str, str] = {}
+    for other in container.streams:
+        if other.index != stream.index:
+            tags.update({str(k): str(v) for k, v in other.metadata.items()})
+    tags.update({str(k): str(v) for k, v in container.metadata.items()})
     tags.update({str(k): str(v) for k, v in stream.metadata.items()})
     return tags
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -12,8 +12,10 @@ from PIL import Image, UnidentifiedImageError
 
 from catalog import Catalog, NotFoundError
 from catalog.families import resolve_asset
+from catalog.fusion import search_fused
 from catalog.results import FamilyHit, SearchOptions
 from catalog.search import moment_views, search_vector, search_vectors
+from catalog.words import parse_query, stop_words
 from indexer.embed import ClipEmbedder, square_views
 from indexer.errors import MediaError, QueryError
 from indexer.settings import EmbeddingSettings
@@ -49,12 +51,21 @@ class TextEncoder(Protocol):
     def embed_text(self, texts: Sequence[str]) -> np.ndarray: ...
 
 
-def search_text(catalog: Catalog, embedder: TextEncoder, text: str, options: SearchOptions) -> list[FamilyHit]:
+def search_text(
+    catalog: Catalog, model: str, encoder: Callable[[], TextEncoder], text: str, options: SearchOptions
+) -> list[FamilyHit]:
+    """Words and picture for one text (``options.sides``); ``encoder`` is called only when
+    the picture side has words to embed, so a name search loads no model."""
     if not text.strip():
-        raise QueryError("the search text is empty; describe what the shot shows")
-    vector = embedder.embed_text([text])[0]
+        raise QueryError("the search text is empty; describe what the shot shows or name the file")
     with catalog.session() as session:
-        return search_vector(session, vector, embedder.identity, options)
+        query = parse_query(text, stop_words(session, text))
+        picture_text = query.picture_text.strip() if options.sides != "words" else ""
+        vector = encoder().embed_text([picture_text])[0] if picture_text else None
+        if options.sides == "picture" and vector is None:
+            raise QueryError("--picture-only needs words about the picture, not only name:, note:, tag: or meta:")
+        words = query if options.sides != "picture" else None
+        return search_fused(session, vector, model, words, options)
 
 
 def search_image(catalog: Catalog, embedder: ClipEmbedder, image_path: Path, options: SearchOptions) -> list[FamilyHit]:

@@ -44,6 +44,9 @@ class Clip:
     rotation: int = 0
     start_time: float = 0.0
     options: dict[str, str] = field(default_factory=dict)
+    # Container tags and the video stream's (a MOV's reel_name goes on its timecode track).
+    metadata: dict[str, str] = field(default_factory=dict)
+    stream_metadata: dict[str, str] = field(default_factory=dict)
 
     @property
     def duration(self) -> float:
@@ -87,6 +90,8 @@ def write_clip(path: Path, clip: Clip = Clip()) -> Path:
         stream.width, stream.height, stream.pix_fmt = clip.width, clip.height, clip.pix_fmt
         stream.time_base = time_base
         stream.codec_context.time_base = time_base
+        out.metadata.update(clip.metadata)
+        stream.metadata.update(clip.stream_metadata)
         if clip.sar is not None:
             stream.codec_context.sample_aspect_ratio = clip.sar
         if clip.interlaced:

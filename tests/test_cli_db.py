@@ -39,7 +39,8 @@ def test_configured_database_is_used_and_not_migrated_behind_the_users_back(
     before = _status(env)
     assert before["embedded"] is False
     assert before["revision"] is None and before["up_to_date"] is False
-    assert before["row_counts"] == {"roots": None, "assets": None, "segments": None, "renditions": None}
+    tables = ("roots", "assets", "segments", "renditions", "asset_words", "notes", "tags", "selections")
+    assert before["row_counts"] == dict.fromkeys((*tables, "selection_items"))
 
     upgraded = runner.invoke(app, ["db", "upgrade"], env=env)
     assert upgraded.exit_code == 0, upgraded.output
@@ -48,7 +49,7 @@ def test_configured_database_is_used_and_not_migrated_behind_the_users_back(
     after = _status(env)
     assert after["up_to_date"] is True
     assert after["pgvector_version"] == bundled_pgvector
-    assert after["row_counts"] == {"roots": 0, "assets": 0, "segments": 0, "renditions": 0}
+    assert after["row_counts"] == dict.fromkeys((*tables, "selection_items"), 0)
 
     again = runner.invoke(app, ["db", "upgrade"], env=env)
     assert f"already at {schema.head_revision()}" in again.stdout

@@ -10,7 +10,17 @@ from alembic.runtime.migration import MigrationContext
 
 from catalog import Base, schema
 
-FOOTAGE_TABLES = {"roots", "assets", "segments", "renditions"}
+FOOTAGE_TABLES = {
+    "roots",
+    "assets",
+    "segments",
+    "renditions",
+    "asset_words",
+    "notes",
+    "tags",
+    "selections",
+    "selection_items",
+}
 
 
 def _tables(engine: sa.Engine) -> set[str]:

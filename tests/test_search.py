@@ -261,8 +261,9 @@ def test_moments_and_like(library: dict[str, int], catalog: Catalog, tiny_clip: 
     assert best["moments"][0]["timecode"] == "00:00:02:12"
     # The moment asked about is found by its own stored views: 1 means identical.
     assert best["score"] == pytest.approx(1.0, abs=1e-3) and best["moments"][0]["score"] == best["score"]
-    assert set(best) == {"rank", "score", "master", "renditions", "moments"}
-    assert set(report["query"]) == {"text", "image", "like", "model"}
+    assert set(best) == {"rank", "score", "master", "renditions", "moments", "evidence"}
+    assert best["evidence"] == {"words": [], "named": False, "picture_score": best["score"]}
+    assert set(report["query"]) == {"text", "image", "like", "model", "sides", "in"}
 
 
 def test_every_moment_has_its_thumbnail(library: dict[str, int], catalog: Catalog, tiny_clip: str) -> None:
@@ -346,7 +347,7 @@ def test_missing_master_is_shown_with_its_renditions(library: dict[str, int], ca
 @pytest.mark.parametrize(
     ("args", "code", "message"),
     [
-        (["search", "   "], 2, "Error: the search text is empty; describe what the shot shows\n"),
+        (["search", "   "], 2, "Error: the search text is empty; describe what the shot shows or name the file\n"),
         (["search"], 2, "Error: give exactly one of: search text, --image FILE or --like ASSET@TIME\n"),
         (["search", "x", "--kind", "proxy"], 2, "Error: unknown --kind 'proxy'; known: any, master, rendition\n"),
         (["search", "--like", "999@1"], 5, "Error: no asset with id or path '999' in the catalog\n"),

@@ -386,3 +386,54 @@ def test_watch_serves_too(catalog: Catalog, tiny_clip: str, tmp_path: Path) -> N
         code, out, err = service.stop()
     assert code == 0 and "Stopped." in out, err
     assert not (tmp_path / "home" / "server.json").exists()
+
+
+def test_the_page_notes_tags_and_builds_a_selection(indexed: dict[str, str], tmp_path: Path) -> None:
+    """Words on the page: a file named in the query first with its evidence; a note and a tag
+    added (searchable at once, with who), a tag taken off; ticked moments into a selection,
+    reordered and exported in its order."""
+    env = indexed
+    with _searched(env, tmp_path / "logs", "final v2") as (page, url):
+        first = page.locator(".hit >> nth=0")
+        assert "clip (final) [v2].mp4" in first.inner_text() and "words: final, v2" in first.inner_text()
+        page.fill("#author", "maria")
+        first.locator("details.notes summary").click()
+        first.locator(".note-text").fill("hero shot, client liked it")
+        first.locator(".note-form button").click()
+        page.wait_for_function("document.querySelector('.hit .annotations').textContent.includes('hero shot')")
+        first.locator(".note-text").fill("#keeper #drone")
+        first.locator(".note-form button").click()
+        page.wait_for_function("document.querySelectorAll('.hit .annotations li.tag').length === 2")
+        assert "— maria" in first.locator(".annotations").inner_text()
+        noted = _cli(env, "search", "note:client", "--words-only")
+        assert [Path(r["master"]["path"]).name for r in noted["results"]] == ["clip (final) [v2].mp4"]
+        first.locator(".annotations li.tag >> nth=0").locator(".untag").click()
+        page.wait_for_function("document.querySelectorAll('.hit .annotations li.tag').length === 1")
+        assert _cli(env, "search", "tag:keeper", "--words-only")["results"] == []
+
+        # Two moments of different files into a selection, then the second one first.
+        boxes = page.locator(".moment .choose")
+        chosen = [boxes.nth(0).get_attribute("value"), boxes.nth(boxes.count() - 1).get_attribute("value")]
+        boxes.nth(0).check()
+        boxes.nth(boxes.count() - 1).check()
+        page.fill("#selection-name", "opening")
+        page.click("#add-to-selection")
+        page.wait_for_function("document.getElementById('status').textContent.startsWith('Added 2')")
+        page.click("#show-selections")
+        page.click(".open-selection")
+        page.wait_for_selector(".hit .move-down")
+        page.locator(".hit >> nth=0").locator(".move-down").click()
+
+        def order() -> list[str]:
+            status, answer = _get(f"{url}/api/selections/opening")
+            assert status == 200, answer
+            return [f"{e['asset_id']}@{round(e['at_s'] * 1000)}" for e in answer["entries"]]
+
+        wait_for(lambda: order() == chosen[::-1], timeout=30, interval=0.2)
+        page.wait_for_selector(".hit .move-down")  # shown again in the new order
+        status, answer = _get(f"{url}/api/selections/opening")
+        assert {e["author"] for e in answer["entries"]} == {"maria"}
+        with page.expect_download() as download:
+            page.click(".export-otio")
+        clips = list(otio.adapters.read_from_file(str(download.value.path()), adapter_name="otio_json").find_clips())
+        assert [f"{c.metadata['footage']['asset_id']}" for c in clips] == [o.split("@")[0] for o in order()]

@@ -54,9 +54,139 @@ function hitView(hit) {
     element("span", { class: "facts" }, [size(hit.master), hit.master.display_aspect_ratio, hit.master.status].filter(Boolean).join(" · ")),
   );
   if (ai) heading.append(element("span", { class: "badge", title: "AI-upscaled renditions" }, `AI x${ai}`));
+  const evidence = hit.evidence && hit.evidence.words.length
+    ? element("p", { class: "evidence" }, `words: ${hit.evidence.words.join(", ")}${hit.evidence.named ? " (in its name)" : ""}`)
+    : "";
   const moments = element("div", { class: "moments" }, ...hit.moments.map((m) => momentView(hit, m)));
-  return element("article", { class: "hit" }, heading, moments);
+  return element("article", { class: "hit" }, heading, evidence, moments, notesView(hit.master.asset_id));
 }
+
+// ---- notes and tags on an asset, selections of moments: shared through the catalog ----
+
+function writer() {
+  return document.getElementById("author").value.trim();
+}
+
+async function change(url, body) {
+  const response = await fetch(url, {
+    method: "POST",
+    headers: { "Content-Type": "application/json", Authorization: `Bearer ${token}` },
+    body: JSON.stringify({ ...body, author: writer() }),
+  });
+  const answer = await response.json();
+  if (!response.ok) throw new Error(answer.error || response.statusText);
+  return answer;
+}
+
+function annotationList(list, annotations, assetId) {
+  list.replaceChildren(...annotations.map((a) => {
+    const when = a.at_s === null ? "" : ` @${a.at_s.toFixed(1)} s`;
+    const item = element("li", { class: a.kind }, `${a.kind === "tag" ? "#" : ""}${a.text}${when} — ${a.author}, ${a.created_at.slice(0, 16).replace("T", " ")}`);
+    if (a.kind === "tag") {
+      const remove = element("button", { type: "button", class: "untag", title: "Remove this tag" }, "×");
+      remove.addEventListener("click", async () => {
+        const answer = await change("/api/annotations", { asset_id: assetId, at_s: a.at_s, untag: [a.text] });
+        annotationList(list, answer.annotations, assetId);
+      });
+      item.append(" ", remove);
+    }
+    return item;
+  }));
+}
+
+function notesView(assetId) {
+  const list = element("ul", { class: "annotations" });
+  const text = element("input", { type: "text", class: "note-text", placeholder: "note, or #tag #tag", "aria-label": "Note or tags" });
+  const state = element("span", { class: "note-status", role: "status" });
+  const add = element("form", { class: "note-form" }, text, element("button", { type: "submit" }, "Add"), state);
+  const box = element("details", { class: "notes" }, element("summary", {}, "notes and tags"), list, add);
+  box.addEventListener("toggle", async () => {
+    if (!box.open || list.dataset.loaded) return;
+    const details = await (await fetch(`/api/assets/${assetId}`)).json();
+    list.dataset.loaded = "1";
+    annotationList(list, details.annotations || [], assetId);
+  });
+  add.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const words = text.value.trim().split(/\s+/);
+    const tags = words.every((w) => w.startsWith("#")) ? words.map((w) => w.slice(1)).filter(Boolean) : null;
+    try {
+      const answer = await change("/api/annotations", tags ? { asset_id: assetId, tags } : { asset_id: assetId, note: text.value });
+      annotationList(list, answer.annotations, assetId);
+      list.dataset.loaded = "1";
+      text.value = "";
+      state.textContent = "Saved.";
+    } catch (error) {
+      state.textContent = `Error: ${error.message}`;
+    }
+  });
+  return box;
+}
+
+const selectionName = document.getElementById("selection-name");
+
+async function addChosen() {
+  const chosen = [...document.querySelectorAll(".choose:checked")].map((box) => box.value);
+  const name = selectionName.value.trim();
+  if (!name || !chosen.length) {
+    statusLine.textContent = "Tick moments and name a selection first.";
+    return;
+  }
+  try {
+    const answer = await change("/api/selections", { name, add: chosen });
+    statusLine.textContent = `Added ${answer.added} to selection “${name}” (${answer.entries.length} in it).`;
+  } catch (error) {
+    statusLine.textContent = `Error: ${error.message}`;
+  }
+}
+
+async function listSelections() {
+  const answer = await (await fetch("/api/selections")).json();
+  const items = answer.selections.map((s) => {
+    const open = element("a", { href: `#selection/${encodeURIComponent(s.name)}`, class: "open-selection" }, s.name);
+    return element("li", {}, open, ` — ${s.entries} entr${s.entries === 1 ? "y" : "ies"}, by ${s.author}`);
+  });
+  statusLine.replaceChildren(items.length ? "Selections:" : "No selections yet.");
+  results.replaceChildren(element("ul", { class: "selections" }, ...items));
+}
+
+async function openSelection(name) {
+  family.hidden = true;
+  results.hidden = false;
+  statusLine.hidden = false;
+  const response = await fetch(`/api/selections/${encodeURIComponent(name)}`);
+  const answer = await response.json();
+  if (!response.ok) {
+    statusLine.textContent = `Error: ${answer.error}`;
+    return;
+  }
+  const positions = answer.entries.map((e) => e.position);
+  const move = async (from, by) => {
+    const order = [...positions];
+    const [moved] = order.splice(from, 1);
+    order.splice(from + by, 0, moved);
+    await change("/api/selections", { name, order });
+    openSelection(name);
+  };
+  const views = answer.results.map((hit, i) => {
+    const view = hitView(hit);
+    const up = element("button", { type: "button", class: "move-up", title: "Earlier" }, "↑");
+    const down = element("button", { type: "button", class: "move-down", title: "Later" }, "↓");
+    up.disabled = i === 0;
+    down.disabled = i === answer.results.length - 1;
+    up.addEventListener("click", () => move(i, -1));
+    down.addEventListener("click", () => move(i, 1));
+    view.querySelector("h2").append(up, down);
+    return view;
+  });
+  results.replaceChildren(...views);
+  const links = ["edl", "otio", "csv"].map((format) =>
+    element("a", { href: `/api/export?format=${format}&selection=${encodeURIComponent(name)}`, download: "", class: `export-${format}` }, format.toUpperCase()));
+  statusLine.replaceChildren(`Selection “${name}”: ${views.length} entr${views.length === 1 ? "y" : "ies"} · export: `, ...links.flatMap((a, i) => (i ? [" ", a] : [a])));
+}
+
+document.getElementById("add-to-selection").addEventListener("click", addChosen);
+document.getElementById("show-selections").addEventListener("click", listSelections);
 
 function filters() {
   const data = new FormData(form);
@@ -325,8 +455,11 @@ async function follow(assetId, renditionId, progress, state) {
 
 function route() {
   const match = location.hash.match(/^#family\/(\d+)\/(\d+)$/);
+  const chosen = location.hash.match(/^#selection\/(.+)$/);
   if (match) {
     showFamily(Number(match[1]), Number(match[2]));
+  } else if (chosen) {
+    openSelection(decodeURIComponent(chosen[1]));
   } else {
     family.hidden = true;
     results.hidden = false;
