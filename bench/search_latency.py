@@ -187,6 +187,7 @@ def _name_words(catalog: Catalog, n_assets: int) -> float:
         with catalog.session() as session:
             refresh_words(session, range(first, min(first + 2000, n_assets + 1)), [])
     with catalog.engine.begin() as conn:
+        conn.execute(sa.text("ANALYZE assets"))
         conn.execute(sa.text("ANALYZE asset_words"))
     return time.perf_counter() - start
 

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from catalog.families import families
 from catalog.results import FamilyHit, MomentHit, SearchOptions
-from catalog.search import filters_sql, moments_at, search_vector
+from catalog.search import filters_sql, moments_of, search_vector
 from catalog.words import WordHit, WordsQuery, search_words
 
 # The usual constant of reciprocal rank fusion (Cormack et al., 2009): a rank's weight
@@ -54,19 +54,30 @@ def search_fused(
     named = {family_id for family_id, hits in by_family.items() if any(h.named for h in hits)}
     order = sorted(fused, key=lambda f: (f not in named, -fused[f], f))[: options.limit]
     found = families(session, [f for f in order if f not in picture_by_family])
+    # The moments whose notes or tags matched, and each words-only family's first moment
+    # (when none of its own matched), in one query.
+    wanted: list[tuple[int, float | None]] = []
+    for family_id in order:
+        hits = by_family.get(family_id, [])
+        wanted += [(h.asset_id, t) for h in hits for t in h.moments_at]
+        if family_id not in picture_by_family and hits:
+            wanted.append((hits[0].asset_id, None))
+    moments = moments_of(session, wanted, model, vector)
     results: list[FamilyHit] = []
     for family_id in order:
         seen = picture_by_family.get(family_id)
         hits = by_family.get(family_id, [])
-        annotated = [
-            m for h in hits if h.moments_at for m in moments_at(session, h.asset_id, list(h.moments_at), model, vector)
-        ]
+        annotated = [moments[(h.asset_id, t)] for h in hits for t in h.moments_at if (h.asset_id, t) in moments]
         if seen is None:
             if family_id not in found:
                 continue  # gone meanwhile
-            first = [] if annotated else moments_at(session, hits[0].asset_id, [], model, vector)
-            moments = _first(annotated + first, options.moments)
-            base = FamilyHit(rank=0, score=0.0, family=found[family_id], moments=moments)
+            first = moments.get((hits[0].asset_id, None))
+            base = FamilyHit(
+                rank=0,
+                score=0.0,
+                family=found[family_id],
+                moments=_first([*annotated, *([first] if first else [])], options.moments),
+            )
         else:
             base = dataclasses.replace(seen, moments=_first(annotated + list(seen.moments), options.moments))
         results.append(

@@ -233,39 +233,41 @@ def _moment_hit(row: _Row) -> MomentHit:
     )
 
 
-def moments_at(
-    session: Session, asset_id: int, times: list[float], model: str, vector: np.ndarray | None
-) -> list[MomentHit]:
-    """The moments of ``asset_id`` that hold ``times`` (its first moment when none is given or
-    none holds them), scored against ``vector`` when there is one (else 0): moments the
-    words found."""
-    params: dict[str, Any] = {"asset": asset_id, "model": model, "times": times}
+def moments_of(
+    session: Session, wanted: list[tuple[int, float | None]], model: str, vector: np.ndarray | None
+) -> dict[tuple[int, float | None], MomentHit]:
+    """For each (asset id, time) wanted, the asset's moment that holds that time, or (time None)
+    its first moment; scored against ``vector`` when there is one (else 0). One query for all:
+    the moments the words found, or a selection's entries."""
+    if not wanted:
+        return {}
+    params: dict[str, Any] = {
+        "model": model,
+        "assets": [a for a, _ in wanted],
+        "times": [t for _, t in wanted],
+    }
     distance = "s.embedding <=> CAST(:q AS halfvec)" if vector is not None else "1.0"
     if vector is not None:
         params["q"] = Vector(vector).to_text()
-    holding = (
-        "EXISTS (SELECT 1 FROM unnest(CAST(:times AS float8[])) AS t(at_s) "
-        "WHERE s.start_s <= t.at_s AND (s.end_s > t.at_s OR s.start_s = s.end_s))"
-    )
-    for where, limit in ((holding, ""), ("true", "LIMIT 1")):
-        if where is holding and not times:
-            continue
-        rows = session.execute(
-            sa.text(
-                f"""
-                SELECT DISTINCT ON (s.frame_s) s.asset_id, s.asset_id AS family_id, a.path,
-                       s.start_s, s.end_s, s.frame_s, {distance} AS distance,
-                       a.frame_rate_num, a.frame_rate_den, a.timecode
-                FROM segments s JOIN assets a ON a.id = s.asset_id
-                WHERE s.asset_id = :asset AND s.embedding_model = :model AND {where}
-                ORDER BY s.frame_s, distance {limit}
-                """
-            ),
-            params,
-        ).all()
-        if rows:
-            break
-    return [_moment_hit(_row(r)) for r in rows]
+    columns = f"""s.asset_id, s.asset_id AS family_id, a.path, s.start_s, s.end_s, s.frame_s,
+                  {distance} AS distance, a.frame_rate_num, a.frame_rate_den, a.timecode"""
+    rows = session.execute(
+        sa.text(
+            f"""
+            WITH want AS (
+                SELECT * FROM unnest(CAST(:assets AS bigint[]), CAST(:times AS float8[])) AS t(asset_id, at_s))
+            SELECT * FROM (
+                SELECT DISTINCT ON (want.asset_id, want.at_s) want.at_s AS wanted_s, {columns}
+                FROM want JOIN segments s ON s.asset_id = want.asset_id AND s.embedding_model = :model
+                JOIN assets a ON a.id = s.asset_id
+                WHERE want.at_s IS NULL OR (s.start_s <= want.at_s AND (s.end_s > want.at_s OR s.start_s = s.end_s))
+                ORDER BY want.asset_id, want.at_s, s.frame_s, distance
+            ) found
+            """
+        ),
+        params,
+    ).all()
+    return {(r.asset_id, r.wanted_s): _moment_hit(_row(r)) for r in rows}
 
 
 def whole_asset(session: Session, asset_id: int) -> MomentHit | None:

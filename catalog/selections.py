@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from catalog.errors import NotFoundError
 from catalog.families import families, family_master_id
 from catalog.results import FamilyHit
-from catalog.search import moments_at, whole_asset
+from catalog.search import moments_of, whole_asset
 from catalog.tables import Asset, Selection, SelectionItem
 
 
@@ -131,14 +131,14 @@ def selection_hits(session: Session, name: str, model: str) -> list[FamilyHit]:
     listed = entries(session, name)
     masters = {e.asset_id: family_master_id(session, e.asset_id) for e in listed}
     found = families(session, masters.values())
+    moments = moments_of(session, [(e.asset_id, e.at_s) for e in listed if e.at_s is not None], model, None)
     hits: list[FamilyHit] = []
     for entry in listed:
         if entry.at_s is None:
             moment = whole_asset(session, entry.asset_id)
-            moments = [moment] if moment is not None else []
         else:
-            moments = moments_at(session, entry.asset_id, [entry.at_s], model, None)[:1]
+            moment = moments.get((entry.asset_id, entry.at_s))
         family = found.get(masters[entry.asset_id])
-        if family is not None and moments:
-            hits.append(FamilyHit(rank=entry.position + 1, score=0.0, family=family, moments=tuple(moments)))
+        if family is not None and moment is not None:
+            hits.append(FamilyHit(rank=entry.position + 1, score=0.0, family=family, moments=(moment,)))
     return hits

@@ -278,10 +278,14 @@ class AssetWords(Base):
     so ``name:``, ``tag:``, ``note:`` and ``meta:`` are weight restrictions of one query."""
 
     __tablename__ = "asset_words"
-    __table_args__ = (Index(None, "document", postgresql_using="gin"),)
+    __table_args__ = (
+        Index(None, "document", postgresql_using="gin", postgresql_with={"fastupdate": "off"}),
+        Index(None, "name_words", postgresql_using="gin", postgresql_with={"fastupdate": "off"}),
+    )
 
     asset_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("assets.id", ondelete="CASCADE"), primary_key=True)
     name_words: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default=text("'{}'::text[]"))
+    folder_words: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default=text("'{}'::text[]"))
     meta_words: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default=text("'{}'::text[]"))
     document: Mapped[Any] = mapped_column(TSVECTOR, server_default=text("''::tsvector"))
 

@@ -7,6 +7,7 @@ part of a clip name is a whole word to the index and needs no trigram search (th
 embedded server has no pg_trgm). A query word of three letters or more also matches
 as a prefix (``A00`` finds ``A003``): GIN answers prefixes of lexemes, never infixes.
 
+``named`` results are files whose own name (not a folder) holds a query word exactly.
 The document's weights say where a word came from: A name and folders, B tags, C notes,
 D metadata; ``name:``, ``tag:``, ``note:`` and ``meta:`` restrict a term to its weight.
 """
@@ -63,6 +64,12 @@ META_KEYS = frozenset(
 )
 # Prefix matching starts at this length: ``a:*`` would match half the catalog.
 _MIN_PREFIX = 3
+# Files ranked by their words per query, of those holding every term and of those holding
+# any, beside every file a query word names: ranking reads each matching document, and a
+# word found in thousands of files (a camera letter, a day's folder) says little about which
+# one is meant. At 10^5 assets (bench/search_latency.py --words) words in 28,668 files took
+# 48 ms to rank in full.
+RANKED_AT_MOST = 2000
 
 
 class QuerySyntaxError(FootageError):
@@ -85,15 +92,20 @@ def split_words(text: str) -> list[str]:
     return list(found)
 
 
-def name_words(path: str, root: str | None) -> list[str]:
-    """Words of a file's name and of the folders it sits in: below its watched folder
-    when it has one, else the nearest few."""
+def name_words(path: str) -> list[str]:
+    """Words of a file's own name (without its extension)."""
+    return split_words(PurePosixPath(path).stem)
+
+
+def folder_words(path: str, root: str | None) -> list[str]:
+    """Words of the folders a file sits in: below its watched folder when it has one, else
+    the nearest few."""
     file = PurePosixPath(path)
     if root is not None and file.is_relative_to(root):
         folders = file.relative_to(root).parent.parts
     else:
         folders = file.parent.parts[1:][-_FOLDERS_WITHOUT_ROOT:]
-    return split_words(" ".join((file.stem, *folders)))
+    return split_words(" ".join(folders))
 
 
 def meta_words(tags: Mapping[str, str]) -> list[str]:
@@ -105,7 +117,7 @@ def meta_words(tags: Mapping[str, str]) -> list[str]:
 # to_tsvector over the words joined (not array_to_tsvector): lexemes need positions to
 # carry a weight, and a lexeme without one matches a query of any weight.
 _DOCUMENT = """
-    setweight(to_tsvector('simple', array_to_string(w.name_words, ' ')), 'A')
+    setweight(to_tsvector('simple', array_to_string(w.name_words || w.folder_words, ' ')), 'A')
     || setweight(to_tsvector('simple', COALESCE(
         (SELECT string_agg(t.word, ' ') FROM tags t WHERE t.asset_id = w.asset_id), '')), 'B')
     || setweight(to_tsvector('simple', COALESCE(
@@ -127,15 +139,20 @@ def refresh_words(session: Session | Connection, asset_ids: Iterable[int], meta:
         ),
         {"ids": ids},
     ).all()
-    values = [{"id": r.id, "names": name_words(r.path, r.root), "meta": list(meta or [])} for r in rows]
+    values = [
+        {"id": r.id, "names": name_words(r.path), "folders": folder_words(r.path, r.root), "meta": list(meta or [])}
+        for r in rows
+    ]
     if not values:
         return
     keep_meta = meta is None
     session.execute(
         sa.text(
             f"""
-            INSERT INTO asset_words (asset_id, name_words, meta_words) VALUES (:id, :names, :meta)
-            ON CONFLICT (asset_id) DO UPDATE SET name_words = excluded.name_words
+            INSERT INTO asset_words (asset_id, name_words, folder_words, meta_words)
+            VALUES (:id, :names, :folders, :meta)
+            ON CONFLICT (asset_id) DO UPDATE
+            SET name_words = excluded.name_words, folder_words = excluded.folder_words
             {"" if keep_meta else ", meta_words = excluded.meta_words"}
             """
         ),
@@ -232,16 +249,26 @@ def parse_query(text: str, stop_words: Iterable[str] = ()) -> WordsQuery:
     return WordsQuery(tuple(dict.fromkeys(terms)), " ".join(plain))
 
 
+# What PostgreSQL's English dictionary said of each word asked about (True: a stop word),
+# kept for the process: the dictionary does not change under it, and most queries reuse words.
+_STOP_WORDS: dict[str, bool] = {}
+_STOP_WORDS_KEPT = 100_000
+
+
 def stop_words(session: Session, text: str) -> set[str]:
     """The words of ``text`` that PostgreSQL's English dictionary drops as stop words."""
-    rows = session.execute(
-        sa.text(
+    words = {w.lower() for w in _SEPARATORS.split(text) if w}
+    unknown = [w for w in words if w not in _STOP_WORDS]
+    if unknown:
+        if len(_STOP_WORDS) > _STOP_WORDS_KEPT:
+            _STOP_WORDS.clear()
+        rows = session.execute(
             # An empty lexeme list is the dictionary's verdict "stop word".
-            "SELECT lower(token) FROM ts_debug('english', :text) WHERE lexemes = '{}'"
-        ),
-        {"text": text},
-    ).scalars()
-    return set(rows)
+            sa.text("SELECT w, ts_lexize('english_stem', w) = '{}' FROM unnest(CAST(:words AS text[])) AS t(w)"),
+            {"words": unknown},
+        )
+        _STOP_WORDS.update((w, bool(stop)) for w, stop in rows)
+    return {w for w in words if _STOP_WORDS.get(w)}
 
 
 @dataclass(frozen=True)
@@ -265,28 +292,71 @@ def search_words(
     if not query.terms:
         return []
     params = {**params, "q": query.tsquery, "exact": query.name_exact, "n": limit}
+    # With filters every match is ranked: a cap taken before them could leave none that pass.
+    params["cap"] = RANKED_AT_MOST if not filters_sql else None
+    params["q_all"] = " & ".join(f"({t.tsquery()})" for t in query.terms)
+    any_branch = (
+        """UNION ALL
+                (SELECT w.asset_id, w.document, 0 FROM asset_words w
+                 WHERE w.document @@ CAST(:q AS tsquery) AND NOT w.document @@ CAST(:q_all AS tsquery)
+                   AND NOT w.name_words && CAST(:exact AS text[])
+                 LIMIT :cap)"""
+        if len(query.terms) > 1
+        else ""
+    )
     matched = []
     for i, term in enumerate(query.terms):
         params[f"t{i}"] = term.tsquery()
         matched.append(f"w.document @@ CAST(:t{i} AS tsquery)")
+    # Ranked first, then the matched terms and the annotated moments of the page kept only:
+    # a short word can match thousands of files.
     rows = session.execute(
         sa.text(
             f"""
-            SELECT a.id AS asset_id, COALESCE(link.master_id, a.id) AS family_id,
-                   ts_rank(w.document, CAST(:q AS tsquery)) AS rank,
-                   w.name_words && CAST(:exact AS text[]) AS named,
-                   ARRAY[{", ".join(matched)}] AS matched
-            FROM asset_words w
-            JOIN assets a ON a.id = w.asset_id
-            LEFT JOIN renditions link ON link.rendition_asset_id = a.id
-            WHERE w.document @@ CAST(:q AS tsquery) AND a.status IN ('indexed', 'missing') {filters_sql}
-            ORDER BY named DESC, rank DESC, a.id
-            LIMIT :n
+            WITH matching AS MATERIALIZED (
+                -- Files a query word names (through their own small index), then those that
+                -- hold every term, then any: at most :cap of each of the last two, each file
+                -- read once with its document.
+                (SELECT w.asset_id, w.document, 2 AS tier FROM asset_words w
+                 WHERE w.name_words && CAST(:exact AS text[]) AND w.document @@ CAST(:q AS tsquery))
+                UNION ALL
+                (SELECT w.asset_id, w.document, 1 FROM asset_words w
+                 WHERE w.document @@ CAST(:q_all AS tsquery) AND NOT w.name_words && CAST(:exact AS text[])
+                 LIMIT :cap)
+                {any_branch}
+            ),
+            ranked AS (
+                SELECT m.asset_id, m.tier, ts_rank(m.document, CAST(:q AS tsquery)) AS rank FROM matching m
+                ORDER BY m.tier DESC, rank DESC, m.asset_id
+                {"" if filters_sql else "LIMIT :n * 4  -- room for files not indexed (yet)"}
+            ),
+            top AS (
+                SELECT a.id AS asset_id, COALESCE(link.master_id, a.id) AS family_id,
+                       m.rank, m.tier = 2 AS named, m.tier
+                FROM ranked m
+                JOIN assets a ON a.id = m.asset_id
+                LEFT JOIN renditions link ON link.rendition_asset_id = a.id
+                WHERE a.status IN ('indexed', 'missing') {filters_sql}
+                ORDER BY m.tier DESC, m.rank DESC, a.id
+                LIMIT :n
+            )
+            SELECT top.*, ARRAY[{", ".join(matched)}] AS matched,
+                   ARRAY(
+                       SELECT n.at_s FROM notes n
+                       WHERE n.asset_id = top.asset_id AND n.at_s IS NOT NULL
+                         AND setweight(to_tsvector('simple', n.text), 'C') @@ CAST(:q AS tsquery)
+                       UNION
+                       SELECT t.at_s FROM tags t
+                       WHERE t.asset_id = top.asset_id AND t.at_s IS NOT NULL
+                         AND setweight(to_tsvector('simple', t.word), 'B') @@ CAST(:q AS tsquery)
+                       ORDER BY 1
+                   ) AS moments_at
+            FROM top JOIN asset_words w ON w.asset_id = top.asset_id
+            ORDER BY top.tier DESC, top.rank DESC, top.asset_id
             """
         ),
         params,
     ).all()
-    at = _annotated_moments(session, [r.asset_id for r in rows], query.tsquery)
     return [
         WordHit(
             r.asset_id,
@@ -294,32 +364,7 @@ def search_words(
             float(r.rank),
             tuple(" ".join(t.words) for t, hit in zip(query.terms, r.matched, strict=True) if hit),
             bool(r.named),
-            tuple(at.get(r.asset_id, ())),
+            tuple(float(t) for t in r.moments_at),
         )
         for r in rows
     ]
-
-
-def _annotated_moments(session: Session, asset_ids: list[int], tsquery: str) -> dict[int, list[float]]:
-    """The moments (times) of ``asset_ids`` whose own notes or tags match ``tsquery``."""
-    if not asset_ids:
-        return {}
-    rows = session.execute(
-        sa.text(
-            """
-            SELECT asset_id, at_s FROM notes
-            WHERE asset_id = ANY(:ids) AND at_s IS NOT NULL
-              AND setweight(to_tsvector('simple', text), 'C') @@ CAST(:q AS tsquery)
-            UNION
-            SELECT asset_id, at_s FROM tags
-            WHERE asset_id = ANY(:ids) AND at_s IS NOT NULL
-              AND setweight(to_tsvector('simple', word), 'B') @@ CAST(:q AS tsquery)
-            ORDER BY 1, 2
-            """
-        ),
-        {"ids": asset_ids, "q": tsquery},
-    ).all()
-    found: dict[int, list[float]] = {}
-    for asset_id, at_s in rows:
-        found.setdefault(asset_id, []).append(float(at_s))
-    return found

@@ -15,7 +15,7 @@ from media import Clip, write_clip
 from typer.testing import CliRunner
 
 from catalog import Catalog, schema
-from catalog.words import QuerySyntaxError, name_words, parse_query, split_words
+from catalog.words import QuerySyntaxError, folder_words, name_words, parse_query, split_words
 from cli.main import app
 from indexer.embed import ClipEmbedder
 from indexer.index import index_file
@@ -28,8 +28,9 @@ def test_names_split_as_camera_and_editorial_names_are_written() -> None:
     assert split_words("sc12_tk3") == ["sc12", "tk3"]
     assert split_words("Ünïcødé clip (final) [v2]") == ["ünïcødé", "clip", "final", "v2"]
     # Folders below the watched folder count; those above it do not.
-    assert name_words("/srv/nas/interviews/maria/A001.mov", "/srv/nas") == ["a001", "interviews", "maria"]
-    assert name_words("/srv/nas/x/y/z/A001.mov", None) == ["a001", "x", "y", "z"]  # the nearest three
+    assert name_words("/srv/nas/interviews/maria/A001C002.mov") == ["a001c002", "a001", "c002"]
+    assert folder_words("/srv/nas/interviews/maria/A001.mov", "/srv/nas") == ["interviews", "maria"]
+    assert folder_words("/srv/nas/x/y/z/A001.mov", None) == ["x", "y", "z"]  # the nearest three
 
 
 def test_a_query_reads_fields_phrases_and_stop_words() -> None:
@@ -116,10 +117,9 @@ def test_names_folders_and_metadata_are_found(library: dict[str, int], catalog: 
         "A003C099_230101_R2AB.mov",
     }
     assert _names(_search(env, "sc12 tk3"))[0] == "sc12_tk3.mp4"
-    assert set(_names(_search(env, "maria", "--words-only"))) == {
-        "A003C012_230101_R2AB.mov",
-        "A003C099_230101_R2AB.mov",
-    }
+    folder = _search(env, "maria", "--words-only")
+    assert set(_names(folder)) == {"A003C012_230101_R2AB.mov", "A003C099_230101_R2AB.mov"}
+    assert not any(r["evidence"]["named"] for r in folder["results"])  # a folder does not name a file
     assert _names(_search(env, "ünïcødé", "--words-only")) == ["Ünïcødé clip (final) [v2].mp4"]
     # Camera make and model, title, and the timecode track's reel name, only as metadata.
     for query in ("meta:alexa", "meta:arri", "harbour", "meta:A003R2AB"):
@@ -245,7 +245,7 @@ def test_an_older_catalog_gets_its_names_as_words(make_database) -> None:  # typ
             conn.execute(sa.text("INSERT INTO assets (path, status) VALUES ('/old/rushes/A001C007_x.mov', 'indexed')"))
         schema.upgrade(engine)
         with engine.connect() as conn:
-            words = conn.execute(sa.text("SELECT name_words FROM asset_words")).scalar_one()
+            words = conn.execute(sa.text("SELECT name_words || folder_words FROM asset_words")).scalar_one()
             hit = conn.execute(sa.text("SELECT document @@ CAST('c007' AS tsquery) FROM asset_words")).scalar_one()
         assert words == ["a001c007", "a001", "c007", "x", "old", "rushes"] and hit
     finally:
