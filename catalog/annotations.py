@@ -3,14 +3,12 @@ change rebuilds the asset's word document in the same transaction)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
-
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from catalog.errors import FootageError, NotFoundError
+from catalog.results import Annotation
 from catalog.tables import Asset, Note, Tag
 from catalog.words import refresh_words
 
@@ -19,20 +17,6 @@ class AnnotationError(FootageError):
     """A note or tag footage will not keep (empty, a tag with spaces, a time outside the asset)."""
 
     exit_code = 2
-
-
-@dataclass(frozen=True)
-class Annotation:
-    """A note (``kind`` "note", ``text`` its words) or a tag (``text`` the word) on an asset
-    or, with ``at_s``, on its moment at that time."""
-
-    kind: str
-    id: int
-    asset_id: int
-    at_s: float | None
-    text: str
-    author: str
-    created_at: datetime
 
 
 def _checked_time(asset: Asset, at_s: float | None) -> float | None:
@@ -79,10 +63,10 @@ def remove_tags(session: Session, asset: Asset, at_s: float | None, words: list[
     return list(removed)
 
 
-def remove_note(session: Session, note_id: int) -> None:
-    asset_id = session.scalar(sa.delete(Note).where(Note.id == note_id).returning(Note.asset_id))
-    if asset_id is None:
-        raise NotFoundError(f"no note {note_id}")
+def remove_note(session: Session, asset_id: int, note_id: int) -> None:
+    removed = session.scalar(sa.delete(Note).where(Note.id == note_id, Note.asset_id == asset_id).returning(Note.id))
+    if removed is None:
+        raise NotFoundError(f"asset {asset_id} has no note {note_id}")
     refresh_words(session, [asset_id])
 
 

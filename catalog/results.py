@@ -106,6 +106,20 @@ class MomentHit:
 
 
 @dataclass(frozen=True)
+class Annotation:
+    """A note (``kind`` "note", ``text`` its words) or a tag (``text`` the word) on an asset
+    or, with ``at_s``, on its moment at that time."""
+
+    kind: str
+    id: int
+    asset_id: int
+    at_s: float | None
+    text: str
+    author: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
 class FamilyHit:
     """A family found, with its evidence: ``score`` is the picture's cosine similarity (0 when
     the words alone found it), ``picture_score`` the same or None, ``words`` the query terms
@@ -119,3 +133,4 @@ class FamilyHit:
     picture_score: float | None = None
     words: tuple[str, ...] = ()
     named: bool = False
+    annotations: tuple[Annotation, ...] = ()  # the master's notes and tags, oldest first

@@ -3,6 +3,7 @@ the CLI's ``--json`` and by ``footage serve``, so both always give the same shap
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +35,7 @@ def hit_json(hit: FamilyHit) -> dict[str, Any]:
         "moments": list(hit.moments),
         # Which evidence found it: the query terms its words matched (and whether a name
         # holds one exactly), and the picture's similarity (None: the words alone).
+        "annotations": list(hit.annotations),
         "evidence": {
             "words": list(hit.words),
             "named": hit.named,
@@ -72,6 +74,7 @@ def search(
         )
     if catalog.home is not None:
         hits = with_thumbnails(hits, catalog.home)
+    hits = with_annotations(catalog, hits)
     hint = None
     if not hits:
         with catalog.session() as session:
@@ -86,6 +89,18 @@ def search(
     }
     answer = {"query": query, "results": [hit_json(h) for h in hits], "hint": hint, "answered_by": "this command"}
     return hits, answer
+
+
+def with_annotations(catalog: Catalog, hits: list[FamilyHit]) -> list[FamilyHit]:
+    """Each family's master's notes and tags, in one query for the page of results."""
+    from catalog.annotations import annotations_of
+
+    ids = [h.family.master.asset_id for h in hits if h.family.master.asset_id is not None]
+    if not ids:
+        return hits
+    with catalog.session() as session:
+        found = annotations_of(session, ids)
+    return [dataclasses.replace(h, annotations=tuple(found.get(h.family.master.asset_id or 0, ()))) for h in hits]
 
 
 def show(catalog: Catalog, asset: str) -> dict[str, Any]:
@@ -135,9 +150,10 @@ def upscale_summary(result: Requested) -> dict[str, Any]:
 
 
 def annotate(catalog: Catalog, body: dict[str, Any], author: str) -> dict[str, Any]:
-    """A note, tags added or tags taken off an asset or moment, as the page sends them:
-    ``{"asset_id", "at_s"?, "note"?, "tags"?, "untag"?}``; the asset's notes and tags after."""
-    from catalog.annotations import add_note, add_tags, annotations_of, remove_tags
+    """A note, tags added or tags taken off an asset or moment, or a note removed, as the page
+    sends them: ``{"asset_id", "at_s"?, "note"?, "tags"?, "untag"?, "unnote"?}``; the asset's
+    notes and tags after."""
+    from catalog.annotations import add_note, add_tags, annotations_of, remove_note, remove_tags
     from catalog.families import resolve_asset
 
     at_s = float(body["at_s"]) if body.get("at_s") is not None else None
@@ -149,6 +165,8 @@ def annotate(catalog: Catalog, body: dict[str, Any], author: str) -> dict[str, A
             add_tags(session, asset, at_s, [str(w) for w in body["tags"]], author)
         if body.get("untag"):
             remove_tags(session, asset, at_s, [str(w) for w in body["untag"]])
+        if body.get("unnote") is not None:
+            remove_note(session, asset.id, int(body["unnote"]))
         return {"asset_id": asset.id, "annotations": annotations_of(session, [asset.id])[asset.id]}
 
 
@@ -168,6 +186,7 @@ def selection(catalog: Catalog, name: str, model: str) -> tuple[list[FamilyHit],
         hits = selection_hits(session, name, model)
     if catalog.home is not None:
         hits = with_thumbnails(hits, catalog.home)
+    hits = with_annotations(catalog, hits)
     return hits, {"name": name, "entries": listed, "results": [hit_json(h) for h in hits]}
 
 

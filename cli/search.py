@@ -35,6 +35,10 @@ def _print_hits(hits: list[FamilyHit]) -> None:
         )
         what, res, codec, state = rows[0]
         evidence = f"\n  words: {', '.join(hit.words)}" + (" (named)" if hit.named else "") if hit.words else ""
+        notes = [a for a in hit.annotations if a.kind == "note"][:2]
+        tags = [a.text for a in hit.annotations if a.kind == "tag"]
+        evidence += "".join(f"\n  note: {a.text} ({a.author})" for a in notes)
+        evidence += f"\n  tags: {', '.join(dict.fromkeys(tags))}" if tags else ""
         score = f"{hit.score:.3f}" if hit.picture_score is not None else "words"
         found.add_row(str(hit.rank), score, f"{what}{evidence}\n{moments}", res, codec, state)
         for what, res, codec, state in rows[1:]:

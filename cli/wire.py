@@ -12,6 +12,7 @@ from typing import Any
 from catalog.results import (
     KINDS,
     SIDES,
+    Annotation,
     Family,
     FamilyHit,
     MomentHit,
@@ -72,6 +73,10 @@ def hits_from_json(answer: dict[str, Any]) -> list[FamilyHit]:
             picture_score=hit.get("evidence", {}).get("picture_score", hit["score"]),
             words=tuple(hit.get("evidence", {}).get("words", ())),
             named=bool(hit.get("evidence", {}).get("named", False)),
+            annotations=tuple(
+                Annotation(**{**a, "created_at": datetime.fromisoformat(a["created_at"])})
+                for a in hit.get("annotations", ())
+            ),
         )
         for hit in answer["results"]
     ]

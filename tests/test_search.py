@@ -261,7 +261,7 @@ def test_moments_and_like(library: dict[str, int], catalog: Catalog, tiny_clip: 
     assert best["moments"][0]["timecode"] == "00:00:02:12"
     # The moment asked about is found by its own stored views: 1 means identical.
     assert best["score"] == pytest.approx(1.0, abs=1e-3) and best["moments"][0]["score"] == best["score"]
-    assert set(best) == {"rank", "score", "master", "renditions", "moments", "evidence"}
+    assert set(best) == {"rank", "score", "master", "renditions", "moments", "evidence", "annotations"}
     assert best["evidence"] == {"words": [], "named": False, "picture_score": best["score"]}
     assert set(report["query"]) == {"text", "image", "like", "model", "sides", "in"}
 

@@ -410,6 +410,9 @@ def test_the_page_notes_tags_and_builds_a_selection(indexed: dict[str, str], tmp
         first.locator(".annotations li.tag >> nth=0").locator(".untag").click()
         page.wait_for_function("document.querySelectorAll('.hit .annotations li.tag').length === 1")
         assert _cli(env, "search", "tag:keeper", "--words-only")["results"] == []
+        first.locator(".annotations li.note .unnote").click()
+        page.wait_for_function("document.querySelectorAll('.hit .annotations li.note').length === 0")
+        assert _cli(env, "search", "note:client", "--words-only")["results"] == []
 
         # Two moments of different files into a selection, then the second one first.
         boxes = page.locator(".moment .choose")

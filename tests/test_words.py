@@ -163,6 +163,10 @@ def test_notes_and_tags_are_searchable_at_once_with_who_and_when(
     assert _names(found) == ["sc12_tk3.mp4"]
     moment = found["results"][0]["moments"][0]
     assert moment["start_s"] <= 1.5 < moment["end_s"]  # the noted moment, not the first
+    shown_in_search = {(a["kind"], a["text"], a["author"]) for a in found["results"][0]["annotations"]}
+    assert ("note", "hero shot, the client liked this", "maria.editor") in shown_in_search
+    table = runner.invoke(app, ["search", "note:client", "--words-only"], env={**env, "COLUMNS": "200"})
+    assert "hero shot, the client liked this (maria.editor)" in " ".join(table.stdout.split())
     assert _names(_search(env, "tag:keeper", "--words-only")) == ["sc12_tk3.mp4"]
     assert _names(_search(env, "note:keeper", "--words-only")) == []  # a tag is not a note
 

@@ -58,7 +58,7 @@ function hitView(hit) {
     ? element("p", { class: "evidence" }, `words: ${hit.evidence.words.join(", ")}${hit.evidence.named ? " (in its name)" : ""}`)
     : "";
   const moments = element("div", { class: "moments" }, ...hit.moments.map((m) => momentView(hit, m)));
-  return element("article", { class: "hit" }, heading, evidence, moments, notesView(hit.master.asset_id));
+  return element("article", { class: "hit" }, heading, evidence, moments, notesView(hit.master.asset_id, hit.annotations || []));
 }
 
 // ---- notes and tags on an asset, selections of moments: shared through the catalog ----
@@ -82,30 +82,24 @@ function annotationList(list, annotations, assetId) {
   list.replaceChildren(...annotations.map((a) => {
     const when = a.at_s === null ? "" : ` @${a.at_s.toFixed(1)} s`;
     const item = element("li", { class: a.kind }, `${a.kind === "tag" ? "#" : ""}${a.text}${when} — ${a.author}, ${a.created_at.slice(0, 16).replace("T", " ")}`);
-    if (a.kind === "tag") {
-      const remove = element("button", { type: "button", class: "untag", title: "Remove this tag" }, "×");
-      remove.addEventListener("click", async () => {
-        const answer = await change("/api/annotations", { asset_id: assetId, at_s: a.at_s, untag: [a.text] });
-        annotationList(list, answer.annotations, assetId);
-      });
-      item.append(" ", remove);
-    }
+    const remove = element("button", { type: "button", class: a.kind === "tag" ? "untag" : "unnote", title: `Remove this ${a.kind}` }, "×");
+    remove.addEventListener("click", async () => {
+      const what = a.kind === "tag" ? { at_s: a.at_s, untag: [a.text] } : { unnote: a.id };
+      const answer = await change("/api/annotations", { asset_id: assetId, ...what });
+      annotationList(list, answer.annotations, assetId);
+    });
+    item.append(" ", remove);
     return item;
   }));
 }
 
-function notesView(assetId) {
+function notesView(assetId, annotations) {
   const list = element("ul", { class: "annotations" });
+  annotationList(list, annotations, assetId);
   const text = element("input", { type: "text", class: "note-text", placeholder: "note, or #tag #tag", "aria-label": "Note or tags" });
   const state = element("span", { class: "note-status", role: "status" });
   const add = element("form", { class: "note-form" }, text, element("button", { type: "submit" }, "Add"), state);
-  const box = element("details", { class: "notes" }, element("summary", {}, "notes and tags"), list, add);
-  box.addEventListener("toggle", async () => {
-    if (!box.open || list.dataset.loaded) return;
-    const details = await (await fetch(`/api/assets/${assetId}`)).json();
-    list.dataset.loaded = "1";
-    annotationList(list, details.annotations || [], assetId);
-  });
+  const box = element("details", { class: "notes" }, element("summary", {}, `notes and tags (${annotations.length})`), list, add);
   add.addEventListener("submit", async (event) => {
     event.preventDefault();
     const words = text.value.trim().split(/\s+/);
@@ -113,7 +107,6 @@ function notesView(assetId) {
     try {
       const answer = await change("/api/annotations", tags ? { asset_id: assetId, tags } : { asset_id: assetId, note: text.value });
       annotationList(list, answer.annotations, assetId);
-      list.dataset.loaded = "1";
       text.value = "";
       state.textContent = "Saved.";
     } catch (error) {
