@@ -24,7 +24,7 @@ from cli.settings import catalog_settings
 app = typer.Typer(
     cls=FootageGroup,
     no_args_is_help=True,
-    help="Inspect and migrate the catalog database.",
+    help="Inspect, migrate and serve the catalog database.",
 )
 
 

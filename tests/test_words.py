@@ -231,6 +231,16 @@ def test_selections_keep_order_export_and_survive_a_move(
     assert listed["entries"][1]["asset_id"] == a and listed["entries"][1]["path"] == str(moved)
     assert _names(_search(env, "tag:keeper final", "--words-only"))[0] == "sc12_tk3_final.mp4"
 
+    # A deleted file keeps them too: its asset stays, missing, with its notes, tags and entries.
+    from catalog.assets import mark_missing
+
+    moved.unlink()
+    with catalog.session() as session:
+        assert mark_missing(session, str(moved))
+    listed = json.loads(runner.invoke(app, ["selection", "opening", "--json"], env=env).stdout)
+    assert listed["entries"][1]["asset_id"] == a and listed["entries"][1]["status"] == "missing"
+    assert _names(_search(env, "tag:keeper", "--words-only")) == ["sc12_tk3_final.mp4"]
+
     missing = runner.invoke(app, ["selection", "nope"], env=env)
     assert missing.exit_code == 5 and "opening" in missing.output
 
