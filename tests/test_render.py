@@ -252,7 +252,8 @@ def test_colour_survives_the_round_trip(tmp_path: Path, weights: dict[str, Path]
 
 
 def test_provenance_tags_and_sidecar(tmp_path: Path, weights: dict[str, Path]) -> None:
-    master = write_clip(tmp_path / "m.mov", Clip(width=64, height=36))
+    # Five frames: each is encoded at 3840x2160, which is most of this test's time.
+    master = write_clip(tmp_path / "m.mov", Clip(width=64, height=36, shots=(0.2,)))
     out = tmp_path / "m.4k.mov"
     result = _render(master, out, weights["tiny"], target="4k")
     with av.open(str(out)) as c:
