@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from catalog.families import families
 from catalog.results import FamilyHit, MomentHit, SearchFilters, SearchOptions
-from catalog.tables import DEFAULT_EMBEDDING_DIM, Asset, MomentView, RenditionStatus
+from catalog.tables import DEFAULT_EMBEDDING_DIM, MomentView, RenditionStatus
 from catalog.timecode import timecode
 from catalog.vector_index import cached_vector_support
 
@@ -272,14 +272,18 @@ def moments_of(
 
 def whole_asset(session: Session, asset_id: int) -> MomentHit | None:
     """An asset from its first frame to its last, as one moment (a selection's whole-asset entry)."""
-    asset = session.get(Asset, asset_id)
-    if asset is None:
-        return None
-    rate = (
-        Fraction(asset.frame_rate_num, asset.frame_rate_den) if asset.frame_rate_num and asset.frame_rate_den else None
-    )
-    end = asset.duration_s or 0.0
-    return _moment_hit(_Row(asset.id, asset.id, asset.path, 0.0, end, 0.0, 1.0, rate, asset.timecode))
+    row = session.execute(
+        sa.text(
+            """
+            SELECT a.id AS asset_id, a.id AS family_id, a.path, 0::float8 AS start_s,
+                   COALESCE(a.duration_s, 0)::float8 AS end_s, 0::float8 AS frame_s, 1::float8 AS distance,
+                   a.frame_rate_num, a.frame_rate_den, a.timecode
+            FROM assets a WHERE a.id = :id
+            """
+        ),
+        {"id": asset_id},
+    ).one_or_none()
+    return _moment_hit(_row(row)) if row is not None else None
 
 
 def search_vector(
