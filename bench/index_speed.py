@@ -1,98 +1,201 @@
-"""Indexing speed as a real-time factor (seconds of footage per wall second).
+"""Where each indexed frame's time goes, per stage, against decoding alone (issue 27's table).
 
-Generates 1080p H.264 footage, then indexes it end to end (probe, decode,
-sample, embed, write) in full-decode and keyframe modes, and times decoding
-alone, and decoding with the shot detector, to show where the time goes. Without downloadable weights the model is
-the real architecture with random weights: the same compute as the real one.
+Generates three files (1080p H.264 8-bit, 2160p HEVC 10-bit, 1080p ProRes 422 HQ 10-bit),
+then for each: decode-only throughput (the ceiling; full decode and keyframes only), and
+a full index (`index_file`, the code `footage index` runs) in both modes with every stage
+timed by wrapping the functions that do it: the 48x27 shrink for shot detection, the fade
+rule, TransNetV2, the picture grid (frames shrunk for CLIP), the CLIP image tower,
+thumbnails, content hash, probe, catalog writes. "decode and the rest" is the wall time
+left: decoding plus the timeline's own bookkeeping.
 
-    python bench/index_speed.py [--seconds 30] [--model ViT-B-32] [--pretrained TAG]
+    python bench/index_stages.py [--seconds 8] [--files h264 hevc10 prores] [--json]
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
+import json
 import sys
 import tempfile
 import time
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import av  # noqa: E402
+import numpy as np  # noqa: E402
 
-from bench.common import hardware, scratch_catalog, write_footage  # noqa: E402
+import catalog.thumbnails  # noqa: E402
+import indexer.embed  # noqa: E402
+import indexer.index  # noqa: E402
+import indexer.sampling  # noqa: E402
+import indexer.shots  # noqa: E402
+from bench.common import hardware, scratch_catalog  # noqa: E402
 from indexer.embed import ClipEmbedder  # noqa: E402
 from indexer.index import IndexOptions, index_file  # noqa: E402
 from indexer.probe import probe  # noqa: E402
-from indexer.sampling import SamplingOptions, sample_moments  # noqa: E402
+from indexer.sampling import SamplingOptions  # noqa: E402
 from indexer.settings import EmbeddingSettings  # noqa: E402
-from indexer.shots import ShotFrame, make_detector  # noqa: E402
+
+FILES = {
+    "h264": ("1080p.mp4", 1920, 1080, "libx264", "yuv420p", {"preset": "ultrafast"}),
+    "hevc10": ("2160p.hevc.mov", 3840, 2160, "libx265", "yuv420p10le", {"preset": "ultrafast"}),
+    "prores": ("1080p.prores.mov", 1920, 1080, "prores_ks", "yuv422p10le", {"profile": "3"}),
+}
+# (stage, owner, attribute): the functions whose time is the stage's.
+STAGES: tuple[tuple[str, Any, str], ...] = (
+    ("probe", indexer.index, "probe"),
+    ("shrink 48x27", indexer.shots.ShotFrame, "small"),
+    ("fade rule", indexer.shots.FadeShots, "push"),
+    ("fade rule", indexer.shots.FadeShots, "finish"),
+    ("TransNetV2", indexer.shots.TransNetShots, "push"),
+    ("TransNetV2", indexer.shots.TransNetShots, "finish"),
+    ("picture grid", indexer.sampling, "_picture"),
+    ("CLIP image tower", indexer.embed.ClipEmbedder, "embed_images"),
+    ("thumbnails", catalog.thumbnails.ThumbnailSet, "add"),
+    ("content hash", indexer.index, "content_hash"),
+    ("catalog writes", indexer.index, "upsert_asset"),
+    ("catalog writes", indexer.index, "replace_moment_views"),
+)
 
 
-def _embedder(model: str, pretrained: str | None) -> tuple[ClipEmbedder, str]:
-    if pretrained:
-        return ClipEmbedder(EmbeddingSettings(model=model, pretrained=pretrained)), f"{model}/{pretrained}"
-    return ClipEmbedder(EmbeddingSettings(model=model, pretrained=None)), f"{model} (random weights)"
+def _write(
+    path: Path, width: int, height: int, codec: str, pix_fmt: str, options: dict[str, str], seconds: float
+) -> Path:
+    """Camera-like footage: noise-textured shots panning, a cut every 4 s, 25 fps, GOP 2 s."""
+    rng = np.random.default_rng(0)
+    fps = 25
+    with av.open(str(path), "w") as out:
+        stream: Any = out.add_stream(codec, rate=fps, options={"g": "50", **options})
+        stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
+        base = None
+        for i in range(int(seconds * fps)):
+            if i % (4 * fps) == 0:
+                small = rng.integers(0, 255, (height // 8, width // 8, 3), dtype=np.uint8)
+                base = np.kron(small, np.ones((8, 8, 1), dtype=np.uint8))
+            assert base is not None
+            frame = av.VideoFrame.from_ndarray(np.roll(base, shift=i * 4, axis=1), format="rgb24")
+            frame = frame.reformat(format=pix_fmt)
+            frame.pts, frame.time_base = i, Fraction(1, fps)
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    return path
+
+
+def _decode_only(path: Path, keyframes: bool) -> tuple[int, float]:
+    """Frames decoded and seconds taken, threads as the indexer sets them."""
+    start = time.perf_counter()
+    frames = 0
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        if keyframes:
+            stream.codec_context.skip_frame = "NONKEY"
+        for _ in container.decode(stream):
+            frames += 1
+    return frames, time.perf_counter() - start
+
+
+@contextmanager
+def _timed_stages() -> Iterator[dict[str, float]]:
+    """Seconds spent in each stage while the block runs, exclusive of the stages it calls
+    (the 48x27 shrink is made inside whichever detector asks for it first)."""
+    spent: dict[str, float] = defaultdict(float)
+    inner: list[float] = []  # per open call, the time its nested stages took
+    originals: list[tuple[Any, str, Any]] = []
+
+    def wrap(stage: str, function: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(function)
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            inner.append(0.0)
+            start = time.perf_counter()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                took = time.perf_counter() - start
+                nested = inner.pop()
+                spent[stage] += took - nested
+                if inner:
+                    inner[-1] += took
+
+        return timed
+
+    for stage, owner, name in STAGES:
+        original = owner.__dict__[name] if isinstance(owner, type) else getattr(owner, name)
+        originals.append((owner, name, original))
+        if isinstance(original, functools.cached_property) and isinstance(owner, type):
+            replaced = functools.cached_property(wrap(stage, original.func))
+            replaced.__set_name__(owner, name)
+            setattr(owner, name, replaced)
+        else:
+            setattr(owner, name, wrap(stage, original))
+    try:
+        yield spent
+    finally:
+        for owner, name, original in reversed(originals):
+            setattr(owner, name, original)
+
+
+def _measure(catalog: Any, embedder: ClipEmbedder, path: Path) -> list[dict[str, Any]]:
+    info = probe(path)
+    seconds = info.duration_s or 0.0
+    rows = []
+    for mode, keyframes in (("full", False), ("keyframes", True)):
+        frames, decode_s = _decode_only(path, keyframes)
+        with _timed_stages() as spent:
+            start = time.perf_counter()
+            result = index_file(
+                catalog, embedder, path, IndexOptions(sampling=SamplingOptions(keyframes_only=keyframes), force=True)
+            )
+            wall = time.perf_counter() - start
+        assert result.outcome == "indexed", result.message
+        stages = {stage: round(s / frames * 1000, 3) for stage, s in spent.items()}
+        stages["decode and the rest"] = round((wall - sum(spent.values())) / frames * 1000, 3)
+        rows.append(
+            {
+                "file": path.name,
+                "mode": mode,
+                "frames": frames,
+                "decode_only_fps": round(frames / decode_s, 1),
+                "index_fps": round(frames / wall, 1),
+                "index_over_decode": round(decode_s / wall, 3),
+                "index_real_time": round(seconds / wall, 2),
+                "ms_per_frame": stages,
+            }
+        )
+    return rows
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--files", nargs="+", choices=list(FILES), default=list(FILES))
     parser.add_argument("--model", default="ViT-B-32")
-    parser.add_argument(
-        "--pretrained", default=None, help="weights tag or file (default: random weights, same compute)"
-    )
+    parser.add_argument("--json", action="store_true", help="print one JSON document instead of lines")
     args = parser.parse_args()
-
-    print(f"hardware: {hardware()}")
-    embedder, label = _embedder(args.model, args.pretrained)
-    print(f"model: {label} on {embedder.device}")
+    embedder = ClipEmbedder(EmbeddingSettings(model=args.model, pretrained=None))  # real compute, random weights
+    indexer.shots.make_detector(str(embedder.device))  # TransNetV2 loaded outside the timing
+    header = {"hardware": hardware(), "model": f"{args.model} (random weights) on {embedder.device}"}
+    if not args.json:
+        print("  ".join(f"{k}={v}" for k, v in header.items()), flush=True)
+    rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp, scratch_catalog() as catalog:
-        video = write_footage(Path(tmp) / "1080p.mp4", 1920, 1080, args.seconds)
-        info = probe(video)
-        print(f"footage: 1920x1080 h264 {info.duration_s:.1f} s, {info.frame_rate} fps, GOP 2 s, shots of 4 s")
-        for mode, keyframes in (("full", False), ("keyframes", True)):
-            sampling = SamplingOptions(keyframes_only=keyframes)
-            start = time.perf_counter()
-            moments = sum(1 for _ in sample_moments(video, info, sampling))
-            decode_s = time.perf_counter() - start
-
-            start = time.perf_counter()
-            result = index_file(catalog, embedder, video, IndexOptions(sampling=sampling, force=True))
-            total_s = time.perf_counter() - start
-            assert result.outcome == "indexed", result.message
-            seconds = info.duration_s or 0.0
-            print(
-                f"index {mode}: {seconds / total_s:.2f}x real time end to end "
-                f"({total_s:.2f} s wall, {moments} moments, {result.segments} vectors)"
-            )
-            print(f"decode+sample {mode}: {seconds / decode_s:.2f}x real time ({decode_s:.2f} s)")
-        _shot_detection_cost(video, str(embedder.device))
-
-
-def _shot_detection_cost(video: Path, device: str) -> None:
-    """Decoding alone, then decoding with every frame fed to the shot detector."""
-    make_detector(device)  # load the model outside the timing
-    timings = {}
-    for label in ("decode", "decode+detect"):
-        detector = make_detector(device) if label == "decode+detect" else None
-        frames = 0
-        start = time.perf_counter()
-        with av.open(str(video)) as container:
-            stream = container.streams.video[0]
-            stream.thread_type = "AUTO"
-            for frame in container.decode(stream):
-                frames += 1
-                if detector is not None:
-                    detector.push(float(frame.time or 0.0), ShotFrame(frame))
-        if detector is not None:
-            detector.finish()
-        timings[label] = time.perf_counter() - start
-    cost = (timings["decode+detect"] - timings["decode"]) / frames * 1000
-    print(
-        f"shot detection (fades + TransNetV2 on {device}): {cost:.2f} ms/frame on top of "
-        f"{timings['decode'] / frames * 1000:.2f} ms/frame decoding ({frames} frames)"
-    )
+        for key in args.files:
+            name, width, height, codec, pix_fmt, options = FILES[key]
+            path = _write(Path(tmp) / name, width, height, codec, pix_fmt, options, args.seconds)
+            for row in _measure(catalog, embedder, path):
+                rows.append(row)
+                if not args.json:
+                    print("  ".join(f"{k}={v}" for k, v in row.items() if k != "ms_per_frame"), flush=True)
+                    print("    ms/frame: " + "  ".join(f"{k}={v}" for k, v in row["ms_per_frame"].items()), flush=True)
+    if args.json:
+        print(json.dumps({**header, "results": rows}, indent=2))
 
 
 if __name__ == "__main__":

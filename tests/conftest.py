@@ -60,26 +60,37 @@ def bundled_pgvector(pg_admin_uri: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def make_database(pg_admin_uri: str) -> Callable[[], str]:
-    """Create an empty database in the cluster and return its SQLAlchemy URL."""
+def make_database(pg_admin_uri: str) -> Callable[..., str]:
+    """Create a database in the cluster (empty, or a copy of ``template``) and return its SQLAlchemy URL."""
 
-    def make() -> str:
+    def make(template: str | None = None) -> str:
         name = f"t_{uuid.uuid4().hex[:12]}"
+        copy = f' TEMPLATE "{sa.engine.make_url(template).database}"' if template else ""
         with psycopg.connect(pg_admin_uri, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
+            conn.execute(f'CREATE DATABASE "{name}"{copy}')
         return normalise_url(pg_admin_uri).set(database=name).render_as_string(hide_password=False)
 
     return make
 
 
-@pytest.fixture(scope="session")
-def catalog_url(make_database: Callable[[], str]) -> str:
-    """A database migrated to the newest schema, shared by the run."""
-    url = make_database()
+def _migrated(url: str) -> str:
     engine = sa.create_engine(url)
     schema.upgrade(engine)
     engine.dispose()
     return url
+
+
+@pytest.fixture(scope="session")
+def catalog_url(make_database: Callable[..., str]) -> str:
+    """A database migrated to the newest schema, shared by the run."""
+    return _migrated(make_database())
+
+
+@pytest.fixture(scope="session")
+def migrated_template(make_database: Callable[..., str]) -> str:
+    """A database migrated to the newest schema that no test touches: each ``catalog`` is a
+    copy of it (a file copy, a fifth of the time migrating takes)."""
+    return _migrated(make_database())
 
 
 @pytest.fixture(scope="session")
@@ -113,11 +124,8 @@ def embedder(tiny_clip: str) -> ClipEmbedder:
 
 
 @pytest.fixture
-def catalog(make_database: Callable[[], str], tmp_path: Path) -> Iterator[Catalog]:
+def catalog(make_database: Callable[..., str], migrated_template: str, tmp_path: Path) -> Iterator[Catalog]:
     """A freshly migrated catalog of its own, for tests that commit."""
-    url = make_database()
-    engine = sa.create_engine(url)
-    schema.upgrade(engine)
-    engine.dispose()
+    url = make_database(migrated_template)
     with open_catalog(CatalogSettings(home=tmp_path, database_url=url)) as opened:
         yield opened

@@ -64,7 +64,9 @@ def _worker(env: dict[str, str], logs: Path, *options: str) -> Service:
     return start(env, logs, "worker", "-q", "render", *options)
 
 
-@pytest.mark.parametrize("stop_at", [0.05, 0.5, 0.95], ids=["first-frames", "middle", "last-frames"])
+# The two edges of a render: its first frames and its last (a stop in the middle, tried
+# before, adds nothing either edge does not, for 75 s of the suite).
+@pytest.mark.parametrize("stop_at", [0.05, 0.95], ids=["first-frames", "last-frames"])
 def test_a_gracefully_stopped_worker_renders_once(
     stop_at: float, catalog: Catalog, tiny_clip: str, tmp_path: Path
 ) -> None:
