@@ -73,6 +73,7 @@ class ThresholdShots:
     settled = 0.0  # not used by the bench
 
     def push(self, t: float, shot: ShotFrame) -> list[float]:
+        assert shot.frame is not None
         thumb = shot.frame.reformat(width=32, height=18, format="gray", interpolation="AREA").to_ndarray().astype(float)
         cut = self._previous is not None and float(np.abs(thumb - self._previous).mean()) > 30.0
         self._previous = thumb
@@ -98,6 +99,7 @@ class SceneDetectShots:
         from scenedetect import FrameTimecode
 
         frame = shot.frame
+        assert frame is not None
         height = round(frame.height * 256 / frame.width)
         image = frame.reformat(width=256, height=height, format="bgr24", interpolation="AREA").to_ndarray()
         found = self._detector.process_frame(FrameTimecode(round(t * FPS), Fraction(FPS)), image)

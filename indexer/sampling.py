@@ -12,7 +12,7 @@ import numpy as np
 
 from indexer.errors import MediaError
 from indexer.probe import MediaInfo
-from indexer.shots import ShotDetector, ShotFrame, make_detector
+from indexer.shots import BackgroundShots, ShotDetector, ShotFrame, make_detector, reformatter
 
 DEFAULT_MAX_GAP_S = 2.0
 # Pictures that may stand for a moment are kept at most this far apart, so the
@@ -51,7 +51,8 @@ def _working_size(info: MediaInfo) -> tuple[int, int]:
 
 
 def _picture(frame: av.VideoFrame, size: tuple[int, int], rotation: int) -> np.ndarray:
-    image = frame.reformat(width=size[0], height=size[1], format="rgb24", interpolation="AREA").to_ndarray()
+    shrunk = reformatter().reformat(frame, width=size[0], height=size[1], format="rgb24", interpolation="AREA")
+    image = shrunk.to_ndarray()
     # Display-matrix rotation is counter-clockwise, as is np.rot90.
     return np.ascontiguousarray(np.rot90(image, k=rotation // 90)) if rotation else image
 
@@ -66,7 +67,7 @@ def sample_moments(
     Keyframes mode decodes too few frames to see shots: moments follow ``max_gap_s``.
     """
     size = _working_size(info)
-    detector = None if options.keyframes_only else make_detector(device)
+    detector = None if options.keyframes_only else BackgroundShots(make_detector(device))
     try:
         with av.open(str(path)) as container:
             stream = container.streams.video[0]
@@ -76,6 +77,9 @@ def sample_moments(
             yield from _Timeline(info, size, options, detector).moments(container.decode(stream))
     except av.error.FFmpegError as exc:
         raise MediaError(f"{path}: video stops decoding ({exc.strerror or exc})") from exc
+    finally:
+        if detector is not None:
+            detector.close()
 
 
 class _Timeline:

@@ -12,7 +12,7 @@ from edits import FPS, Edit, Shot, Truth, write_edit
 
 from indexer.probe import probe
 from indexer.sampling import Moment, SamplingOptions, sample_moments
-from indexer.shots import MergedShots, ShotFrame, make_detector
+from indexer.shots import BackgroundShots, MergedShots, ShotFrame, make_detector
 
 SLACK = 2  # frames
 
@@ -122,3 +122,63 @@ def test_close_boundaries_of_two_detectors_count_once() -> None:
     found = [c for n in range(80) for c in merged.push(n / FPS, frame)] + merged.finish()
     # 0.20 and 0.30 are one boundary, placed where the first-listed detector put it.
     assert found == [0.30, 1.00, 1.60]
+
+
+def test_a_detector_beside_the_decoder_finds_what_it_finds_inline(tmp_path: Path) -> None:
+    """The same boundaries as the detector run in the decoding thread, none behind ``settled``."""
+    edit = Edit(
+        shots=(Shot(0, 2.0, "drift"), Shot(1, 2.4, "pan"), Shot(2, 2.4, "drift"), Shot(3, 2.0, "handheld")),
+        transitions=("cut", "fade", "dissolve"),
+        seed=4,
+    )
+    write_edit(tmp_path / "edit.mp4", edit)
+    with av.open(str(tmp_path / "edit.mp4")) as container:
+        frames = [(float(f.time), ShotFrame(f)) for f in container.decode(video=0)]
+    inline = make_detector("cpu")
+    expected = [c for t, f in frames for c in inline.push(t, f)] + inline.finish()
+    background = BackgroundShots(make_detector("cpu"), depth=7)  # a short queue: the decoder waits on it
+    found: list[float] = []
+    try:
+        for t, frame in frames:
+            settled_before = background.settled
+            cuts = background.push(t, frame)
+            assert all(c > settled_before for c in cuts), (cuts, settled_before)
+            found.extend(cuts)
+        found.extend(background.finish())
+    finally:
+        background.close()
+    assert len(expected) >= 2 and found == expected
+    assert all(f.frame is None for _, f in frames)  # the queue held small copies, not decoded frames
+
+
+class _Failing(_Scripted):
+    def push(self, t: float, frame: ShotFrame) -> list[float]:
+        if t >= 0.5:
+            raise ValueError("the model broke")
+        return super().push(t, frame)
+
+
+def test_a_failing_background_detector_raises_in_the_decoder_and_stops() -> None:
+    small = np.zeros((18, 32, 3), np.uint8)
+    background = BackgroundShots(_Failing({}, lag=0), depth=4)
+    with pytest.raises(ValueError, match="the model broke"):
+        for n in range(10_000):
+            background.push(n / FPS, ShotFrame(av.VideoFrame.from_ndarray(small, format="rgb24")))
+    background.close()  # returns: the thread has ended
+    assert not background._thread.is_alive()
+
+
+def test_an_abandoned_background_detector_stops_with_a_full_queue() -> None:
+    class _Slow(_Scripted):
+        def push(self, t: float, frame: ShotFrame) -> list[float]:
+            import time
+
+            time.sleep(0.01)
+            return super().push(t, frame)
+
+    small = np.zeros((18, 32, 3), np.uint8)
+    background = BackgroundShots(_Slow({}, lag=0), depth=3)
+    for n in range(6):
+        background.push(n / FPS, ShotFrame(av.VideoFrame.from_ndarray(small, format="rgb24")))
+    background.close()
+    assert not background._thread.is_alive()
