@@ -7,6 +7,7 @@ checks it against ``_NEXT``; no other module writes ``Rendition.status``.
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -72,12 +73,16 @@ def _expiry(seconds: float) -> sa.ColumnElement[datetime]:
     return sa.func.now() + timedelta(seconds=seconds)
 
 
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+# Letters and digits of every script stay (``Ünïcødé clip`` keeps its letters); separators,
+# brackets, spaces and look-alike slashes become ``_``.
+_UNSAFE = re.compile(r"[^\w.-]+")
+_COMPONENT_BYTES = 80  # four parts and a suffix stay under a filesystem's 255-byte names
 
 
 def _component(text: str) -> str:
-    cleaned = _UNSAFE.sub("_", text).strip("._") or "x"
-    return cleaned[:80]
+    # NFC: a Mac writes names decomposed (u + combining diaeresis) to the same share.
+    cleaned = _UNSAFE.sub("_", unicodedata.normalize("NFC", text)).strip("._") or "x"
+    return cleaned.encode()[:_COMPONENT_BYTES].decode(errors="ignore")
 
 
 def rendition_path(folder: Path, master_stem: str, label: str, model: str, codec: str, suffix: str) -> Path:

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -77,6 +78,9 @@ def test_temporal_setting_makes_a_different_rendition(setup: dict, catalog: Cata
     softer = _invoke(env, "upscale", master, "--to", "2x", "-m", model, "--temporal-strength", "0.5")
     assert len({stable["rendition_id"], plain["rendition_id"], softer["rendition_id"]}) == 3
     assert len({stable["output"], plain["output"], softer["output"]}) == 3  # never one file for two renditions
+    # Each name says what sets it apart; only a copy of the very same request (--again) is numbered.
+    labels = [Path(r["output"]).name.removeprefix("harbour.").split(".tiny-sr.")[0] for r in (stable, plain, softer)]
+    assert labels == ["2x", "2x-frame-by-frame", "2x-temporal0.5"]
     assert not any(r["existing"] for r in (stable, plain, softer))
     again = _invoke(env, "upscale", master, "--to", "2x", "-m", model, "--temporal", "off")
     assert again["existing"] and again["rendition_id"] == plain["rendition_id"]
@@ -222,6 +226,15 @@ def test_cancel_a_queued_job(setup: dict, catalog: Catalog) -> None:
         1,
         f"Error: job {queued['job_id']} has already ended (cancelled); nothing to cancel\n",
     )
+
+
+def test_rendition_names_keep_the_masters_letters(tmp_path: Path) -> None:
+    decomposed = unicodedata.normalize("NFD", "Ünïcødé clip (final) [v2]")  # as a Mac writes it
+    made = rendition_path(tmp_path, decomposed, "2160p", "RealESRGAN_x4plus", "hevc", ".mov")
+    assert made.name == "Ünïcødé_clip_final_v2.2160p.RealESRGAN_x4plus.hevc.mov"
+    assert rendition_path(tmp_path, "東京 夜景／ロケ", "4k", "m", "hevc", ".mov").name == "東京_夜景_ロケ.4k.m.hevc.mov"
+    long = rendition_path(tmp_path, "ü" * 200, "4k", "m", "hevc", ".mov")
+    assert len(long.name.encode()) < 255 and long.name.startswith("ü" * 40 + ".")
 
 
 def test_path_escapes_are_rejected(tmp_path: Path, setup: dict, catalog: Catalog) -> None:

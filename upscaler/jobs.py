@@ -159,18 +159,32 @@ def _parameters(request: UpscaleRequest, model: ResolvedModel) -> dict[str, obje
 def _output_path(
     session: Session, folder: Path, master: Asset, the_plan: Plan, model_name: str, request: UpscaleRequest
 ) -> Path:
-    """``<stem>.<target>.<model>.<codec><suffix>`` in the renditions folder; when that name is taken
-    (another version of the same request, ``--again``), the target gets the first free number:
-    ``4k-2``, ``4k-3``."""
+    """``<stem>.<target>[-variant].<model>.<codec><suffix>`` in the renditions folder, the variant
+    saying what sets this request apart from the default one (``2160p-frame-by-frame``,
+    ``2160p-temporal0.5``, ``2160p-denoise0.3``); when that name is taken (another version of
+    the same request, ``--again``), the label gets the first free number: ``4k-2``, ``4k-3``."""
     folder.mkdir(parents=True, exist_ok=True)
     stem, suffix = Path(master.path).stem, CODECS[request.codec].suffix
-    label, number = the_plan.label, 1
+    named = "-".join([the_plan.label, *_variant(request)])
+    label, number = named, 1
     while True:
         output = records.rendition_path(folder, stem, label, model_name, request.codec, suffix)
         if not (output.exists() or _path_taken(session, output)):
             return output
         number += 1
-        label = f"{the_plan.label}-{number}"
+        label = f"{named}-{number}"
+
+
+def _variant(request: UpscaleRequest) -> list[str]:
+    """The parts of a rendition's name for the settings it does not share with a default request."""
+    parts: list[str] = []
+    if not request.temporal.enabled:
+        parts.append("frame-by-frame")
+    elif request.temporal.strength != TemporalSettings().strength:
+        parts.append(f"temporal{request.temporal.strength:g}")
+    if request.model.denoise is not None:
+        parts.append(f"denoise{request.model.denoise:g}")
+    return parts
 
 
 def _path_taken(session: Session, path: Path) -> bool:
