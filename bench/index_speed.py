@@ -5,9 +5,9 @@ then for each: decode-only throughput (the ceiling; full decode and keyframes on
 a full index (`index_file`, the code `footage index` runs) in both modes with every stage
 timed by wrapping the functions that do it: the 48x27 shrink for shot detection, the fade
 rule, TransNetV2, the picture grid (frames shrunk for CLIP), the CLIP image tower,
-thumbnails, content hash, probe, catalog writes. Shot detection and the CLIP image tower
-run in threads of their own beside decoding, so stage times (summed over threads) can
-add up to more than the wall time; "decode and the rest" is the wall time the decoding
+thumbnails, content hash, probe, catalog writes. Shot detection runs in a thread of its
+own beside decoding, so stage times (summed over threads) can add up to more than the
+wall time; "decode and the rest" is the wall time the decoding
 thread spent outside every stage: decoding, waiting on the other threads, bookkeeping.
 
     python bench/index_speed.py [--seconds 8] [--files h264 hevc10 prores] [--json]
@@ -25,21 +25,19 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import av  # noqa: E402
-import numpy as np  # noqa: E402
 
 import catalog.thumbnails  # noqa: E402
 import indexer.embed  # noqa: E402
 import indexer.index  # noqa: E402
 import indexer.sampling  # noqa: E402
 import indexer.shots  # noqa: E402
-from bench.common import hardware, scratch_catalog  # noqa: E402
+from bench.common import hardware, scratch_catalog, write_footage  # noqa: E402
 from indexer.embed import ClipEmbedder  # noqa: E402
 from indexer.index import IndexOptions, index_file  # noqa: E402
 from indexer.probe import probe  # noqa: E402
@@ -67,29 +65,6 @@ STAGES: tuple[tuple[str, Any, str], ...] = (
     ("catalog writes", indexer.index, "upsert_asset"),
     ("catalog writes", indexer.index, "replace_moment_views"),
 )
-
-
-def _write(
-    path: Path, width: int, height: int, codec: str, pix_fmt: str, options: dict[str, str], seconds: float
-) -> Path:
-    """Camera-like footage: noise-textured shots panning, a cut every 4 s, 25 fps, GOP 2 s."""
-    rng = np.random.default_rng(0)
-    fps = 25
-    with av.open(str(path), "w") as out:
-        stream: Any = out.add_stream(codec, rate=fps, options={"g": "50", **options})
-        stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
-        base = None
-        for i in range(int(seconds * fps)):
-            if i % (4 * fps) == 0:
-                small = rng.integers(0, 255, (height // 8, width // 8, 3), dtype=np.uint8)
-                base = np.kron(small, np.ones((8, 8, 1), dtype=np.uint8))
-            assert base is not None
-            frame = av.VideoFrame.from_ndarray(np.roll(base, shift=i * 4, axis=1), format="rgb24")
-            frame = frame.reformat(format=pix_fmt)
-            frame.pts, frame.time_base = i, Fraction(1, fps)
-            out.mux(stream.encode(frame))
-        out.mux(stream.encode(None))
-    return path
 
 
 def _decode_only(path: Path, keyframes: bool) -> tuple[int, float]:
@@ -200,7 +175,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp, scratch_catalog() as catalog:
         for key in args.files:
             name, width, height, codec, pix_fmt, options = FILES[key]
-            path = _write(Path(tmp) / name, width, height, codec, pix_fmt, options, args.seconds)
+            path = write_footage(
+                Path(tmp) / name, width, height, args.seconds, codec=codec, pix_fmt=pix_fmt, options=options
+            )
             for row in _measure(catalog, embedder, path):
                 rows.append(row)
                 if not args.json:

@@ -39,7 +39,7 @@ from upscaler.identity import SigningSettings
 from upscaler.lease import LeaseKeeper
 from upscaler.registry import ModelChoice, ResolvedModel, resolve_model
 from upscaler.render import RenderProgress, RenderRequest, RenderResult, render
-from upscaler.temporal import TemporalSettings
+from upscaler.temporal import DEFAULT_STRENGTH, TemporalSettings
 
 logger = logging.getLogger(__name__)
 
@@ -180,7 +180,7 @@ def _variant(request: UpscaleRequest) -> list[str]:
     parts: list[str] = []
     if not request.temporal.enabled:
         parts.append("frame-by-frame")
-    elif request.temporal.strength != TemporalSettings().strength:
+    elif request.temporal.strength != DEFAULT_STRENGTH:
         parts.append(f"temporal{request.temporal.strength:g}")
     if request.model.denoise is not None:
         parts.append(f"denoise{request.model.denoise:g}")
