@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -12,6 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
+from catalog.storages import mounts_of
 from catalog.tables import Asset, MomentView, Root
 from catalog.words import refresh_words
 
@@ -27,8 +29,14 @@ class MomentViewRow:
     embedding: np.ndarray
 
 
-def asset_by_path(session: Session, path: str) -> Asset | None:
-    return session.scalar(sa.select(Asset).where(Asset.path == path))
+def _at(session: Session, path: str | Path) -> sa.ColumnElement[bool]:
+    """The condition that an asset is the file at this host's ``path``."""
+    storage, rel = mounts_of(session).place(path)
+    return sa.and_(Asset.storage_id == storage.id, Asset.rel_path == rel)
+
+
+def asset_by_path(session: Session, path: str | Path) -> Asset | None:
+    return session.scalar(sa.select(Asset).where(_at(session, path)))
 
 
 def assets_with_fingerprint(session: Session, fingerprint: str) -> list[Asset]:
@@ -46,17 +54,21 @@ def moment_view_count(session: Session, asset_id: int, embedding_model: str) -> 
     )
 
 
-def upsert_asset(session: Session, path: str, values: dict[str, Any], meta_words: Sequence[str] | None = None) -> int:
+def upsert_asset(
+    session: Session, path: str | Path, values: dict[str, Any], meta_words: Sequence[str] | None = None
+) -> int:
     """Insert or update the asset at ``path`` and return its id, holding its row lock; its
     searched words follow (``meta_words``: its metadata's, when freshly probed).
 
     ``INSERT ... ON CONFLICT`` keeps two workers that index the same path at
     once from both inserting; the row lock then serialises their writes of moments.
     """
-    values = {**values, "path": path, "updated_at": datetime.now(UTC)}
+    storage, rel = mounts_of(session).place(path)
+    values = {**values, "storage_id": storage.id, "rel_path": rel, "updated_at": datetime.now(UTC)}
     statement = insert(Asset).values(**values)
     upsert = statement.on_conflict_do_update(
-        index_elements=[Asset.path], set_={k: statement.excluded[k] for k in values if k != "path"}
+        index_elements=[Asset.storage_id, Asset.rel_path],
+        set_={k: statement.excluded[k] for k in values if k not in ("storage_id", "rel_path")},
     ).returning(Asset.id)
     asset_id = int(session.execute(upsert).scalar_one())
     refresh_words(session, [asset_id], meta_words)
@@ -69,10 +81,10 @@ def database_now(session: Session) -> datetime:
     return now
 
 
-def indexed_since(session: Session, path: str, since: datetime) -> bool:
+def indexed_since(session: Session, path: str | Path, since: datetime) -> bool:
     """Whether the file at ``path`` was indexed after ``since`` (the database's clock), locking its
     row for the caller's write: an index that began before that one finished must not replace it."""
-    indexed_at = session.scalar(sa.select(Asset.indexed_at).where(Asset.path == path).with_for_update())
+    indexed_at = session.scalar(sa.select(Asset.indexed_at).where(_at(session, path)).with_for_update())
     return indexed_at is not None and indexed_at > since
 
 
@@ -100,11 +112,11 @@ def replace_moment_views(session: Session, asset_id: int, embedding_model: str, 
         )
 
 
-def mark_missing(session: Session, path: str) -> bool:
+def mark_missing(session: Session, path: str | Path) -> bool:
     """Record that the file at ``path`` is gone; its rows and history stay. False if unknown."""
     changed = session.scalars(
         sa.update(Asset)
-        .where(Asset.path == path, Asset.status != "missing")
+        .where(_at(session, path), Asset.status != "missing")
         .values(status="missing", error=None, updated_at=sa.func.now())
         .returning(Asset.id)
     ).all()
@@ -120,36 +132,49 @@ def mark_present(session: Session, asset_id: int) -> None:
     )
 
 
-def move_asset(session: Session, asset_id: int, new_path: str, root_id: int | None) -> None:
+def move_asset(session: Session, asset_id: int, new_path: str | Path, root_id: int | None) -> None:
     """Point an asset at its new path, keeping its id, moments and renditions."""
+    storage, rel = mounts_of(session).place(new_path)
     session.execute(
-        sa.update(Asset).where(Asset.id == asset_id).values(path=new_path, root_id=root_id, updated_at=sa.func.now())
+        sa.update(Asset)
+        .where(Asset.id == asset_id)
+        .values(storage_id=storage.id, rel_path=rel, root_id=root_id, updated_at=sa.func.now())
     )
     refresh_words(session, [asset_id])  # its name and folders are words; its notes and tags stay
 
 
-def assets_under(session: Session, prefix: str) -> list[Asset]:
-    """Assets whose path lies under the folder ``prefix`` (absolute, no trailing slash)."""
-    escaped = prefix.rstrip("/").replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return list(session.scalars(sa.select(Asset).where(Asset.path.like(f"{escaped}/%", escape="\\"))))
+def _under(storage_id: int, rel: str) -> sa.ColumnElement[bool]:
+    if not rel:
+        return Asset.storage_id == storage_id
+    escaped = rel.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return sa.and_(Asset.storage_id == storage_id, Asset.rel_path.like(f"{escaped}/%", escape="\\"))
 
 
-def move_folder(session: Session, old_prefix: str, new_prefix: str) -> int:
+def assets_under(session: Session, prefix: str | Path) -> list[Asset]:
+    """Assets whose file lies under this host's folder ``prefix``."""
+    storage, rel = mounts_of(session).place(prefix)
+    return list(session.scalars(sa.select(Asset).where(_under(storage.id, rel))))
+
+
+def move_folder(session: Session, old_prefix: str | Path, new_prefix: str | Path) -> int:
     """Re-point every asset under folder ``old_prefix`` to ``new_prefix``; returns how many."""
-    old = old_prefix.rstrip("/")
-    moved = assets_under(session, old)
+    mounts = mounts_of(session)
+    (old_storage, old), (new_storage, new) = mounts.place(old_prefix), mounts.place(new_prefix)
+    moved = list(session.scalars(sa.select(Asset).where(_under(old_storage.id, old))))
     for asset in moved:
-        asset.path = new_prefix.rstrip("/") + asset.path[len(old) :]
+        inside = asset.rel_path[len(old) :].lstrip("/") if old else asset.rel_path
+        asset.storage_id, asset.rel_path = new_storage.id, f"{new}/{inside}" if new else inside
     session.flush()
     refresh_words(session, [asset.id for asset in moved])
     return len(moved)
 
 
-def upsert_root(session: Session, path: str, polling: bool) -> int:
+def upsert_root(session: Session, path: str | Path, polling: bool) -> int:
     """Register a watched folder (idempotent) and return its id."""
-    statement = insert(Root).values(path=path, polling=polling)
+    storage, rel = mounts_of(session).place(path)
+    statement = insert(Root).values(storage_id=storage.id, rel_path=rel, polling=polling)
     upsert = statement.on_conflict_do_update(
-        index_elements=[Root.path], set_={"polling": statement.excluded.polling}
+        index_elements=[Root.storage_id, Root.rel_path], set_={"polling": statement.excluded.polling}
     ).returning(Root.id)
     return int(session.execute(upsert).scalar_one())
 

@@ -18,6 +18,8 @@ from catalog import schema
 from catalog.embedded import DATABASE_NAME, EmbeddedServer, start_embedded
 from catalog.errors import ConfigurationError, DatabaseUnavailableError, SchemaOutOfDateError
 from catalog.settings import CatalogSettings
+from catalog.storages import RENDITIONS, THUMBNAILS_FOLDER, Mounts, all_storages, ensure_host_storage, read_map
+from catalog.tables import Storage
 
 
 def normalise_url(raw: str) -> URL:
@@ -45,19 +47,42 @@ def _ensure_database(admin_uri: str, name: str) -> None:
 
 @dataclass
 class Catalog:
-    """An open catalog: the engine, a session factory, and where the server came from."""
+    """An open catalog: the engine, a session factory, where the server came from, and this
+    host's map of the storages (every session carries it: ``catalog.storages.mounts_of``)."""
 
     engine: Engine
     embedded: EmbeddedServer | None
     home: Path | None = None  # FOOTAGE_HOME: where this machine keeps thumbnails beside the catalog
+    settings: CatalogSettings | None = None
 
     def __post_init__(self) -> None:
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        settings = self.settings or CatalogSettings(home=self.home or Path.cwd())
+        folders = read_map(self.home) if self.home is not None else {}
+        self.mounts = Mounts(
+            settings.host, folders, settings.storage_overrides, self._load_storages, settings.renditions_dir
+        )
+        self.renditions_dir = settings.renditions_dir
+
+    def _load_storages(self) -> list[Storage]:
+        with self._sessions.begin() as session:
+            return all_storages(session)
+
+    def thumbnail_dirs(self) -> list[Path]:
+        """Where moments' thumbnails are, the one written to first: the renditions storage (every
+        host that serves it sees them), then ``FOOTAGE_HOME/thumbnails`` (this host's own, and
+        where one-machine catalogs kept them before storages)."""
+        dirs = [self.home / "thumbnails"] if self.home is not None else []
+        renditions = self.mounts.by_name(RENDITIONS)
+        if renditions is not None and (mount := self.mounts.mount(renditions)).served and mount.folder is not None:
+            dirs.insert(0, mount.folder / THUMBNAILS_FOLDER)
+        return dirs
 
     @contextmanager
     def session(self) -> Iterator[Session]:
         """A session in one transaction: committed on success, rolled back on error."""
         with self._sessions.begin() as session:
+            session.info["mounts"] = self.mounts
             yield session
 
     @property
@@ -110,16 +135,20 @@ def open_catalog(settings: CatalogSettings, *, require_current: bool = True) -> 
         url = normalise_url(settings.database_url)
 
     engine = sa.create_engine(url, pool_pre_ping=True)
-    catalog = Catalog(engine=engine, embedded=embedded, home=settings.home)
+    catalog = Catalog(engine=engine, embedded=embedded, home=settings.home, settings=settings)
     try:
         current, head = schema.current_revision(engine), schema.head_revision()
         if embedded is not None and (current != head or embedded.upgraded_from is not None):
-            schema.upgrade(engine)
+            schema.upgrade(engine, host=settings.host)
+            current = head
         elif require_current and current != head:
             raise SchemaOutOfDateError(
                 f"the catalog at {url.render_as_string(hide_password=True)} is at schema "
                 f"{current or 'none'}, this footage needs {head}: run `footage db upgrade`"
             )
+        if current == head:
+            with catalog.session() as session:
+                ensure_host_storage(session, settings.host)
     except OperationalError as exc:
         catalog.close()
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)

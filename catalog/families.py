@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import os
+import contextlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -11,8 +11,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, aliased
 
+from catalog.assets import asset_by_path
 from catalog.errors import NotFoundError
 from catalog.results import Family, RenditionInfo, Version
+from catalog.storages import Mounts, mounts_of
 from catalog.tables import Asset, MomentView, Rendition
 
 
@@ -20,7 +22,7 @@ def _ratio(value: Fraction | None) -> str | None:
     return f"{value.numerator}:{value.denominator}" if value else None
 
 
-def version_of(asset: Asset, rendition: RenditionInfo | None = None) -> Version:
+def version_of(asset: Asset, mounts: Mounts, rendition: RenditionInfo | None = None) -> Version:
     """A file as people see it: its size as displayed (square pixels, upright), so a phone
     clip coded 1280x544 with rotation 270 is 544x1280 (17:40); ``footage show`` has the coded facts."""
     picture = asset.picture
@@ -28,7 +30,7 @@ def version_of(asset: Asset, rendition: RenditionInfo | None = None) -> Version:
     return Version(
         asset_id=asset.id,
         kind=asset.kind,
-        path=asset.path,
+        path=mounts.shown_file(asset),
         status=asset.status,
         width=width,
         height=height,
@@ -109,14 +111,15 @@ def families(session: Session, master_ids: Iterable[int]) -> dict[int, Family]:
         .where(Asset.id.in_(ids))
         .order_by(Rendition.requested_at.desc(), Rendition.id.desc())
     ).all()
+    mounts = mounts_of(session)
     masters: dict[int, Asset] = {}
     renditions: dict[int, list[Version]] = {i: [] for i in ids}
     for master, rendition, asset in rows:
         masters[master.id] = master
         if rendition is not None:
             info = rendition_info(rendition)
-            renditions[master.id].append(version_of(asset, info) if asset else _pending_version(rendition))
-    return {i: Family(version_of(masters[i]), tuple(renditions[i])) for i in ids if i in masters}
+            renditions[master.id].append(version_of(asset, mounts, info) if asset else _pending_version(rendition))
+    return {i: Family(version_of(masters[i], mounts), tuple(renditions[i])) for i in ids if i in masters}
 
 
 def family_master_id(session: Session, asset_id: int) -> int:
@@ -131,7 +134,8 @@ def resolve_asset(session: Session, ref: str) -> Asset:
     if ref.isdigit():
         asset = session.get(Asset, int(ref))
     if asset is None:
-        asset = session.scalar(sa.select(Asset).where(Asset.path == os.path.abspath(ref)))
+        with contextlib.suppress(NotFoundError):
+            asset = asset_by_path(session, ref)  # this host's path, or storage:path
     if asset is None:
         raise NotFoundError(f"no asset with id or path {ref!r} in the catalog")
     return asset
@@ -151,6 +155,10 @@ class AssetDetails:
 def asset_details(session: Session, ref: str) -> AssetDetails:
     asset = resolve_asset(session, ref)
     facts = {c.key: getattr(asset, c.key) for c in sa.inspect(Asset).mapper.column_attrs}
+    # Where the asking host has the file (``storage:path`` where it does not mount the storage).
+    mounts = mounts_of(session)
+    facts["path"] = mounts.shown_file(asset)
+    facts["storage"] = mounts.storage(asset.storage_id).name
     counts = dict(
         session.execute(
             sa.select(MomentView.embedding_model, sa.func.count())

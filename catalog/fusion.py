@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from catalog.families import families
 from catalog.results import FamilyHit, MomentHit, SearchOptions
 from catalog.search import filters_sql, moments_of, search_vector
+from catalog.storages import mounts_of
 from catalog.words import WordHit, WordsQuery, search_words
 
 # The usual constant of reciprocal rank fusion (Cormack et al., 2009): a rank's weight
@@ -37,7 +38,7 @@ def search_fused(
     words: list[WordHit] = []
     if query is not None and query.terms:
         params: dict[str, Any] = {}
-        restrict = filters_sql(options.filters, params)
+        restrict = filters_sql(options.filters, params, mounts_of(session))
         words = search_words(session, query, options.limit * _WORDS_PER_RESULT, restrict, params)
     if not words:
         return picture

@@ -28,10 +28,30 @@ from procrastinate import worker as procrastinate_worker
 from catalog.database import Catalog
 from catalog.errors import DatabaseUnavailableError
 from catalog.metrics import DATABASE_RECONNECTS, STALLED_RECOVERIES
+from catalog.tables import Storage
 
+# Kinds of work a process takes (`-q`). Each job goes on its kind's queue for the storage its
+# files are on (``index@nas``), so a worker that does not serve a storage never takes its jobs;
+# work on no storage (the orphan check) stays on the bare kind's queue.
 INDEX_QUEUE = "index"
 RENDER_QUEUE = "render"
 QUEUES = (INDEX_QUEUE, RENDER_QUEUE)
+
+
+def storage_queue(kind: str, storage: Storage) -> str:
+    return f"{kind}@{storage.name}"
+
+
+def index_work(asset_kind: str) -> str:
+    """Who indexes a file: masters go to indexers, a rendition's file to whoever renders (render
+    hosts often run with `-q render` only, and they mount the renditions storage)."""
+    return RENDER_QUEUE if asset_kind == "rendition" else INDEX_QUEUE
+
+
+def served_queues(kinds: list[str], served: list[Storage]) -> list[str]:
+    """The queues a worker taking ``kinds`` of work listens to, given the storages it serves."""
+    return [*kinds, *(storage_queue(kind, s) for kind in kinds for s in served)]
+
 
 INDEX_TASK = "footage.index_file"
 RENDER_TASK = "footage.render"
@@ -65,34 +85,37 @@ def job_app(catalog: Catalog, *, asynchronous: bool = True) -> procrastinate.App
 
 def defer_index(
     app: procrastinate.App,
-    path: str,
+    storage: Storage,
+    rel_path: str,
     *,
     root_id: int | None = None,
     in_s: float | None = None,
-    queue: str = INDEX_QUEUE,
+    work: str = INDEX_QUEUE,
     **options: Any,
 ) -> int | None:
-    """Queue indexing of ``path`` (in ``in_s`` seconds, or now) on ``queue``; ``None`` when a
-    job for it is already waiting."""
+    """Queue indexing of the file ``rel_path`` on ``storage`` (in ``in_s`` seconds, or now) for
+    workers taking ``work`` (a kind of queue) there; ``None`` when a job for it is already waiting."""
+    key = f"index:{storage.id}:{rel_path}"
     try:
         return app.configure_task(
             INDEX_TASK,
-            queue=queue,
-            queueing_lock=f"index:{path}",
-            lock=f"index:{path}",
+            queue=storage_queue(work, storage),
+            queueing_lock=key,
+            lock=key,
             schedule_in={"seconds": in_s} if in_s is not None else None,
-        ).defer(path=path, root_id=root_id, **options)
+        ).defer(storage_id=storage.id, rel_path=rel_path, root_id=root_id, **options)
     except procrastinate_errors.AlreadyEnqueued:
         return None
 
 
-def defer_render(app: procrastinate.App, rendition_id: int) -> int | None:
-    """Queue the render of a recorded rendition; ``None`` when it is already waiting."""
+def defer_render(app: procrastinate.App, rendition_id: int, master_storage: Storage) -> int | None:
+    """Queue the render of a recorded rendition for workers serving its master's storage;
+    ``None`` when it is already waiting."""
     key = f"render:{rendition_id}"
     try:
-        return app.configure_task(RENDER_TASK, queue=RENDER_QUEUE, queueing_lock=key, lock=key).defer(
-            rendition_id=rendition_id
-        )
+        return app.configure_task(
+            RENDER_TASK, queue=storage_queue(RENDER_QUEUE, master_storage), queueing_lock=key, lock=key
+        ).defer(rendition_id=rendition_id)
     except procrastinate_errors.AlreadyEnqueued:
         return None
 
@@ -207,18 +230,36 @@ class _Worker(procrastinate_worker.Worker):
             )
 
 
-async def _keep_alive(app: procrastinate.App, worker: procrastinate_worker.Worker, every_s: float) -> None:
-    """Send ``worker``'s heartbeat for as long as it is registered.
+async def _keep_alive(app: procrastinate.App, worker: procrastinate_worker.Worker, every_s: float, host: str) -> None:
+    """Send ``worker``'s heartbeat for as long as it is registered (and, once, say which
+    queues it listens to).
 
     procrastinate stops its own heartbeat as its shutdown begins, before it waits
     for the running job: a worker finishing its render after a graceful stop would
     look dead, and its job would be taken over and rendered a second time.
     """
+    announced = None
     while True:
         await asyncio.sleep(every_s)
         if worker.worker_id is not None:
             with contextlib.suppress(*DATABASE_LOST):  # the watchdog deals with a lost database
                 await app.job_manager.update_heartbeat(worker.worker_id)
+                if announced != worker.worker_id:
+                    await _announce(app, worker.worker_id, host, list(worker.queues or ()))
+                    announced = worker.worker_id
+
+
+async def _announce(app: procrastinate.App, worker_id: int, host: str, queues: list[str]) -> None:
+    await app.connector.execute_query_async(
+        "DELETE FROM worker_queues w WHERE NOT EXISTS (SELECT 1 FROM procrastinate_workers p WHERE p.id = w.worker_id)"
+    )
+    await app.connector.execute_query_async(
+        "INSERT INTO worker_queues (worker_id, host, queues) VALUES (%(id)s, %(host)s, %(queues)s)"
+        " ON CONFLICT (worker_id) DO NOTHING",
+        id=worker_id,
+        host=host,
+        queues=queues,
+    )
 
 
 async def _render_alive(app: procrastinate.App, job: Any) -> bool:
@@ -344,6 +385,7 @@ def run_worker(
     stall_timeout_s: float = STALLED_WORKER_TIMEOUT_S,
     catalog: Catalog | None = None,
     patience_s: float = DATABASE_PATIENCE_S,
+    host: str = "",
 ) -> None:
     """Run jobs until stopped (SIGINT/SIGTERM), or until the queues are empty when not ``wait``.
 
@@ -375,7 +417,7 @@ def run_worker(
                 update_heartbeat_interval=STALLED_WORKER_TIMEOUT_S / 6,
             )
             worker = asyncio.create_task(runner.run())
-            alive = asyncio.create_task(_keep_alive(app, runner, HEARTBEAT_S))
+            alive = asyncio.create_task(_keep_alive(app, runner, HEARTBEAT_S, host))
             helpers = [asyncio.create_task(_retry_stalled(app, stall_timeout_s)), asyncio.create_task(stop.wait())]
             if catalog is not None:
                 helpers.append(asyncio.create_task(_watch_database(catalog, pinger, outage, patience_s)))

@@ -107,7 +107,8 @@ def readiness(catalog: Catalog, checks: dict[str, Callable[[], str | None]] | No
     try:
         with catalog.engine.connect() as conn:
             conn.execute(sa.text("SELECT 1"))
-            offline = conn.execute(sa.text("SELECT path FROM roots WHERE offline_since IS NOT NULL")).scalars().all()
+            rows = conn.execute(sa.text("SELECT storage_id, rel_path FROM roots WHERE offline_since IS NOT NULL"))
+            offline = [catalog.mounts.shown(storage_id, rel) for storage_id, rel in rows]
         found["catalog"] = "ok"
         found["storage"] = "ok" if not offline else f"offline: {', '.join(offline)}"
     except (sa.exc.SQLAlchemyError, FootageError) as exc:

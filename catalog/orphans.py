@@ -14,7 +14,7 @@ import procrastinate
 import sqlalchemy as sa
 
 from catalog.database import Catalog
-from catalog.jobs import INDEX_QUEUE, INDEX_TASK, RENDER_TASK, defer_index, defer_render
+from catalog.jobs import INDEX_QUEUE, INDEX_TASK, RENDER_TASK, defer_index, defer_render, index_work
 from catalog.tables import Rendition
 
 logger = logging.getLogger(__name__)
@@ -26,7 +26,7 @@ _SETTLING = "interval '1 minute'"
 
 _RENDITIONS = sa.text(
     f"""
-    SELECT r.id FROM renditions r
+    SELECT r.id, m.storage_id FROM renditions r JOIN assets m ON m.id = r.master_id
     WHERE r.status IN ('queued', 'running')
       AND r.requested_at < now() - {_SETTLING}
       AND (r.lease_expires_at IS NULL OR r.lease_expires_at < now())
@@ -39,12 +39,13 @@ _RENDITIONS = sa.text(
 )
 _FILES = sa.text(
     f"""
-    SELECT a.path, a.root_id, a.kind FROM assets a
+    SELECT a.storage_id, a.rel_path, a.root_id, a.kind FROM assets a
     WHERE a.status = 'pending'
       AND a.updated_at < now() - {_SETTLING}
       AND NOT EXISTS (
         SELECT 1 FROM procrastinate_jobs j
-        WHERE j.task_name = '{INDEX_TASK}' AND j.status IN ('todo', 'doing') AND j.args->>'path' = a.path)
+        WHERE j.task_name = '{INDEX_TASK}' AND j.status IN ('todo', 'doing')
+          AND j.args->>'storage_id' = a.storage_id::text AND j.args->>'rel_path' = a.rel_path)
     ORDER BY a.id
     """
 )
@@ -53,17 +54,19 @@ _FILES = sa.text(
 def requeue_orphans(catalog: Catalog, app: procrastinate.App) -> tuple[int, int]:
     """Queue again every orphaned rendition and pending file; returns (renditions, files) queued."""
     with catalog.session() as session:
-        renditions = list(session.execute(_RENDITIONS).scalars())
+        renditions = list(session.execute(_RENDITIONS).all())
         files = list(session.execute(_FILES).all())
-    for rendition_id in renditions:
-        job_id = defer_render(app, rendition_id)
+    mounts = catalog.mounts
+    for rendition_id, master_storage in renditions:
+        job_id = defer_render(app, rendition_id, mounts.storage(master_storage))
         if job_id is not None:
             with catalog.session() as session:
                 session.execute(sa.update(Rendition).where(Rendition.id == rendition_id).values(job_id=job_id))
         logger.warning("rendition %s had no job that would finish it: queued again as job %s", rendition_id, job_id)
-    for path, root_id, kind in files:
-        defer_index(app, path, root_id=root_id, kind=kind)
-        logger.warning("%s was pending with no index job: queued again", path)
+    for storage_id, rel_path, root_id, kind in files:
+        work = index_work(kind)
+        defer_index(app, mounts.storage(storage_id), rel_path, root_id=root_id, kind=kind, work=work)
+        logger.warning("%s was pending with no index job: queued again", mounts.shown(storage_id, rel_path))
     return len(renditions), len(files)
 
 

@@ -20,7 +20,8 @@ from catalog.assets import database_now, upsert_asset
 from catalog.errors import FootageError, NotFoundError, UnsafePathError
 from catalog.families import families, family_master_id, resolve_asset
 from catalog.results import Family
-from catalog.tables import Asset, Rendition, RenditionStatus
+from catalog.storages import RENDITIONS, StorageUnavailableError, add_storage, mounts_of
+from catalog.tables import Asset, Rendition, RenditionStatus, Storage
 
 S = RenditionStatus
 # Statuses in which a request counts as made: asking again returns it.
@@ -85,16 +86,20 @@ def _component(text: str) -> str:
     return cleaned.encode()[:_COMPONENT_BYTES].decode(errors="ignore")
 
 
-def rendition_path(folder: Path, master_stem: str, label: str, model: str, codec: str, suffix: str) -> Path:
-    """``<folder>/<master stem>.<label>.<model>.<codec><suffix>``, each part reduced to safe characters
+def rendition_name(master_stem: str, label: str, model: str, codec: str, suffix: str) -> str:
+    """``<master stem>.<label>.<model>.<codec><suffix>``, each part reduced to safe characters
     (the codec in the name: an HEVC and a ProRes rendition of one request are two files).
 
-    Names come from catalog data, which is not trusted: the result is checked
-    to lie directly in ``folder`` whatever the parts contain.
+    Names come from catalog data, which is not trusted: a render checks the name
+    to lie directly in its folder (``ensure_inside``) whatever the parts contain.
     """
+    return f"{_component(master_stem)}.{_component(label)}.{_component(model)}.{_component(codec)}{suffix}"
+
+
+def rendition_path(folder: Path, master_stem: str, label: str, model: str, codec: str, suffix: str) -> Path:
+    """``rendition_name`` in ``folder``, checked to lie directly in it."""
     base = folder.resolve()
-    name = f"{_component(master_stem)}.{_component(label)}.{_component(model)}.{_component(codec)}{suffix}"
-    return ensure_inside(base, base / name)
+    return ensure_inside(base, base / rendition_name(master_stem, label, model, codec, suffix))
 
 
 def ensure_inside(folder: Path, path: Path) -> Path:
@@ -136,7 +141,7 @@ def find_same(session: Session, spec: RenditionSpec) -> Rendition | None:
     )
 
 
-def create(session: Session, spec: RenditionSpec, output_path: Path) -> Rendition:
+def create(session: Session, spec: RenditionSpec, storage: Storage, name: str) -> Rendition:
     rendition = Rendition(
         master_id=spec.master_id,
         label=spec.label,
@@ -146,11 +151,31 @@ def create(session: Session, spec: RenditionSpec, output_path: Path) -> Renditio
         model_sha256=spec.model_sha256,
         parameters=spec.parameters,
         status=S.QUEUED,
-        output_path=str(output_path),
+        output_storage_id=storage.id,
+        output_rel_path=name,
     )
     session.add(rendition)
     session.flush()
     return rendition
+
+
+def renditions_storage(session: Session, default_folder: Path | None) -> Storage:
+    """The storage renditions are written to; made at ``default_folder`` (and mapped on this
+    host) the first time a rendition is asked for, so one machine needs no set-up."""
+    mounts = mounts_of(session)
+    storage = mounts.by_name(RENDITIONS)
+    if storage is not None:
+        return storage
+    if default_folder is None:
+        raise StorageUnavailableError(
+            f"no storage {RENDITIONS!r} yet: add it with `footage storage add {RENDITIONS} PATH` "
+            "on a share every host mounts"
+        )
+    default_folder.mkdir(parents=True, exist_ok=True)
+    storage = add_storage(session, RENDITIONS, default_folder, adopt=True)
+    mounts.map_here(RENDITIONS, default_folder)
+    mounts.remember(storage)
+    return storage
 
 
 def get(session: Session, rendition_id: int, *, lock: bool = False) -> Rendition:
@@ -290,7 +315,7 @@ def record_signed(rendition: Rendition, file: Asset, values: dict[str, Any], cre
 
 def register_file(session: Session, path: Path, values: dict[str, Any]) -> int:
     """The rendition file as an asset of kind rendition (facts filled in by indexing)."""
-    return upsert_asset(session, str(path), {**values, "kind": "rendition", "status": "pending"})
+    return upsert_asset(session, path, {**values, "kind": "rendition", "status": "pending"})
 
 
 def pairs(session: Session, ref: str | None = None) -> list[Family]:
@@ -310,11 +335,11 @@ def link(session: Session, rendition_ref: str, master_ref: str) -> Rendition:
     if file.id == master.id:
         raise FootageError("a file cannot be a rendition of itself")
     if master.kind != "master":
-        raise FootageError(f"{master.path} is itself a rendition; link to its master")
+        raise FootageError(f"{mounts_of(session).shown_file(master)} is itself a rendition; link to its master")
     if session.scalar(sa.select(Rendition.id).where(Rendition.rendition_asset_id == file.id)):
-        raise FootageError(f"{file.path} is already linked as a rendition")
+        raise FootageError(f"{mounts_of(session).shown_file(file)} is already linked as a rendition")
     if session.scalar(sa.select(Rendition.id).where(Rendition.master_id == file.id)):
-        raise FootageError(f"{file.path} has renditions of its own; it stays a master")
+        raise FootageError(f"{mounts_of(session).shown_file(file)} has renditions of its own; it stays a master")
     file.kind = "rendition"
     session.flush()
     now = datetime.now(UTC)
@@ -330,7 +355,8 @@ def link(session: Session, rendition_ref: str, master_ref: str) -> Rendition:
         status=S.DONE,
         progress=1.0,
         finished_at=now,
-        output_path=file.path,
+        output_storage_id=file.storage_id,
+        output_rel_path=file.rel_path,
         provenance={
             "linked_by": "footage link",
             "linked_at": now.isoformat(),
@@ -346,16 +372,23 @@ def link(session: Session, rendition_ref: str, master_ref: str) -> Rendition:
 JOB_STATUS_WORDS = {"todo": "queued", "doing": "running", "succeeded": "done"}
 
 
-def job_rows(session: Session, limit: int = 100) -> list[dict[str, Any]]:
-    """The queue as ``footage jobs`` shows it, newest first, with rendition progress."""
+def job_rows(session: Session, limit: int = 100, live_within_s: float = 60.0) -> list[dict[str, Any]]:
+    """The queue as ``footage jobs`` shows it, newest first, with rendition progress; a queued
+    job no running worker listens for (none serves its storage, or takes its kind of work)
+    says what it waits for."""
     rows = (
         session.execute(
             sa.text(
                 """
+            WITH listened AS (
+                SELECT DISTINCT unnest(w.queues) AS queue FROM worker_queues w
+                JOIN procrastinate_workers p ON p.id = w.worker_id
+                WHERE p.last_heartbeat > now() - make_interval(secs => :live))
             SELECT j.id, j.task_name, j.status::text AS status, j.queue_name, j.attempts,
                    j.args, j.scheduled_at, r.id AS rendition_id, r.status AS rendition_status,
                    r.progress, r.frames_done, r.frames_total, r.fps, r.worker, r.error,
-                   (SELECT max(e.at) FROM procrastinate_events e WHERE e.job_id = j.id) AS updated_at
+                   (SELECT max(e.at) FROM procrastinate_events e WHERE e.job_id = j.id) AS updated_at,
+                   j.queue_name NOT IN (SELECT queue FROM listened) AS unserved
             FROM procrastinate_jobs j
             LEFT JOIN renditions r ON r.job_id = j.id
             WHERE j.task_name LIKE 'footage.%'
@@ -363,11 +396,12 @@ def job_rows(session: Session, limit: int = 100) -> list[dict[str, Any]]:
             LIMIT :limit
             """
             ),
-            {"limit": limit},
+            {"limit": limit, "live": live_within_s},
         )
         .mappings()
         .all()
     )
+    mounts = mounts_of(session)
     result = []
     for row in rows:
         running = row["status"] == "doing"
@@ -377,7 +411,11 @@ def job_rows(session: Session, limit: int = 100) -> list[dict[str, Any]]:
         # A render job handed on to another job (its worker stopped responding) is no longer the
         # rendition's job, but its arguments still say which rendition it rendered.
         rendition_id = row["rendition_id"] or row["args"].get("rendition_id")
-        what = row["args"].get("path") or (f"rendition {rendition_id}" if rendition_id else "")
+        args = row["args"]
+        if "rel_path" in args and mounts.knows(args.get("storage_id")):
+            what = mounts.shown(args["storage_id"], args["rel_path"])
+        else:
+            what = args.get("path") or (f"rendition {rendition_id}" if rendition_id else "")
         result.append(
             {
                 "job_id": row["id"],
@@ -396,6 +434,14 @@ def job_rows(session: Session, limit: int = 100) -> list[dict[str, Any]]:
                 "worker": row["worker"],
                 "error": row["error"],
                 "updated_at": row["updated_at"],
+                "waiting_for": _waiting_for(row["queue_name"]) if row["status"] == "todo" and row["unserved"] else None,
             }
         )
     return result
+
+
+def _waiting_for(queue: str) -> str:
+    kind, _, storage = queue.partition("@")
+    if storage:
+        return f"a running worker taking {kind} work on storage {storage}"
+    return f"a running worker taking {kind} work"

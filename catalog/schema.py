@@ -42,8 +42,10 @@ def revisions() -> list[str]:
     return [script.revision for script in reversed(list(ScriptDirectory.from_config(_config()).walk_revisions()))]
 
 
-def _run(engine: Engine, action: str, revision: str) -> None:
+def _run(engine: Engine, action: str, revision: str, host: str | None = None) -> None:
     config = _config()
+    # Paths an older catalog holds are this host's: they move onto its own storage (0008).
+    config.attributes["footage_host"] = host
     script = ScriptDirectory.from_config(config)
     if revision not in ("head", "base"):
         try:
@@ -64,9 +66,10 @@ def _run(engine: Engine, action: str, revision: str) -> None:
             use_halfvec(conn)
 
 
-def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Migrate the catalog forward to ``revision`` (default: newest); a no-op when there."""
-    _run(engine, "upgrade", revision)
+def upgrade(engine: Engine, revision: str = "head", host: str | None = None) -> None:
+    """Migrate the catalog forward to ``revision`` (default: newest); a no-op when there.
+    ``host``: the host whose absolute paths an older catalog holds (default: this machine's name)."""
+    _run(engine, "upgrade", revision, host)
 
 
 def downgrade(engine: Engine, revision: str) -> None:

@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from catalog.families import families
 from catalog.results import FamilyHit, MomentHit, SearchFilters, SearchOptions
+from catalog.storages import Mounts, mounts_of
 from catalog.tables import DEFAULT_EMBEDDING_DIM, MomentView, RenditionStatus
 from catalog.timecode import timecode
 from catalog.vector_index import cached_vector_support
@@ -92,8 +93,9 @@ class _Row:
     start_timecode: str | None
 
 
-def filters_sql(filters: SearchFilters, params: dict[str, Any]) -> str:
-    """AND clauses on asset ``a`` (``link``: its row in renditions, when it is one)."""
+def filters_sql(filters: SearchFilters, params: dict[str, Any], mounts: Mounts) -> str:
+    """AND clauses on asset ``a`` (``link``: its row in renditions, when it is one); a path
+    prefix is this host's, placed in the storage that holds it."""
     clauses: list[str] = []
     if filters.kind != "any":
         clauses.append("a.kind = :kind")
@@ -105,8 +107,10 @@ def filters_sql(filters: SearchFilters, params: dict[str, Any]) -> str:
         clauses.append("a.height <= :max_height")
         params["max_height"] = filters.max_height
     if filters.path_prefix:
-        escaped = filters.path_prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        clauses.append("a.path LIKE :prefix ESCAPE '\\'")
+        storage, rel = mounts.place(filters.path_prefix)
+        escaped = rel.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        clauses.append("a.storage_id = :prefix_storage AND a.rel_path LIKE :prefix ESCAPE '\\'")
+        params["prefix_storage"] = storage.id
         params["prefix"] = escaped + "%"
     if filters.indexed_since is not None:
         clauses.append("a.indexed_at >= :since")
@@ -137,14 +141,14 @@ class _Plan:
     iterative_scans: bool
 
 
-def _matching(filters: SearchFilters, params: dict[str, Any]) -> str:
+def _matching(filters: SearchFilters, params: dict[str, Any], mounts: Mounts) -> str:
     """FROM and WHERE of the moment views a search may return (``params`` has model and dim)."""
     return f"""
         FROM segments s
         JOIN assets a ON a.id = s.asset_id
         LEFT JOIN renditions link ON link.rendition_asset_id = a.id
         WHERE s.embedding_model = :model AND s.embedding_dim = :dim
-        {filters_sql(filters, params)}
+        {filters_sql(filters, params, mounts)}
     """
 
 
@@ -156,7 +160,9 @@ def _few_pass(session: Session, model: str, dim: int, filters: SearchFilters) ->
     if filters == SearchFilters():
         return False
     params: dict[str, Any] = {"model": model, "dim": dim}
-    plan = session.execute(sa.text(f"EXPLAIN (FORMAT JSON) SELECT 1 {_matching(filters, params)}"), params).scalar_one()
+    plan = session.execute(
+        sa.text(f"EXPLAIN (FORMAT JSON) SELECT 1 {_matching(filters, params, mounts_of(session))}"), params
+    ).scalar_one()
     return float(plan[0]["Plan"]["Plan Rows"]) < _EXACT_BELOW
 
 
@@ -177,10 +183,10 @@ def _nearest(
         else f"s.embedding <=> CAST(:q AS {kind})"
     )
     sql = f"""
-        SELECT s.asset_id, COALESCE(link.master_id, a.id) AS family_id, a.path,
+        SELECT s.asset_id, COALESCE(link.master_id, a.id) AS family_id, a.storage_id, a.rel_path,
                s.start_s, s.end_s, s.frame_s, {distance} AS distance,
                a.frame_rate_num, a.frame_rate_den, a.timecode
-        {_matching(filters, params)}
+        {_matching(filters, params, mounts_of(session))}
         ORDER BY {distance}
         LIMIT :n
     """
@@ -193,13 +199,16 @@ def _nearest(
         )
     logger.debug("search round: %s, %d rows", "index" if indexed else "exact", n)
     rows = session.execute(sa.text(sql), params).all()
-    return [_row(r) for r in rows]
+    mounts = mounts_of(session)
+    return [_row(r, mounts) for r in rows]
 
 
-def _row(r: Any) -> _Row:
-    """A result row of the moment queries (asset_id, family_id, path, times, distance, rate, timecode)."""
+def _row(r: Any, mounts: Mounts) -> _Row:
+    """A result row of the moment queries (asset_id, family_id, storage and path, times, distance,
+    rate, timecode), with the path as this host shows it."""
     rate = Fraction(r.frame_rate_num, r.frame_rate_den) if r.frame_rate_num and r.frame_rate_den else None
-    return _Row(r.asset_id, r.family_id, r.path, r.start_s, r.end_s, r.frame_s, float(r.distance), rate, r.timecode)
+    path = mounts.shown(r.storage_id, r.rel_path)
+    return _Row(r.asset_id, r.family_id, path, r.start_s, r.end_s, r.frame_s, float(r.distance), rate, r.timecode)
 
 
 def _group(rows: list[_Row], moments_per_family: int) -> dict[int, list[MomentHit]]:
@@ -249,7 +258,7 @@ def moments_of(
     distance = "s.embedding <=> CAST(:q AS halfvec)" if vector is not None else "1.0"
     if vector is not None:
         params["q"] = Vector(vector).to_text()
-    columns = f"""s.asset_id, s.asset_id AS family_id, a.path, s.start_s, s.end_s, s.frame_s,
+    columns = f"""s.asset_id, s.asset_id AS family_id, a.storage_id, a.rel_path, s.start_s, s.end_s, s.frame_s,
                   {distance} AS distance, a.frame_rate_num, a.frame_rate_den, a.timecode"""
     rows = session.execute(
         sa.text(
@@ -267,7 +276,8 @@ def moments_of(
         ),
         params,
     ).all()
-    return {(r.asset_id, r.wanted_s): _moment_hit(_row(r)) for r in rows}
+    mounts = mounts_of(session)
+    return {(r.asset_id, r.wanted_s): _moment_hit(_row(r, mounts)) for r in rows}
 
 
 def whole_asset(session: Session, asset_id: int) -> MomentHit | None:
@@ -275,7 +285,7 @@ def whole_asset(session: Session, asset_id: int) -> MomentHit | None:
     row = session.execute(
         sa.text(
             """
-            SELECT a.id AS asset_id, a.id AS family_id, a.path, 0::float8 AS start_s,
+            SELECT a.id AS asset_id, a.id AS family_id, a.storage_id, a.rel_path, 0::float8 AS start_s,
                    COALESCE(a.duration_s, 0)::float8 AS end_s, 0::float8 AS frame_s, 1::float8 AS distance,
                    a.frame_rate_num, a.frame_rate_den, a.timecode
             FROM assets a WHERE a.id = :id
@@ -283,7 +293,7 @@ def whole_asset(session: Session, asset_id: int) -> MomentHit | None:
         ),
         {"id": asset_id},
     ).one_or_none()
-    return _moment_hit(_row(row)) if row is not None else None
+    return _moment_hit(_row(row, mounts_of(session))) if row is not None else None
 
 
 def search_vector(

@@ -18,6 +18,7 @@ from catalog.errors import NotFoundError
 from catalog.families import families, family_master_id
 from catalog.results import FamilyHit
 from catalog.search import moments_of, whole_asset
+from catalog.storages import mounts_of
 from catalog.tables import Asset, Selection, SelectionItem
 
 
@@ -87,12 +88,16 @@ def add_to_selection(session: Session, name: str, items: Sequence[tuple[int, flo
 def entries(session: Session, name: str) -> list[SelectionEntry]:
     selection = selection_named(session, name)
     rows = session.execute(
-        sa.select(SelectionItem, Asset.path, Asset.status)
+        sa.select(SelectionItem, Asset.storage_id, Asset.rel_path, Asset.status)
         .join(Asset, Asset.id == SelectionItem.asset_id)
         .where(SelectionItem.selection_id == selection.id)
         .order_by(SelectionItem.position)
     ).all()
-    return [SelectionEntry(i.position, i.asset_id, i.at_s, path, status, i.author) for i, path, status in rows]
+    mounts = mounts_of(session)
+    return [
+        SelectionEntry(i.position, i.asset_id, i.at_s, mounts.shown(storage, rel), status, i.author)
+        for i, storage, rel, status in rows
+    ]
 
 
 def reorder(session: Session, name: str, order: list[int]) -> None:

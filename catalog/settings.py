@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 
@@ -17,6 +19,12 @@ class CatalogSettings:
 
     home: Path
     database_url: str | None = None
+    # This host's name: its own storage is ``host-<name>`` (FOOTAGE_HOST, else the machine's name).
+    host: str = field(default_factory=socket.gethostname)
+    # Storage folders for this process only, by FOOTAGE_STORAGE_<NAME> (catalog.storages.env_key).
+    storage_overrides: Mapping[str, Path] = field(default_factory=dict)
+    # Where the renditions storage is made when a first rendition is asked for and none exists.
+    renditions_dir: Path | None = None
 
     @property
     def pgdata(self) -> Path:

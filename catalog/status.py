@@ -9,6 +9,7 @@ import sqlalchemy as sa
 
 from catalog import schema
 from catalog.database import Catalog
+from catalog.storages import Mounts
 from catalog.tables import TABLES, Root
 from catalog.vector_index import vector_support
 
@@ -53,7 +54,11 @@ def database_status(catalog: Catalog) -> DatabaseStatus:
             counts[table.name] = (
                 conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one() if present else None
             )
-        roots = _roots(conn) if counts.get("roots") is not None else []
+        roots = (
+            _roots(conn, catalog.mounts)
+            if counts.get("roots") is not None and revision == schema.head_revision()
+            else []
+        )
     embedded = catalog.embedded
     return DatabaseStatus(
         url=catalog.engine.url.render_as_string(hide_password=True),
@@ -71,11 +76,15 @@ def database_status(catalog: Catalog) -> DatabaseStatus:
     )
 
 
-def _roots(conn: sa.Connection) -> list[dict[str, object]]:
-    rows = conn.execute(sa.select(Root.path, Root.offline_since, Root.last_scan_at).order_by(Root.path))
+def _roots(conn: sa.Connection, mounts: Mounts) -> list[dict[str, object]]:
+    rows = conn.execute(
+        sa.select(Root.storage_id, Root.rel_path, Root.offline_since, Root.last_scan_at).order_by(
+            Root.storage_id, Root.rel_path
+        )
+    )
     return [
         {
-            "path": row.path,
+            "path": mounts.shown(row.storage_id, row.rel_path),
             "online": row.offline_since is None,
             "offline_since": _iso(row.offline_since),
             "last_scan_at": _iso(row.last_scan_at),

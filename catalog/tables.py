@@ -74,14 +74,52 @@ class Base(DeclarativeBase):
     }
 
 
+class Storage(Base):
+    """A named root that every host mounts at its own path (catalog/storages.py); ``marker``
+    is the id written at its root. A host's own disk has ``host`` set and is rooted at ``/``."""
+
+    __tablename__ = "storages"
+    __table_args__ = (
+        CheckConstraint("name ~ '^[a-z0-9][a-z0-9._-]{0,62}$'", name="name_plain"),
+        CheckConstraint("(host IS NOT NULL) = (name LIKE 'host-%')", name="host_named"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    name: Mapped[str] = mapped_column(Text, unique=True)
+    marker: Mapped[str] = mapped_column(Text)
+    host: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class WorkerQueues(Base):
+    """The queues a running worker listens to (procrastinate's worker id), so ``footage jobs``
+    can say which waiting jobs no running worker would take. Rows of workers procrastinate no
+    longer lists are dropped whenever a worker registers."""
+
+    __tablename__ = "worker_queues"
+
+    worker_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    host: Mapped[str] = mapped_column(Text)
+    queues: Mapped[list[str]] = mapped_column(ARRAY(Text))
+    started_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+# A path inside a storage: relative, no leading slash ('' is the storage's root).
+_RELATIVE = "{0} NOT LIKE '/%'"
+
+
 class Root(Base):
     """A watched folder."""
 
     __tablename__ = "roots"
-    __table_args__ = (CheckConstraint("path LIKE '/%'", name="path_absolute"),)
+    __table_args__ = (
+        UniqueConstraint("storage_id", "rel_path"),
+        CheckConstraint(_RELATIVE.format("rel_path"), name="rel_path_relative"),
+    )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
-    path: Mapped[str] = mapped_column(Text, unique=True)
+    storage_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("storages.id", ondelete="RESTRICT"))
+    rel_path: Mapped[str] = mapped_column(Text)
     polling: Mapped[bool] = mapped_column(server_default=text("false"))
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     last_scan_at: Mapped[datetime | None]
@@ -101,10 +139,11 @@ class Asset(Base):
     __tablename__ = "assets"
     __table_args__ = (
         UniqueConstraint("id", "kind"),  # target of the renditions' kind-checked keys
+        UniqueConstraint("storage_id", "rel_path"),
         CheckConstraint(_in("kind", ASSET_KINDS), name="kind_known"),
         CheckConstraint(_in("status", ASSET_STATUSES), name="status_known"),
         CheckConstraint("status <> 'error' OR error IS NOT NULL", name="error_has_message"),
-        CheckConstraint("path LIKE '/%'", name="path_absolute"),
+        CheckConstraint(_RELATIVE.format("rel_path") + " AND rel_path <> ''", name="rel_path_relative"),
         CheckConstraint("size_bytes >= 0", name="size_not_negative"),
         CheckConstraint("width > 0 AND height > 0", name="dimensions_positive"),
         CheckConstraint("sar_num > 0 AND sar_den > 0", name="sar_positive"),
@@ -121,7 +160,8 @@ class Asset(Base):
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
     kind: Mapped[str] = mapped_column(Text, server_default="master")
     root_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("roots.id", ondelete="SET NULL"), index=True)
-    path: Mapped[str] = mapped_column(Text, unique=True)
+    storage_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("storages.id", ondelete="RESTRICT"))
+    rel_path: Mapped[str] = mapped_column(Text)  # inside the storage; catalog.storages.Mounts resolves it
     status: Mapped[str] = mapped_column(Text, server_default="pending")
     error: Mapped[str | None] = mapped_column(Text)
 
@@ -233,7 +273,8 @@ class Rendition(Base):
             name="done_has_file",
         ),
         CheckConstraint("status <> 'failed' OR error IS NOT NULL", name="failed_has_error"),
-        CheckConstraint("output_path LIKE '/%'", name="output_path_absolute"),
+        CheckConstraint(_RELATIVE.format("output_rel_path"), name="output_rel_path_relative"),
+        CheckConstraint("(output_storage_id IS NULL) = (output_rel_path IS NULL)", name="output_whole"),
         Index(None, "status"),
         Index(None, "job_id"),
     )
@@ -262,7 +303,8 @@ class Rendition(Base):
     # The render that owns the rendition now (catalog/renditions.py: start, renew, holding).
     lease_epoch: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
     lease_expires_at: Mapped[datetime | None]
-    output_path: Mapped[str | None] = mapped_column(Text)
+    output_storage_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("storages.id", ondelete="RESTRICT"))
+    output_rel_path: Mapped[str | None] = mapped_column(Text)
     fps: Mapped[float | None] = mapped_column(Double)
 
     requested_at: Mapped[datetime] = mapped_column(server_default=func.now())
@@ -370,6 +412,8 @@ Index(
 )
 
 TABLES: tuple[type[Base], ...] = (
+    Storage,
+    WorkerQueues,
     Root,
     Asset,
     MomentView,

@@ -1,9 +1,11 @@
-"""Small JPEGs of each moment's representative frame, kept beside the catalog.
+"""Small JPEGs of each moment's representative frame, on shared storage.
 
-One folder per asset under ``FOOTAGE_HOME/thumbnails``, one file per frame
-time. The indexer writes an asset's set into a staging folder and swaps it in
-once its moments are committed, so a set always matches the moments in the
-catalog and a reindex replaces it whole.
+One folder per asset under a thumbnails folder (``Catalog.thumbnail_dirs``: the
+renditions storage's ``.footage-thumbnails`` where this host has it, so every
+host's page shows every thumbnail; else ``FOOTAGE_HOME/thumbnails``), one file
+per frame time. The indexer writes an asset's set into a staging folder and
+swaps it in once its moments are committed, so a set always matches the moments
+in the catalog and a reindex replaces it whole.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -24,32 +27,30 @@ THUMBNAIL_WIDTH = 320
 _QUALITY = 85
 
 
-def thumbnails_root(home: Path) -> Path:
-    return home / "thumbnails"
-
-
 def _name(frame_s: float) -> str:
     return f"{round(frame_s * 1000):010d}.jpg"
 
 
-def thumbnail_path(home: Path, asset_id: int, frame_s: float) -> Path:
-    return thumbnails_root(home) / str(asset_id) / _name(frame_s)
+def thumbnail_path(root: Path, asset_id: int, frame_s: float) -> Path:
+    return root / str(asset_id) / _name(frame_s)
 
 
-def written_thumbnail(home: Path, asset_id: int, frame_s: float) -> str | None:
-    """The thumbnail's path where this machine has written one, else None."""
-    path = thumbnail_path(home, asset_id, frame_s)
-    return str(path) if path.is_file() else None
+def written_thumbnail(roots: Sequence[Path], asset_id: int, frame_s: float) -> str | None:
+    """The thumbnail's path in the first of ``roots`` that holds it, else None."""
+    for root in roots:
+        path = thumbnail_path(root, asset_id, frame_s)
+        if path.is_file():
+            return str(path)
+    return None
 
 
 class ThumbnailSet:
     """An asset's thumbnails being written: ``add`` each moment's picture, then ``keep``
     under the asset's id once its moments are committed, or ``discard``."""
 
-    def __init__(self, home: Path) -> None:
-        root = thumbnails_root(home)
+    def __init__(self, root: Path) -> None:
         root.mkdir(parents=True, exist_ok=True)
-        self._home = home
+        self._root = root
         self._staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=root))
 
     def add(self, frame_s: float, image: np.ndarray) -> None:
@@ -62,7 +63,7 @@ class ThumbnailSet:
         picture.save(self._staging / _name(frame_s), quality=_QUALITY)
 
     def keep(self, asset_id: int) -> None:
-        final = thumbnails_root(self._home) / str(asset_id)
+        final = self._root / str(asset_id)
         old = final.with_name(f".old-{asset_id}-{os.getpid()}")
         if final.exists():
             final.rename(old)
@@ -73,10 +74,10 @@ class ThumbnailSet:
         shutil.rmtree(self._staging, ignore_errors=True)
 
 
-def with_thumbnails(hits: list[FamilyHit], home: Path) -> list[FamilyHit]:
-    """``hits`` with each moment's thumbnail path, where this machine has written one."""
+def with_thumbnails(hits: list[FamilyHit], roots: Sequence[Path]) -> list[FamilyHit]:
+    """``hits`` with each moment's thumbnail path, where one is written in ``roots``."""
 
     def found(moment: MomentHit) -> MomentHit:
-        return replace(moment, thumbnail=written_thumbnail(home, moment.asset_id, moment.frame_s))
+        return replace(moment, thumbnail=written_thumbnail(roots, moment.asset_id, moment.frame_s))
 
     return [replace(hit, moments=tuple(found(m) for m in hit.moments)) for hit in hits]

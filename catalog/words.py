@@ -134,8 +134,10 @@ def refresh_words(session: Session | Connection, asset_ids: Iterable[int], meta:
         return
     rows = session.execute(
         sa.text(
-            "SELECT a.id, a.path, r.path AS root FROM assets a LEFT JOIN roots r ON r.id = a.root_id "
-            "WHERE a.id = ANY(:ids)"
+            # Paths inside the file's storage, as if it were mounted at /: the same words on every host.
+            "SELECT a.id, '/' || a.rel_path AS path,"
+            " CASE WHEN r.storage_id = a.storage_id THEN '/' || r.rel_path END AS root"
+            " FROM assets a LEFT JOIN roots r ON r.id = a.root_id WHERE a.id = ANY(:ids)"
         ),
         {"ids": ids},
     ).all()

@@ -105,7 +105,10 @@ def reindex(
     options = IndexOptions(sampling=SamplingOptions(max_gap_s=max_gap, keyframes_only=keyframes), force=True)
     with open_catalog(catalog_settings()) as catalog:
         with catalog.session() as session:
-            files = [Path(a.path) for a in assets_needing_model(session, settings.identity, everything)]
+            needing = assets_needing_model(session, settings.identity, everything)
+        # Files on storages this host does not serve are another host's to reindex.
+        served = {m.storage.id for m in catalog.mounts.mounts() if m.served}
+        files = [catalog.mounts.file(a) for a in needing if a.storage_id in served]
         embedder = ClipEmbedder(settings)
         results = _index_all(catalog, embedder, files, options)
     _finish(results, as_json, f"Every asset already has vectors from {settings.identity}.")

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from cli import credentials, db, indexing, notes, renditions, search, service, upscaling
+from cli import credentials, db, indexing, notes, renditions, search, service, storage, upscaling
 from cli.errors import FootageGroup
 
 EXIT_CODES = """Exit codes: 0 success, 1 failed, 2 bad usage or setting, 3 database
@@ -24,6 +24,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(db.app, name="db")
+app.add_typer(storage.app, name="storage")
 app.command()(indexing.index)
 app.command()(indexing.reindex)
 app.command()(service.watch)

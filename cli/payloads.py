@@ -72,8 +72,7 @@ def search(
         hits = search_text(
             catalog, settings.identity, lambda: embedder or text_encoder(settings), request.text or "", request.options
         )
-    if catalog.home is not None:
-        hits = with_thumbnails(hits, catalog.home)
+    hits = with_thumbnails(hits, catalog.thumbnail_dirs())
     hits = with_annotations(catalog, hits)
     hint = None
     if not hits:
@@ -110,11 +109,10 @@ def show(catalog: Catalog, asset: str) -> dict[str, Any]:
         details = asset_details(session, asset)
         annotations = annotations_of(session, [int(details.facts["id"])])[int(details.facts["id"])]
     moments: dict[str, list[dict[str, Any]]] = details.moments_by_model
-    if catalog.home is not None:
-        asset_id = int(details.facts["id"])
-        for listed in moments.values():
-            for moment in listed:
-                moment["thumbnail"] = written_thumbnail(catalog.home, asset_id, float(moment["frame_s"]))
+    asset_id, thumbnail_dirs = int(details.facts["id"]), catalog.thumbnail_dirs()
+    for listed in moments.values():
+        for moment in listed:
+            moment["thumbnail"] = written_thumbnail(thumbnail_dirs, asset_id, float(moment["frame_s"]))
     return {
         "asset": details.facts,
         "segments_by_model": details.segments_by_model,
@@ -184,8 +182,7 @@ def selection(catalog: Catalog, name: str, model: str) -> tuple[list[FamilyHit],
     with catalog.session() as session:
         listed = entries(session, name)
         hits = selection_hits(session, name, model)
-    if catalog.home is not None:
-        hits = with_thumbnails(hits, catalog.home)
+    hits = with_thumbnails(hits, catalog.thumbnail_dirs())
     hits = with_annotations(catalog, hits)
     return hits, {"name": name, "entries": listed, "results": [hit_json(h) for h in hits]}
 

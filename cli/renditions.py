@@ -13,6 +13,7 @@ from rich.text import Text
 from catalog import Catalog, FootageError, NotFoundError, open_catalog
 from catalog import renditions as records
 from catalog.jobs import STALLED_WORKER_TIMEOUT_S, cancel_job, job_app, job_status, live_workers, take_over
+from catalog.storages import StorageUnavailableError
 from catalog.tables import RenditionStatus
 from cli import payloads
 from cli.errors import FootageGroup
@@ -125,8 +126,14 @@ def _follow(catalog: Catalog, rendition_id: int, job_id: int | None) -> str:
 
 def _render_here_if_idle(catalog: Catalog, rendition_id: int, job_id: int | None) -> threading.Thread | None:
     """With no worker alive, take the job over and render it on a thread of this process."""
+    from upscaler.jobs import unservable_here
+
     if job_id is None or live_workers(catalog) > 0:
         return None
+    if (problem := unservable_here(catalog, rendition_id)) is not None:
+        raise StorageUnavailableError(
+            f"{problem}: rendition {rendition_id} cannot be rendered here; it stays queued for a worker that serves it"
+        )
     with job_app(catalog, asynchronous=False).open() as app:
         if not take_over(app, job_id):
             return None  # a worker took it meanwhile: follow that one
@@ -232,7 +239,8 @@ def jobs_list(
     limit: Annotated[int, typer.Option("--limit", min=1, help="How many jobs, newest first.")] = 50,
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """List queued, running and recent jobs with progress, worker and ETA.
+    """List queued, running and recent jobs with progress, worker and ETA; a queued job that no
+    running worker would take says what it waits for (a worker serving its storage).
 
     Example: footage jobs --json; footage jobs cancel 12
     """
@@ -258,7 +266,7 @@ def jobs_list(
                 f"{r['eta_s']:.0f}s" if r["eta_s"] is not None else "-",
                 r["worker"],
                 r["attempts"],
-                r["error"] or "-",  # why a failed job failed, without asking for --json
+                r["error"] or (f"waiting for {r['waiting_for']}" if r["waiting_for"] else "-"),
             )
             for r in rows
         ],

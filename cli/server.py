@@ -40,7 +40,8 @@ from starlette.staticfiles import StaticFiles
 from catalog import Asset, Catalog, ConfigurationError, FootageError, NotFoundError
 from catalog.metrics import SEARCH_SECONDS, collect_queue, metrics_text, readiness
 from catalog.results import FamilyHit, SearchOptions
-from catalog.thumbnails import thumbnail_path
+from catalog.storages import StorageUnavailableError
+from catalog.thumbnails import written_thumbnail
 from cli import payloads, wire
 from cli.client import ANNOUNCE_FILE, DEFAULT_PORT
 from cli.export import export_hits
@@ -351,20 +352,25 @@ def _thumbnail(catalog: Catalog, request: Request) -> Response:
     """A moment's thumbnail: its path is built from two integers, never from a path in the
     request, and only for an asset the catalog holds."""
     asset_id, frame_ms = int(request.path_params["asset_id"]), int(request.path_params["frame_ms"])
-    path = thumbnail_path(catalog.home, asset_id, frame_ms / 1000) if catalog.home is not None else None
+    found = written_thumbnail(catalog.thumbnail_dirs(), asset_id, frame_ms / 1000)
     with catalog.session() as session:
         known = session.get(Asset, asset_id) is not None
-    if path is None or not known or not path.is_file():
+    if found is None or not known:
         return _answer({"error": "no such thumbnail", "exit_code": 1}, 404)
-    return FileResponse(path, media_type="image/jpeg", headers={"Cache-Control": "max-age=3600"})
+    return FileResponse(found, media_type="image/jpeg", headers={"Cache-Control": "max-age=3600"})
 
 
 def _catalogued_file(catalog: Catalog, asset_id: int) -> Path | None:
-    """The file of an indexed asset, when it is on this machine: the only files the page reads."""
+    """The file of an indexed asset, when this host serves its storage: the only files the page reads."""
     with catalog.session() as session:
         asset = session.get(Asset, asset_id)
-        path = Path(asset.path) if asset is not None and asset.status == "indexed" else None
-    return path if path is not None and path.is_file() else None
+        if asset is None or asset.status != "indexed":
+            return None
+    try:
+        path = catalog.mounts.file(asset)
+    except StorageUnavailableError:
+        return None
+    return path if path.is_file() else None
 
 
 def _frame(catalog: Catalog, request: Request) -> Response:

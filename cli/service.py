@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -13,8 +13,18 @@ import procrastinate
 import typer
 
 from catalog import Catalog, ConfigurationError, open_catalog
-from catalog.jobs import QUEUES, STALLED_WORKER_TIMEOUT_S, defer_index, job_app, run_worker
+from catalog.jobs import (
+    QUEUES,
+    RENDER_QUEUE,
+    STALLED_WORKER_TIMEOUT_S,
+    defer_index,
+    job_app,
+    run_worker,
+    served_queues,
+)
 from catalog.orphans import register_orphan_check
+from catalog.renditions import renditions_storage
+from catalog.storages import RENDITIONS
 from cli.client import DEFAULT_PORT
 from cli.indexing import KEYFRAMES_OPTION, MAX_GAP_OPTION
 from cli.logs import LOG_FORMAT_OPTION, LogFormat, setup_logging
@@ -104,7 +114,9 @@ def _address(value: str | None) -> tuple[str, int] | None:
 
 
 @contextlib.contextmanager
-def _health(catalog: Catalog, address: tuple[str, int] | None) -> Iterator[None]:
+def _health(
+    catalog: Catalog, address: tuple[str, int] | None, storages: Callable[[], str | None] | None = None
+) -> Iterator[None]:
     """/metrics, /health/live and /health/ready at ``address`` while the command runs."""
     if address is None:
         yield
@@ -112,11 +124,42 @@ def _health(catalog: Catalog, address: tuple[str, int] | None) -> Iterator[None]
     from catalog.metrics import HealthServer
 
     try:
-        server = HealthServer(catalog, *address, checks={})
+        server = HealthServer(catalog, *address, checks={"mounts": storages} if storages is not None else {})
     except OSError as exc:
         raise ConfigurationError(f"--metrics {address[0]}:{address[1]}: cannot listen there: {exc.strerror}") from exc
     with server:
         yield
+
+
+def _serving(catalog: Catalog, kinds: list[str]) -> tuple[list[str], Callable[[], str | None]]:
+    """The queues a process taking ``kinds`` of work listens to: each kind's, for every storage
+    this host serves (its marker checked now); renders only where the renditions storage is
+    served too, since a render writes there. Says in one line each what is served and what
+    not, and returns the readiness check that those storages stay served."""
+    mounts = catalog.mounts
+    with catalog.session() as session:
+        # One machine needs no set-up: the first service started makes the renditions storage
+        # in its own folder (a team adds a shared one first: `footage storage add renditions`).
+        renditions_storage(session, renditions_dir())
+    mounts.reload()
+    found = mounts.mounts()
+    served = [m.storage for m in found if m.served]
+    for mount in found:
+        if mount.served:
+            stdout().print(f"Serving storage {mount.storage.name} at {mount.folder}")
+        elif mount.storage.host is None:
+            stdout().print(f"Not serving {mount.problem}")
+    renditions = mounts.by_name(RENDITIONS)
+    if RENDER_QUEUE in kinds and (renditions is None or renditions not in served):
+        why = mounts.mount(renditions).problem if renditions is not None else f"there is no storage {RENDITIONS} yet"
+        stdout().print(f"Taking no renders: a render writes to storage {RENDITIONS} ({why})")
+        kinds = [k for k in kinds if k != RENDER_QUEUE]
+
+    def still_served() -> str | None:
+        lost = [p for s in served if (p := mounts.mount(s).problem) is not None]
+        return "; ".join(lost) or None
+
+    return served_queues(kinds, served), still_served
 
 
 def _known_queues(queues: list[str] | None) -> list[str]:
@@ -172,19 +215,23 @@ def watch(
     service = _service_settings(host, port, token) if serve_too else None
     health_at = _address(metrics)
     setup_logging(verbose, log_format)
-    settings = WatchSettings(settle_s=settle, rescan_interval_s=rescan, poll=poll, exclude=(renditions_dir(),))
     with open_catalog(catalog_settings()) as catalog:
+        listening, storages_served = _serving(catalog, queues)
+        renditions = catalog.mounts.by_name(RENDITIONS)
+        rendered_at = (catalog.mounts.folder(renditions) if renditions else None) or renditions_dir()
+        settings = WatchSettings(settle_s=settle, rescan_interval_s=rescan, poll=poll, exclude=(rendered_at,))
         defer_app = job_app(catalog, asynchronous=False)
         defer_app.open()
 
         def enqueue(path: Path, root_id: int) -> None:
-            defer_index(defer_app, str(path), root_id=root_id, keyframes_only=keyframes, max_gap_s=max_gap)
+            storage, rel = catalog.mounts.place(path)
+            defer_index(defer_app, storage, rel, root_id=root_id, keyframes_only=keyframes, max_gap_s=max_gap)
 
         watcher = FolderWatcher(catalog, roots, settings, enqueue)
         stop = threading.Event()
         thread = threading.Thread(target=watcher.run, args=(stop,), name="footage-watch", daemon=True)
         stdout().print(
-            f"Watching {', '.join(str(r) for r in roots)}, working on queues {', '.join(queues)} (Ctrl-C to stop)"
+            f"Watching {', '.join(str(r) for r in roots)}, working on queues {', '.join(listening)} (Ctrl-C to stop)"
         )
         thread.start()
         answering = None
@@ -193,14 +240,15 @@ def watch(
 
             answering = start_service(catalog, embedding_settings(), service, footage_home())
         try:
-            with _health(catalog, health_at):
+            with _health(catalog, health_at, storages_served):
                 run_worker(
                     worker_app(catalog, stall_timeout),
-                    queues=queues,
+                    queues=listening,
                     concurrency=concurrency,
                     name="watch",
                     stall_timeout_s=stall_timeout,
                     catalog=catalog,
+                    host=catalog.mounts.host,
                 )
         finally:
             stop.set()
@@ -258,14 +306,17 @@ def worker(
     queues = _known_queues(queues)
     health_at = _address(metrics)
     setup_logging(verbose, log_format)
-    with open_catalog(catalog_settings()) as catalog, _health(catalog, health_at):
-        stdout().print(f"Worker on queues {', '.join(queues)} (Ctrl-C to stop)")
-        run_worker(
-            worker_app(catalog, stall_timeout),
-            queues=queues,
-            concurrency=concurrency,
-            name=socket.gethostname(),
-            stall_timeout_s=stall_timeout,
-            catalog=catalog,
-        )
+    with open_catalog(catalog_settings()) as catalog:
+        listening, storages_served = _serving(catalog, queues)
+        stdout().print(f"Worker on queues {', '.join(listening)} (Ctrl-C to stop)")
+        with _health(catalog, health_at, storages_served):
+            run_worker(
+                worker_app(catalog, stall_timeout),
+                queues=listening,
+                concurrency=concurrency,
+                name=socket.gethostname(),
+                stall_timeout_s=stall_timeout,
+                catalog=catalog,
+                host=catalog.mounts.host,
+            )
     stdout().print("Stopped.")

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 
 import platformdirs
 
 from catalog import CatalogSettings
 from catalog.devices import check_device_name
+from catalog.storages import ENV_PREFIX as ENV_STORAGE_PREFIX
 from indexer.settings import EmbeddingSettings
 from upscaler.identity import SigningSettings
 
@@ -24,8 +26,21 @@ def footage_home() -> Path:
 
 
 def catalog_settings() -> CatalogSettings:
+    """``FOOTAGE_DATABASE_URL``, ``FOOTAGE_HOME``, ``FOOTAGE_HOST`` (this host's name, else the
+    machine's) and every ``FOOTAGE_STORAGE_<NAME>=PATH`` (where this process has a storage)."""
     url = os.environ.get(ENV_DATABASE_URL) or None
-    return CatalogSettings(home=footage_home(), database_url=url)
+    overrides = {
+        key: Path(value).expanduser().absolute()
+        for key, value in os.environ.items()
+        if key.startswith(ENV_STORAGE_PREFIX) and value
+    }
+    return CatalogSettings(
+        home=footage_home(),
+        database_url=url,
+        host=os.environ.get("FOOTAGE_HOST") or socket.gethostname(),
+        storage_overrides=overrides,
+        renditions_dir=renditions_dir(),
+    )
 
 
 def embedding_settings() -> EmbeddingSettings:
@@ -39,7 +54,8 @@ def embedding_settings() -> EmbeddingSettings:
 
 
 def renditions_dir() -> Path:
-    """Where footage writes renditions: ``FOOTAGE_RENDITIONS_DIR``, else ``FOOTAGE_HOME/renditions``."""
+    """Where the ``renditions`` storage is made when none exists yet (one machine, no set-up):
+    ``FOOTAGE_RENDITIONS_DIR``, else ``FOOTAGE_HOME/renditions``."""
     raw = os.environ.get("FOOTAGE_RENDITIONS_DIR")
     return (Path(raw).expanduser() if raw else footage_home() / "renditions").absolute()
 

@@ -31,6 +31,7 @@ from catalog.assets import (
     upsert_asset,
 )
 from catalog.media import content_hash, quick_fingerprint
+from catalog.storages import StorageUnavailableError
 from catalog.thumbnails import ThumbnailSet
 from catalog.words import meta_words
 from indexer.discover import walk
@@ -227,9 +228,13 @@ def _unchanged(session: Session, asset: Asset, seen: _Seen, embedding_model: str
 
 def _try_move(catalog: Catalog, seen: _Seen, embedder: ClipEmbedder, root_id: int | None) -> IndexResult | None:
     """The same file under a new name: the asset follows it, keeping id, moments and renditions."""
+    mounts = catalog.mounts
     with catalog.session() as session:
         for candidate in assets_with_fingerprint(session, seen.fingerprint):
-            old_path = candidate.path
+            try:
+                old_path = str(mounts.file(candidate))
+            except StorageUnavailableError:
+                continue  # whether it is still there cannot be seen from here: not taken for moved
             if old_path == str(seen.path) or os.path.exists(old_path):
                 continue
             move_asset(session, candidate.id, str(seen.path), root_id if root_id is not None else candidate.root_id)
@@ -265,7 +270,8 @@ def _index_content(
         if info.is_footage_rendition and kind == "master":
             return IndexResult(str(path), "skipped", message=f"{path}: a footage rendition, not a master")
         report(IndexProgress("sampling", 0.0, info.duration_s))
-        thumbnails = ThumbnailSet(catalog.home) if catalog.home is not None else None
+        thumbnail_dirs = catalog.thumbnail_dirs()
+        thumbnails = ThumbnailSet(thumbnail_dirs[0]) if thumbnail_dirs else None
         rows = _moment_views(
             path,
             info,

@@ -7,14 +7,14 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import procrastinate
 
 from catalog import Catalog
-from catalog.jobs import INDEX_QUEUE, INDEX_TASK, defer_index
+from catalog.jobs import INDEX_QUEUE, INDEX_TASK, defer_index, index_work
 from catalog.metrics import FILES_INDEXED, INDEX_REALTIME
+from catalog.storages import StorageUnavailableError
 from indexer.embed import ClipEmbedder
 from indexer.errors import EmbeddingModelError, UnreadableFileError
 from indexer.index import IndexOptions, IndexResult, index_file, record_failure
@@ -71,13 +71,20 @@ def register_index_task(
         retry=procrastinate.RetryStrategy(max_attempts=3, wait=5),
     )
     def index_job(
-        path: str,
+        storage_id: int,
+        rel_path: str,
         root_id: int | None = None,
         keyframes_only: bool = False,
         max_gap_s: float = DEFAULT_MAX_GAP_S,
         kind: str = "master",
         **_ignored: Any,
     ) -> None:
+        try:
+            path = catalog.mounts.path(storage_id, rel_path)
+        except StorageUnavailableError as exc:
+            # Only taken from a storage's queue by a worker that served it when it started: the
+            # share went away since. Not the file's fault; the job is tried again (and requeued).
+            raise UnreadableFileError(f"{exc} (on {socket.gethostname()})") from exc
         options = IndexOptions(
             sampling=SamplingOptions(max_gap_s=max_gap_s, keyframes_only=keyframes_only),
             kind=kind,
@@ -88,26 +95,28 @@ def register_index_task(
         except EmbeddingModelError as exc:
             # The file is fine; the model is not there. Recorded as waiting and asked for again
             # a while later, it is indexed once the model loads; nothing else stops.
-            record_failure(catalog, Path(path), f"waiting for the CLIP model: {exc}", kind, root_id, status="pending")
+            record_failure(catalog, path, f"waiting for the CLIP model: {exc}", kind, root_id, status="pending")
             defer_index(
                 app,
-                path,
+                catalog.mounts.storage(storage_id),
+                rel_path,
                 root_id=root_id,
                 in_s=_RETRY_LOAD_S,
                 keyframes_only=keyframes_only,
                 max_gap_s=max_gap_s,
                 kind=kind,
+                work=index_work(kind),
             )
             return
         started = time.perf_counter()
-        result = index_file(catalog, loaded, Path(path), options)
+        result = index_file(catalog, loaded, path, options)
         FILES_INDEXED.labels(result.outcome).inc()
         if result.outcome == "indexed" and result.media_seconds > 0:
             INDEX_REALTIME.observe(result.media_seconds / max(1e-6, time.perf_counter() - started))
         if not result.readable:
             # Another host's path, a share not mounted here, a file gone: the work was not done.
             raise UnreadableFileError(f"{result.message} (on {socket.gethostname()})")
-        ids = {"asset_id": result.asset_id, "path": path}
+        ids = {"asset_id": result.asset_id, "path": str(path)}
         if result.outcome == "failed":
             logger.warning("%s", result.message, extra=ids)
         else:

@@ -139,15 +139,21 @@ class FolderWatcher:
         """
         back = []
         for root, root_id in self._root_ids.items():
+            # A storage's folder without its marker (the empty mount point of an unmounted
+            # share, another share at that path) is offline too: nothing indexed, nothing missing.
+            problem = self.catalog.mounts.mount(self.catalog.mounts.place(root)[0]).problem
+            presence = _presence(root)
+            presence["there"] = presence["there"] and problem is None
             with self.catalog.session() as session:
-                online, changed = set_root_presence(session, root_id, **_presence(root))
+                online, changed = set_root_presence(session, root_id, **presence)
             with self._lock:
                 (self._offline.discard if online else self._offline.add)(root)
             if changed and online:
                 logger.info("watched folder %s is back", root)
                 back.append(root)
             elif changed:
-                logger.warning("watched folder %s is offline (unmounted or unreachable); its files are kept", root)
+                why = problem or "unmounted or unreachable"
+                logger.warning("watched folder %s is offline (%s); its files are kept", root, why)
         return back
 
     def _root_path(self, path: Path) -> Path | None:
@@ -196,8 +202,9 @@ class FolderWatcher:
             if root in self._offline:
                 return ScanReport(root, 0, 0, 0, offline=True)
         queued = missing = unchanged = 0
+        mounts = self.catalog.mounts
         with self.catalog.session() as session:
-            known = {Path(a.path): a for a in assets_under(session, str(root))}
+            known = {mounts.file(a): a for a in assets_under(session, root)}
             for path, asset in known.items():
                 if path not in on_disk and asset.status != "missing" and not path.exists():
                     mark_missing(session, str(path))
@@ -243,9 +250,10 @@ class FolderWatcher:
             if mark_missing(session, str(path)):
                 logger.info("missing: %s", path)
             # A deleted folder: everything under it is gone too.
-            for asset in assets_under(session, str(path)):
-                if asset.status != "missing" and not os.path.exists(asset.path):
-                    mark_missing(session, asset.path)
+            for asset in assets_under(session, path):
+                gone = self.catalog.mounts.file(asset)
+                if asset.status != "missing" and not gone.exists():
+                    mark_missing(session, gone)
 
     def moved(self, src: Path, dest: Path, is_directory: bool = False) -> None:
         src, dest = Path(os.path.abspath(src)), Path(os.path.abspath(dest))

@@ -4,6 +4,7 @@ whole run, fresh databases in it, and hygiene that every test gets."""
 from __future__ import annotations
 
 import random
+import socket
 import uuid
 import warnings
 from collections.abc import Callable, Iterator
@@ -17,6 +18,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from catalog import Catalog, CatalogSettings, normalise_url, open_catalog, schema
+from catalog.storages import Mounts, all_storages
 from indexer.embed import ClipEmbedder
 from indexer.settings import EmbeddingSettings
 
@@ -106,6 +108,8 @@ def session(catalog_engine: Engine) -> Iterator[Session]:
     with catalog_engine.connect() as conn:
         outer = conn.begin()
         with Session(bind=conn, join_transaction_mode="create_savepoint") as s:
+            # This machine's map, as Catalog.session gives it (its own disk holds every path here).
+            s.info["mounts"] = Mounts(socket.gethostname(), {}, {}, lambda: all_storages(s))
             yield s
         outer.rollback()
 

@@ -39,8 +39,8 @@ def test_configured_database_is_used_and_not_migrated_behind_the_users_back(
     before = _status(env)
     assert before["embedded"] is False
     assert before["revision"] is None and before["up_to_date"] is False
-    tables = ("roots", "assets", "segments", "renditions", "asset_words", "notes", "tags", "selections")
-    assert before["row_counts"] == dict.fromkeys((*tables, "selection_items"))
+    tables = ("storages", "worker_queues", "roots", "assets", "segments", "renditions", "asset_words", "notes", "tags")
+    assert before["row_counts"] == dict.fromkeys((*tables, "selections", "selection_items"))
 
     upgraded = runner.invoke(app, ["db", "upgrade"], env=env)
     assert upgraded.exit_code == 0, upgraded.output
@@ -49,7 +49,8 @@ def test_configured_database_is_used_and_not_migrated_behind_the_users_back(
     after = _status(env)
     assert after["up_to_date"] is True
     assert after["pgvector_version"] == bundled_pgvector
-    assert after["row_counts"] == dict.fromkeys((*tables, "selection_items"), 0)
+    # This host's own storage (its whole disk) is the one row a fresh catalog holds.
+    assert after["row_counts"] == {**dict.fromkeys((*tables, "selections", "selection_items"), 0), "storages": 1}
 
     again = runner.invoke(app, ["db", "upgrade"], env=env)
     assert f"already at {schema.head_revision()}" in again.stdout

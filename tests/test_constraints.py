@@ -7,16 +7,28 @@ from typing import Any
 
 import numpy as np
 import pytest
+import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from catalog import Asset, MomentView, Rendition, Root
+from catalog.tables import Storage
 
 SHA = "a" * 64
 
 
+@pytest.fixture
+def nas(session: Session) -> int:
+    storage = Storage(name="nas", marker="m" * 32)
+    session.add(storage)
+    session.flush()
+    return storage.id
+
+
 def _asset(session: Session, path: str, kind: str = "master", **facts: Any) -> Asset:
-    asset = Asset(path=path, kind=kind, **facts)
+    # By default on the first storage (this host's own disk, made by the migrations).
+    storage_id = facts.pop("storage_id", None) or session.scalar(sa.select(Storage.id).order_by(Storage.id).limit(1))
+    asset = Asset(storage_id=storage_id, rel_path=path.lstrip("/"), kind=kind, **facts)
     session.add(asset)
     session.flush()
     return asset
@@ -47,13 +59,14 @@ def _rejected(session: Session, obj: object, constraint: str) -> None:
     assert constraint in str(info.value)
 
 
-def test_valid_rows_are_accepted(session: Session) -> None:
-    root = Root(path="/media/masters")
+def test_valid_rows_are_accepted(session: Session, nas: int) -> None:
+    root = Root(storage_id=nas, rel_path="media/masters")
     session.add(root)
     session.flush()
     master = _asset(
         session,
-        "/media/masters/a.mov",
+        "media/masters/a.mov",
+        storage_id=nas,
         root_id=root.id,
         width=1920,
         height=1080,
@@ -62,7 +75,7 @@ def test_valid_rows_are_accepted(session: Session) -> None:
         rotation=0,
         bit_depth=10,
     )
-    file = _asset(session, "/renders/a.4k.mov", kind="rendition")
+    file = _asset(session, "a.4k.mov", kind="rendition", storage_id=nas)
     session.add(
         MomentView(
             asset_id=master.id,
@@ -74,20 +87,46 @@ def test_valid_rows_are_accepted(session: Session) -> None:
             embedding_dim=512,
         )
     )
-    session.add(_rendition(master, rendition_asset_id=file.id, status="done", progress=1.0))
+    done = _rendition(master, rendition_asset_id=file.id, status="done", progress=1.0)
+    session.add(done)
+    done.output_storage_id, done.output_rel_path = nas, "a.4k.mov"
     session.flush()
     assert master.status == "pending" and master.audio_streams == []
 
 
-def test_asset_path_is_unique(session: Session) -> None:
-    _asset(session, "/media/a.mov")
-    _rejected(session, Asset(path="/media/a.mov"), "uq_assets_path")
-
-
-def test_root_path_is_unique(session: Session) -> None:
-    session.add(Root(path="/media"))
+def test_asset_path_is_unique_in_its_storage(session: Session, nas: int) -> None:
+    _asset(session, "media/a.mov", storage_id=nas)
+    _rejected(session, Asset(storage_id=nas, rel_path="media/a.mov"), "uq_assets_storage_id_rel_path")
+    other = Storage(name="other", marker="o" * 32)
+    session.add(other)
     session.flush()
-    _rejected(session, Root(path="/media"), "uq_roots_path")
+    _asset(session, "media/a.mov", storage_id=other.id)  # the same path on another storage is another file
+
+
+def test_root_path_is_unique(session: Session, nas: int) -> None:
+    session.add(Root(storage_id=nas, rel_path="media"))
+    session.flush()
+    _rejected(session, Root(storage_id=nas, rel_path="media"), "uq_roots_storage_id_rel_path")
+
+
+@pytest.mark.parametrize(
+    ("fields", "constraint"),
+    [
+        ({"name": "Nas Share"}, "ck_storages_name_plain"),
+        ({"name": "host-a"}, "ck_storages_host_named"),
+        ({"name": "plain", "host": "a"}, "ck_storages_host_named"),
+        ({"name": "nas"}, "uq_storages_name"),
+    ],
+)
+def test_storage_checks(session: Session, nas: int, fields: dict[str, Any], constraint: str) -> None:
+    _rejected(session, Storage(marker="x" * 32, **fields), constraint)
+
+
+def test_a_storage_with_files_cannot_be_deleted(session: Session, nas: int) -> None:
+    _asset(session, "a.mov", storage_id=nas)
+    with pytest.raises(IntegrityError) as info, session.begin_nested():
+        session.execute(sa.delete(Storage).where(Storage.id == nas))
+    assert "fk_assets_storage_id_storages" in str(info.value)
 
 
 @pytest.mark.parametrize(
@@ -96,7 +135,9 @@ def test_root_path_is_unique(session: Session) -> None:
         ({"kind": "proxy"}, "ck_assets_kind_known"),
         ({"status": "done"}, "ck_assets_status_known"),
         ({"status": "error"}, "ck_assets_error_has_message"),
-        ({"path": "relative/a.mov"}, "ck_assets_path_absolute"),
+        ({"rel_path": "/media/a.mov"}, "ck_assets_rel_path_relative"),
+        ({"rel_path": ""}, "ck_assets_rel_path_relative"),
+        ({"storage_id": 987654321}, "fk_assets_storage_id_storages"),
         ({"size_bytes": -1}, "ck_assets_size_not_negative"),
         ({"width": 0, "height": 1080}, "ck_assets_dimensions_positive"),
         ({"sar_num": 0, "sar_den": 1}, "ck_assets_sar_positive"),
@@ -108,14 +149,14 @@ def test_root_path_is_unique(session: Session) -> None:
         ({"root_id": 987654321}, "fk_assets_root_id_roots"),
     ],
 )
-def test_asset_checks(session: Session, facts: dict[str, Any], constraint: str) -> None:
-    values: dict[str, Any] = {"path": "/media/x.mov"}
+def test_asset_checks(session: Session, nas: int, facts: dict[str, Any], constraint: str) -> None:
+    values: dict[str, Any] = {"storage_id": nas, "rel_path": "media/x.mov"}
     values.update(facts)
     _rejected(session, Asset(**values), constraint)
 
 
-def test_root_path_must_be_absolute(session: Session) -> None:
-    _rejected(session, Root(path="media"), "ck_roots_path_absolute")
+def test_root_path_must_be_relative(session: Session, nas: int) -> None:
+    _rejected(session, Root(storage_id=nas, rel_path="/media"), "ck_roots_rel_path_relative")
 
 
 @pytest.mark.parametrize(

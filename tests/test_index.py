@@ -92,7 +92,7 @@ def test_rename_keeps_identity(catalog: Catalog, embedder: ClipEmbedder, tmp_pat
     shutil.move(path, moved)
     second = index_file(catalog, embedder, moved)
     assert second.outcome == "moved" and second.asset_id == first.asset_id
-    assert _asset(catalog, first.asset_id or 0).path == str(moved)
+    assert catalog.mounts.file(_asset(catalog, first.asset_id or 0)) == moved
     assert len(_segments(catalog, first.asset_id or 0)) == first.segments
 
 
@@ -279,16 +279,24 @@ def test_an_index_job_that_cannot_read_its_file_never_ends_done(
 ) -> None:
     """Another host's path, a share not mounted here: the job fails (and is retried), naming the file."""
     from catalog.jobs import INDEX_TASK, job_app
+    from catalog.storages import add_storage
     from indexer.errors import UnreadableFileError
     from indexer.tasks import register_index_task
 
     jobs = job_app(catalog)
     register_index_task(jobs, catalog, lambda: embedder)
     elsewhere = tmp_path / "mounted-elsewhere" / "a.mov"
+    storage, rel = catalog.mounts.place(elsewhere)
     with pytest.raises(UnreadableFileError, match=rf"{elsewhere}: cannot read: No such file or directory \(on "):
-        jobs.tasks[INDEX_TASK](path=str(elsewhere), kind="rendition")
+        jobs.tasks[INDEX_TASK](storage_id=storage.id, rel_path=rel, kind="rendition")
+    # A storage this host does not serve: the job fails too, saying so.
+    with catalog.session() as s:
+        nas = add_storage(s, "nas", tmp_path)
+    with pytest.raises(UnreadableFileError, match=r"storage nas is not mounted on this host"):
+        jobs.tasks[INDEX_TASK](storage_id=nas.id, rel_path="a.mov")
     here = write_clip(tmp_path / "here.mp4", Clip())
-    jobs.tasks[INDEX_TASK](path=str(here))  # a readable file is indexed as before
+    storage, rel = catalog.mounts.place(here)
+    jobs.tasks[INDEX_TASK](storage_id=storage.id, rel_path=rel)  # a readable file is indexed as before
     with catalog.session() as s:
         assert s.scalars(sa.select(Asset.status)).all() == ["indexed"]
 

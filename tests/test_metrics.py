@@ -71,7 +71,7 @@ def test_a_watch_host_counts_what_it_did_and_logs_json(catalog: Catalog, tiny_cl
         assert _sample(metrics, "footage_stalled_jobs_recovered_total") == 0.0
         assert _get(f"{base}/health/live")[0] == 200
         status, body = _get(f"{base}/health/ready")
-        assert status == 200 and json.loads(body)["checks"] == {"catalog": "ok", "storage": "ok"}
+        assert status == 200 and json.loads(body)["checks"] == {"catalog": "ok", "storage": "ok", "mounts": "ok"}
         assert _get(f"{base}/nothing")[0] == 404
     finally:
         code, _, err = service.stop()

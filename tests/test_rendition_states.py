@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -12,7 +11,8 @@ from sqlalchemy.orm import Session
 from catalog import renditions as records
 from catalog.assets import upsert_asset
 from catalog.renditions import LeaseLostError, RenditionSpec, RenditionStateError
-from catalog.tables import Rendition, RenditionStatus
+from catalog.storages import mounts_of
+from catalog.tables import Rendition, RenditionStatus, Storage
 
 S = RenditionStatus
 
@@ -21,7 +21,11 @@ S = RenditionStatus
 def queued(session: Session) -> Rendition:
     master_id = upsert_asset(session, "/media/a.mov", {"kind": "master", "status": "indexed"})
     spec = RenditionSpec(master_id, "4k", 3840, 2160, "RealESRGAN_x4plus", "a" * 64, {"codec": "hevc"})
-    return records.create(session, spec, Path("/renditions/a.4k.RealESRGAN_x4plus.mov"))
+    return records.create(session, spec, *_place(session, "/renditions/a.4k.RealESRGAN_x4plus.mov"))
+
+
+def _place(session: Session, path: str) -> tuple[Storage, str]:
+    return mounts_of(session).place(path)
 
 
 def _done(session: Session, rendition: Rendition) -> None:
@@ -102,7 +106,7 @@ def test_cancelling_a_job_cancels_only_a_waiting_rendition(session: Session, que
     assert queued.finished_at is not None
 
     spec = RenditionSpec(queued.master_id, "2x", 3840, 2160, "x", "b" * 64, {})
-    running = records.create(session, spec, Path("/renditions/b.mov"))
+    running = records.create(session, spec, *_place(session, "/renditions/b.mov"))
     records.set_job(session, running.id, 42)
     records.start(running, "host:1")
     records.cancel_waiting(session, 42)  # its worker cancels it when it sees the abort

@@ -18,7 +18,8 @@ from polling import wait_for
 from tiny_models import write_tiny_compact
 from typer.testing import CliRunner
 
-from catalog import Asset, Catalog, MomentView, Rendition, UnsafePathError
+from catalog import Asset, Catalog, MomentView, Rendition, UnsafePathError, open_catalog
+from catalog.assets import asset_by_path
 from catalog.media import content_hash
 from catalog.renditions import ensure_inside, rendition_path
 from cli.main import app
@@ -52,13 +53,17 @@ def _invoke(env: dict[str, str], *args: str) -> dict:
 
 
 def _render_queue_once(catalog: Catalog, env: dict[str, str]) -> None:
-    """Work through the `render` queue in this process, as `footage worker -q render` would."""
-    from catalog.jobs import run_worker
+    """Work through the render queues in this process, as `footage worker -q render` would
+    (a host of its own: ``env``'s home, renditions folder and storages)."""
+    from catalog.jobs import run_worker, served_queues
     from cli.service import worker_app
+    from cli.settings import catalog_settings
 
     os.environ.update(env)  # worker_app reads its settings like the CLI does
     try:
-        run_worker(worker_app(catalog), queues=["render"], wait=False)
+        with open_catalog(catalog_settings()) as host:
+            served = [m.storage for m in host.mounts.mounts() if m.served]
+            run_worker(worker_app(host), queues=served_queues(["render"], served), wait=False)
     finally:
         for key in env:
             os.environ.pop(key, None)
@@ -191,7 +196,8 @@ def test_wait_on_a_failing_render_ends_with_its_reason(setup: dict, catalog: Cat
     failed_id = int(line.removeprefix("Error: rendition ").split()[0])
     assert (_rendition(catalog, failed_id).status, _rendition(catalog, failed_id).attempts) == ("failed", 1)
 
-    # The renditions folder is gone (a file took its name): a failure no retry mends, said at once.
+    # The renditions folder is gone (a file took its name): its storage is not served here, said
+    # at once; the rendition stays queued for a host that has the storage.
     folder = Path(env["FOOTAGE_RENDITIONS_DIR"])
     again = _invoke(env, "upscale", master, "--to", "2x", "-m", str(setup["model"]), "--codec", "h264")
     for leftover in folder.iterdir():
@@ -200,17 +206,20 @@ def test_wait_on_a_failing_render_ends_with_its_reason(setup: dict, catalog: Cat
     folder.write_text("not a folder")
     wait = ["upscale", master, "--to", "2x", "-m", str(setup["model"]), "--codec", "h264", "--wait"]
     broken = runner.invoke(app, wait, env=env)
-    assert broken.exit_code == 1, broken.output
-    assert f"Error: rendition {again['rendition_id']} failed: cannot write " in broken.stderr
-    assert f"the folder {folder.resolve()} is not a folder" in broken.stderr
-    assert _rendition(catalog, again["rendition_id"]).attempts == 1
-    # Only this request's work ran here: its job was withdrawn from the queue, not run from it
-    # (nor left behind reading "cancelled" for work that was done).
+    assert broken.exit_code == 7, broken.output
+    said = " ".join(broken.stderr.split())
+    assert f"Error: storage renditions: {folder} is not there (unmounted?): rendition {again['rendition_id']}" in said
+    assert "stays queued for a worker that serves it" in said
+    assert (_rendition(catalog, again["rendition_id"]).status, _rendition(catalog, again["rendition_id"]).attempts) == (
+        "queued",
+        0,
+    )
+    # Its job was not taken over: it waits in the queue for a worker that has the storage.
     with catalog.session() as s:
         status = s.scalar(
             sa.text("SELECT status::text FROM procrastinate_jobs WHERE id = :id"), {"id": again["job_id"]}
         )
-    assert status is None and _rendition(catalog, again["rendition_id"]).job_id is None
+    assert status == "todo" and _rendition(catalog, again["rendition_id"]).job_id == again["job_id"]
 
 
 def test_cancel_a_queued_job(setup: dict, catalog: Catalog) -> None:
@@ -251,8 +260,12 @@ def test_path_escapes_are_rejected(tmp_path: Path, setup: dict, catalog: Catalog
     before = content_hash(setup["master"])
     queued = _invoke(env, "upscale", str(setup["master"]), "--to", "2x", "-m", str(setup["model"]))
     with catalog.session() as s:
+        master = asset_by_path(s, setup["master"])
+        assert master is not None
         s.execute(
-            sa.update(Rendition).where(Rendition.id == queued["rendition_id"]).values(output_path=str(setup["master"]))
+            sa.update(Rendition)
+            .where(Rendition.id == queued["rendition_id"])
+            .values(output_storage_id=master.storage_id, output_rel_path=master.rel_path)
         )
     _render_queue_once(catalog, env)
     row = _rendition(catalog, queued["rendition_id"])

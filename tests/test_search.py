@@ -21,6 +21,7 @@ from typer.testing import CliRunner
 from catalog import Asset, Catalog, MomentView, Rendition, search
 from catalog.results import SearchFilters, SearchOptions
 from catalog.search import search_vector
+from catalog.storages import mounts_of
 from catalog.thumbnails import thumbnail_path
 from cli.main import app
 from indexer.embed import ClipEmbedder
@@ -39,7 +40,8 @@ def _unit(rng: np.random.Generator, n: int, dim: int = 512) -> np.ndarray:
 def _fill(session: Session, vectors: np.ndarray, per_asset: int, **asset_facts: object) -> list[int]:
     ids = []
     for a in range(len(vectors) // per_asset):
-        asset = Asset(path=f"/synthetic/{asset_facts.get('height', 0)}/{a}.mov", status="indexed", **asset_facts)
+        storage, rel = mounts_of(session).place(f"/synthetic/{asset_facts.get('height', 0)}/{a}.mov")
+        asset = Asset(storage_id=storage.id, rel_path=rel, status="indexed", **asset_facts)
         session.add(asset)
         session.flush()
         ids.append(asset.id)
@@ -279,7 +281,7 @@ def test_every_moment_has_its_thumbnail(library: dict[str, int], catalog: Catalo
     beta = library["beta.mov"]
     with catalog.session() as s:
         frames = s.execute(sa.select(MomentView.frame_s).where(MomentView.asset_id == beta).distinct()).scalars()
-        expected = sorted(thumbnail_path(catalog.home, beta, f).name for f in frames)
+        expected = sorted(thumbnail_path(catalog.home / "thumbnails", beta, f).name for f in frames)
     assert sorted(p.name for p in (catalog.home / "thumbnails" / str(beta)).iterdir()) == expected
     shown = runner.invoke(app, ["show", str(beta), "--json"], env=_env(catalog, tiny_clip))
     (listed,) = json.loads(shown.stdout)["moments_by_model"].values()

@@ -38,7 +38,7 @@ class Recorder:
 
 def _assets(catalog: Catalog) -> dict[str, Asset]:
     with catalog.session() as s:
-        return {Path(a.path).name: a for a in s.scalars(sa.select(Asset))}
+        return {Path(a.rel_path).name: a for a in s.scalars(sa.select(Asset))}
 
 
 @pytest.fixture
@@ -177,7 +177,7 @@ def test_watch_command_runs_jobs_and_stops_cleanly(
     assert "Stopped." in out
     with catalog.session() as s:
         jobs = s.execute(
-            sa.text("SELECT args->>'path', status FROM procrastinate_jobs WHERE task_name = 'footage.index_file'")
+            sa.text("SELECT args->>'rel_path', status FROM procrastinate_jobs WHERE task_name = 'footage.index_file'")
         ).all()
     assert sorted((Path(p).name, st) for p, st in jobs) == [("first.mp4", "succeeded"), ("second.mp4", "succeeded")]
 

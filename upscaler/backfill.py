@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from catalog import Asset, Catalog, FootageError, Rendition
 from catalog import renditions as records
 from catalog.media import content_hash, quick_fingerprint
+from catalog.storages import Mounts, StorageUnavailableError, mounts_of
 from upscaler.credentials import sign_rendition, write_sidecar_store
 from upscaler.identity import Identity, SigningSettings, load_identity
 from upscaler.provenance import write_sidecar
@@ -69,18 +70,23 @@ def _sign_one(catalog: Catalog, identity: Identity, rendition_id: int) -> Backfi
         if rendition is None:
             return skipped("", "another process is signing it")
         file = session.get(Asset, rendition.rendition_asset_id)
+        mounts = mounts_of(session)
         if file is None or "credentials" in rendition.provenance:
-            return skipped(file.path if file else "", "already signed")
-        path = Path(file.path)
+            return skipped(mounts.shown_file(file) if file else "", "already signed")
+        shown = mounts.shown_file(file)
+        try:
+            path = mounts.file(file)
+        except StorageUnavailableError as exc:
+            return skipped(shown, str(exc))
         if not path.is_file():
-            return skipped(file.path, "the file is not there (moved, deleted or its storage unmounted)")
+            return skipped(shown, "the file is not there (moved, deleted or its storage unmounted)")
         if file.fingerprint is not None and quick_fingerprint(path) != file.fingerprint:
-            return skipped(file.path, "the file changed since it was catalogued; index it again first")
+            return skipped(shown, "the file changed since it was catalogued; index it again first")
         master = session.get(Asset, rendition.master_id)
         try:
-            signed = sign_rendition(path, path.name, _unchanged(master), rendition.provenance, identity)
+            signed = sign_rendition(path, path.name, _unchanged(master, mounts), rendition.provenance, identity)
         except FootageError as exc:
-            return skipped(file.path, str(exc))
+            return skipped(shown, str(exc))
         if signed.sidecar_bytes is not None:
             write_sidecar_store(path, signed.sidecar_bytes)
         stat = path.stat()
@@ -92,14 +98,20 @@ def _sign_one(catalog: Catalog, identity: Identity, rendition_id: int) -> Backfi
         }
         records.record_signed(rendition, file, values, signed.record())
         write_sidecar(path, rendition.provenance)
-        return Backfilled(rendition_id, file.path, "signed", None, time.perf_counter() - started, stat.st_size)
+        return Backfilled(rendition_id, shown, "signed", None, time.perf_counter() - started, stat.st_size)
 
 
-def _unchanged(master: Asset | None) -> Path | None:
+def _unchanged(master: Asset | None, mounts: Mounts) -> Path | None:
     """The master's file, when it is still the one the rendition was made from (by its
     fingerprint); ``None`` describes it from the provenance alone."""
-    if master is None or not Path(master.path).is_file():
+    if master is None:
         return None
-    if master.fingerprint is not None and quick_fingerprint(Path(master.path)) != master.fingerprint:
+    try:
+        path = mounts.file(master)
+    except StorageUnavailableError:
         return None
-    return Path(master.path)
+    if not path.is_file():
+        return None
+    if master.fingerprint is not None and quick_fingerprint(path) != master.fingerprint:
+        return None
+    return path

@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import procrastinate
@@ -27,11 +27,20 @@ from sqlalchemy.orm import Session
 from catalog import Asset, Catalog, FootageError, Rendition, UnsafePathError
 from catalog import renditions as records
 from catalog.families import resolve_asset
-from catalog.jobs import DATABASE_LOST, RENDER_QUEUE, RENDER_TASK, STALLED_WORKER_TIMEOUT_S, defer_index, defer_render
+from catalog.jobs import (
+    DATABASE_LOST,
+    RENDER_QUEUE,
+    RENDER_TASK,
+    STALLED_WORKER_TIMEOUT_S,
+    defer_index,
+    defer_render,
+    index_work,
+)
 from catalog.media import Picture, content_hash
 from catalog.metrics import FRAMES_RENDERED, RENDER_FPS
 from catalog.renditions import Lease, LeaseLostError
-from catalog.tables import RenditionStatus
+from catalog.storages import Mounts, StorageUnavailableError, mounts_of
+from catalog.tables import RenditionStatus, Storage
 from upscaler.encode import CODECS, DEFAULT_CODEC
 from upscaler.errors import DownloadError, PlanError, RenderError
 from upscaler.geometry import Plan, plan
@@ -107,11 +116,16 @@ def request_upscale(
             model_sha,
             _parameters(request, model),
         )
+        mounts = mounts_of(session)
         if not request.again and (same := records.find_same(session, spec)) is not None:
-            return Requested(same.id, same.job_id, the_plan, Path(same.output_path or ""), True, same.status)
-        output = _output_path(session, settings.renditions_dir, master, the_plan, model.name, request)
-        rendition_id = records.create(session, spec, output).id
-    job_id = defer_render(app, rendition_id)
+            shown = mounts.shown(same.output_storage_id, same.output_rel_path or "") if same.output_storage_id else ""
+            return Requested(same.id, same.job_id, the_plan, Path(shown), True, same.status)
+        storage = records.renditions_storage(session, settings.renditions_dir)
+        name = _output_name(session, storage, master, the_plan, model.name, request)
+        rendition_id = records.create(session, spec, storage, name).id
+        output = Path(mounts.shown(storage.id, name))
+        master_storage = mounts.storage(master.storage_id)
+    job_id = defer_render(app, rendition_id, master_storage)
     with catalog.session() as session:
         records.set_job(session, rendition_id, job_id)
     return Requested(rendition_id, job_id, the_plan, output, False, RenditionStatus.QUEUED)
@@ -131,18 +145,22 @@ def _check_loads(choice: ModelChoice, settings: UpscaleSettings) -> None:
 
 def _upscalable_master(session: Session, ref: str) -> tuple[Asset, Picture]:
     master = resolve_asset(session, ref)
+    mounts = mounts_of(session)
+    shown = mounts.shown_file(master)
     if master.kind != "master":
-        raise FootageError(f"{master.path} is a rendition; upscale its master instead")
-    if master.status != "indexed" or not os.path.exists(master.path):
+        raise FootageError(f"{shown} is a rendition; upscale its master instead")
+    # Asked for on a host that does not serve the master's storage, it is the render host's to open.
+    here = mounts.mount(mounts.storage(master.storage_id))
+    if master.status != "indexed" or (here.served and not mounts.file(master).exists()):
         if master.status == "error":
             why = f"could not be indexed ({master.error})"
         elif master.status == "pending":
             why = "is not indexed yet"
         else:
             why = "is missing: it is not at that path any more"
-        raise FootageError(f"{master.path} {why}; only present, indexed masters can be upscaled")
+        raise FootageError(f"{shown} {why}; only present, indexed masters can be upscaled")
     if (picture := master.picture) is None:
-        raise FootageError(f"{master.path} has no known picture size")
+        raise FootageError(f"{shown} has no known picture size")
     return master, picture
 
 
@@ -156,21 +174,23 @@ def _parameters(request: UpscaleRequest, model: ResolvedModel) -> dict[str, obje
     return parameters
 
 
-def _output_path(
-    session: Session, folder: Path, master: Asset, the_plan: Plan, model_name: str, request: UpscaleRequest
-) -> Path:
-    """``<stem>.<target>[-variant].<model>.<codec><suffix>`` in the renditions folder, the variant
+def _output_name(
+    session: Session, storage: Storage, master: Asset, the_plan: Plan, model_name: str, request: UpscaleRequest
+) -> str:
+    """``<stem>.<target>[-variant].<model>.<codec><suffix>`` in the renditions storage, the variant
     saying what sets this request apart from the default one (``2160p-frame-by-frame``,
     ``2160p-temporal0.5``, ``2160p-denoise0.3``); when that name is taken (another version of
-    the same request, ``--again``), the label gets the first free number: ``4k-2``, ``4k-3``."""
-    folder.mkdir(parents=True, exist_ok=True)
-    stem, suffix = Path(master.path).stem, CODECS[request.codec].suffix
+    the same request, ``--again``), the label gets the first free number: ``4k-2``, ``4k-3``.
+    Files there count as taken where this host has the storage; the catalog's names always do."""
+    mount = mounts_of(session).mount(storage)
+    folder = mount.folder if mount.served else None
+    stem, suffix = PurePosixPath(master.rel_path).stem, CODECS[request.codec].suffix
     named = "-".join([the_plan.label, *_variant(request)])
     label, number = named, 1
     while True:
-        output = records.rendition_path(folder, stem, label, model_name, request.codec, suffix)
-        if not (output.exists() or _path_taken(session, output)):
-            return output
+        name = records.rendition_name(stem, label, model_name, request.codec, suffix)
+        if not ((folder is not None and (folder / name).exists()) or _name_taken(session, storage, name)):
+            return name
         number += 1
         label = f"{named}-{number}"
 
@@ -187,9 +207,15 @@ def _variant(request: UpscaleRequest) -> list[str]:
     return parts
 
 
-def _path_taken(session: Session, path: Path) -> bool:
-    taken_by_asset = session.scalar(sa.select(Asset.id).where(Asset.path == str(path)))
-    taken_by_request = session.scalar(sa.select(Rendition.id).where(Rendition.output_path == str(path)))
+def _name_taken(session: Session, storage: Storage, name: str) -> bool:
+    taken_by_asset = session.scalar(
+        sa.select(Asset.id).where(Asset.storage_id == storage.id, Asset.rel_path == name).limit(1)
+    )
+    taken_by_request = session.scalar(
+        sa.select(Rendition.id)
+        .where(Rendition.output_storage_id == storage.id, Rendition.output_rel_path == name)
+        .limit(1)
+    )
     return bool(taken_by_asset or taken_by_request)
 
 
@@ -213,6 +239,19 @@ def register_render_task(app: procrastinate.App, catalog: Catalog, settings: Ups
     )
     def render_job(context: procrastinate.JobContext, rendition_id: int) -> None:
         run_render_job(catalog, app, settings, rendition_id, context)
+
+
+def unservable_here(catalog: Catalog, rendition_id: int) -> str | None:
+    """Why this host cannot render a rendition (its master's or its output's storage is not
+    served here), or None."""
+    with catalog.session() as session:
+        rendition = records.get(session, rendition_id)
+        master = session.get(Asset, rendition.master_id)
+    assert master is not None
+    mounts = catalog.mounts
+    needed = [master.storage_id, rendition.output_storage_id]
+    problems = [mounts.mount(mounts.storage(s)).problem for s in needed if s is not None]
+    return next((p for p in problems if p is not None), None)
 
 
 def render_here(catalog: Catalog, settings: UpscaleSettings, rendition_id: int) -> Path | None:
@@ -283,10 +322,9 @@ def run_render_job(
         except LeaseLostError as exc:
             logger.warning("%s", exc)
             return None
-    # On the render queue: whoever serves renders indexes what they made (workers on GPU
-    # hosts often run with `-q render` only, and nobody there would take an index job).
     if app is not None:
-        defer_index(app, str(result.output), kind="rendition", queue=RENDER_QUEUE)
+        storage, rel = catalog.mounts.place(result.output)
+        defer_index(app, storage, rel, kind="rendition", work=index_work("rendition"))
     logger.info("rendition %s done: %s", rendition_id, result.output, extra={"rendition_id": rendition_id})
     return result.output
 
@@ -350,28 +388,37 @@ def _take(
     output path is not one this worker may write."""
     master = session.get(Asset, rendition.master_id)
     assert master is not None  # the foreign key keeps masters while renditions point at them
+    mounts = mounts_of(session)
     try:
-        output = _safe_output(settings.renditions_dir, rendition, master)
+        master_file = mounts.file(master)
+        output = _safe_output(mounts, rendition, master_file)
+    except StorageUnavailableError as exc:
+        # Not this host's to do (a share that went away since the worker started): tried again.
+        raise RenderError(f"{exc} (on {socket.gethostname()})") from exc
     except FootageError as exc:
         records.fail(rendition, str(exc))
         return exc
     lease = records.start(rendition, f"{socket.gethostname()}:{os.getpid()}", settings.lease_s)
-    return _render_request(rendition, master, output, settings, lease), lease, rendition.attempts
+    return _render_request(rendition, master_file, output, settings, lease), lease, rendition.attempts
 
 
-def _safe_output(folder: Path, rendition: Rendition, master: Asset) -> Path:
-    """The output path, which comes from the database and is not trusted: it must stay in ``folder``."""
-    output = records.ensure_inside(folder, Path(rendition.output_path or "/"))
-    if output == Path(master.path).resolve():
-        raise UnsafePathError(f"refusing to write over the master {master.path}")
+def _safe_output(mounts: Mounts, rendition: Rendition, master: Path) -> Path:
+    """The output path, which comes from the database and is not trusted: a file directly in its
+    storage's folder, and never the master."""
+    if rendition.output_storage_id is None or rendition.output_rel_path is None:
+        raise UnsafePathError(f"rendition {rendition.id} has no output path")
+    folder = mounts.path(rendition.output_storage_id, "")
+    output = records.ensure_inside(folder, folder / rendition.output_rel_path)
+    if output == master.resolve():
+        raise UnsafePathError(f"refusing to write over the master {master}")
     return output
 
 
 def _render_request(
-    rendition: Rendition, master: Asset, output: Path, settings: UpscaleSettings, lease: Lease
+    rendition: Rendition, master: Path, output: Path, settings: UpscaleSettings, lease: Lease
 ) -> RenderRequest:
     return RenderRequest(
-        master=Path(master.path),
+        master=master,
         output=output,
         cache_dir=settings.models_dir,
         target=f"{rendition.target_width}x{rendition.target_height}",

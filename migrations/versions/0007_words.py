@@ -2,8 +2,8 @@
 and tags in one full-text document; notes and tags on assets and moments, with who and
 when; selections, named and ordered, shared by the team.
 
-Existing assets get their name words now (their path is all it takes); metadata words
-come with their next index.
+Existing assets get their name words with 0008 (their path is all it takes); metadata
+words come with their next index.
 
 Revision ID: 0007
 Revises: 0006
@@ -126,9 +126,8 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("selection_id", "position", name=op.f("pk_selection_items")),
     )
     op.create_index(op.f("ix_selection_items_asset_id"), "selection_items", ["asset_id"])
-    from catalog.words import refresh_all_words  # the one tokenizer, for what is there already
-
-    refresh_all_words(op.get_bind())
+    # What is there already gets its words in 0008: the one tokenizer (catalog.words) reads
+    # the paths as 0008 keeps them.
 
 
 def downgrade() -> None:

@@ -64,7 +64,7 @@ def test_bad_files_get_a_reason_and_good_ones_are_indexed(catalog: Catalog, tiny
 
     def assets() -> dict[str, Asset]:
         with catalog.session() as s:
-            return {Path(a.path).name: a for a in s.scalars(sa.select(Asset))}
+            return {Path(a.rel_path).name: a for a in s.scalars(sa.select(Asset))}
 
     failure: AssertionError | None = None
     try:

@@ -175,7 +175,7 @@ def test_a_gracefully_stopped_worker_indexes_once(catalog: Catalog, tiny_clip: s
             wait_for(partial(_registered_beyond, catalog, max(workers, default=0)), timeout=120, interval=0.1)
             workers[_last_worker(catalog)] = service
         with job_app(catalog, asynchronous=False).open() as jobs:
-            defer_index(jobs, str(clip))
+            defer_index(jobs, *catalog.mounts.place(clip))
         wait_for(lambda: (_index_job(catalog) or ("", None))[0] == "doing", timeout=60, interval=0.05)
         taken = _index_job(catalog)
         assert taken is not None and taken[1] in workers

@@ -80,7 +80,7 @@ def test_a_killed_watcher_loses_nothing(seed: int, catalog: Catalog, tiny_clip: 
     assert code == 0, err
     assert "Traceback" not in err, err
     with catalog.session() as s:
-        paths = s.scalars(sa.select(Asset.path)).all()
+        paths = [str(catalog.mounts.file(a)) for a in s.scalars(sa.select(Asset))]
         views = s.execute(
             sa.text("SELECT asset_id, frame_s, view, count(*) FROM segments GROUP BY 1, 2, 3 HAVING count(*) > 1")
         ).all()

@@ -49,14 +49,16 @@ def _revived(pgdata: Path, killed: int) -> None:
 
 def _indexed(home: Path) -> set[str]:
     with open_catalog(CatalogSettings(home=home, database_url=None)) as catalog, catalog.session() as s:
-        return {Path(p).name for p in s.scalars(sa.select(Asset.path).where(Asset.status == "indexed"))}
+        return {Path(p).name for p in s.scalars(sa.select(Asset.rel_path).where(Asset.status == "indexed"))}
 
 
 def _indexing(home: Path) -> set[str]:
     """Files whose index job is running now."""
     with open_catalog(CatalogSettings(home=home, database_url=None)) as catalog, catalog.session() as s:
         rows = s.execute(
-            sa.text("SELECT args->>'path' FROM procrastinate_jobs WHERE status = 'doing' AND task_name LIKE '%index%'")
+            sa.text(
+                "SELECT args->>'rel_path' FROM procrastinate_jobs WHERE status = 'doing' AND task_name LIKE '%index%'"
+            )
         ).scalars()
         return {Path(p).name for p in rows}
 

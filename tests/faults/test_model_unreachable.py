@@ -57,7 +57,9 @@ def test_watch_records_files_as_waiting_and_carries_on(catalog: Catalog, tmp_pat
 
     def waiting() -> dict[str, str | None]:
         with catalog.session() as s:
-            return {Path(a.path).name: a.error for a in s.scalars(sa.select(Asset).where(Asset.status == "pending"))}
+            return {
+                Path(a.rel_path).name: a.error for a in s.scalars(sa.select(Asset).where(Asset.status == "pending"))
+            }
 
     try:
         wait_for(lambda: set(waiting()) == {"a.mp4", "b.mp4"}, timeout=60, interval=0.3)
@@ -71,7 +73,7 @@ def test_watch_records_files_as_waiting_and_carries_on(catalog: Catalog, tmp_pat
     with catalog.session() as s:
         again = s.execute(
             sa.text(
-                "SELECT args->>'path', scheduled_at > now() + interval '30 seconds' FROM procrastinate_jobs"
+                "SELECT args->>'rel_path', scheduled_at > now() + interval '30 seconds' FROM procrastinate_jobs"
                 " WHERE status = 'todo' AND task_name = 'footage.index_file'"
             )
         ).all()

@@ -53,7 +53,7 @@ def share(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
 
 def _assets(catalog: Catalog) -> dict[str, str]:
     with catalog.session() as s:
-        return {Path(p).name: status for p, status in s.execute(sa.text("SELECT path, status FROM assets"))}
+        return {Path(p).name: status for p, status in s.execute(sa.text("SELECT rel_path, status FROM assets"))}
 
 
 def _indexings(catalog: Catalog) -> dict[str, tuple[object, int]]:
@@ -61,7 +61,8 @@ def _indexings(catalog: Catalog) -> dict[str, tuple[object, int]]:
     with catalog.session() as s:
         rows = s.execute(
             sa.text(
-                "SELECT a.path, a.indexed_at, (SELECT count(*) FROM segments m WHERE m.asset_id = a.id) FROM assets a"
+                "SELECT a.rel_path, a.indexed_at, (SELECT count(*) FROM segments m WHERE m.asset_id = a.id)"
+                " FROM assets a"
             )
         )
         return {Path(path).name: (indexed_at, views) for path, indexed_at, views in rows}
