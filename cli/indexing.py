@@ -11,7 +11,7 @@ from rich.markup import escape
 
 from catalog import Catalog, open_catalog
 from catalog.assets import assets_needing_model
-from cli.output import JSON_OPTION, print_json, print_table, stdout
+from cli.output import JSON_OPTION, print_json, print_table, stderr, stdout
 from cli.progress import file_progress
 from cli.settings import catalog_settings, embedding_settings
 from indexer.embed import ClipEmbedder
@@ -109,6 +109,11 @@ def reindex(
         # Files on storages this host does not serve are another host's to reindex.
         served = {m.storage.id for m in catalog.mounts.mounts() if m.served}
         files = [catalog.mounts.file(a) for a in needing if a.storage_id in served]
+        if len(files) < len(needing):
+            stderr().print(
+                f"{len(needing) - len(files)} assets lie on storages this host does not serve"
+                " (`footage storage list`): reindex them on a host that does"
+            )
         embedder = ClipEmbedder(settings)
         results = _index_all(catalog, embedder, files, options)
     _finish(results, as_json, f"Every asset already has vectors from {settings.identity}.")

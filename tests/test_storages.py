@@ -253,3 +253,20 @@ def test_jobs_say_which_storage_a_waiting_job_needs(
     (job,) = json.loads(out)["jobs"]
     assert job["queue"] == "render@nas"
     assert job["waiting_for"] == "a running worker taking render work on storage nas"
+
+
+def test_reindex_leaves_other_hosts_storages_to_them(
+    hosts: tuple[Catalog, Catalog, Path, Path], embedder: ClipEmbedder, tiny_clip: str, tmp_path: Path
+) -> None:
+    a, _, share, _ = hosts
+    assert index_file(a, embedder, write_clip(share / "a.mov", Clip(width=160, height=90, shots=(1.0,)))).asset_id
+    env = {
+        "FOOTAGE_DATABASE_URL": a.engine.url.render_as_string(hide_password=False),
+        "FOOTAGE_HOME": str(tmp_path / "home-c"),
+        "FOOTAGE_HOST": "laptop-c",
+        "FOOTAGE_CLIP_MODEL": tiny_clip,
+    }
+    code, out, err = _cli(env, "reindex", "--all", "--json")
+    assert code == 0, err
+    assert "1 assets lie on storages this host does not serve" in " ".join(err.split())
+    assert json.loads(out)["files"] == []
