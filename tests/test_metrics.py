@@ -62,12 +62,16 @@ def test_a_watch_host_counts_what_it_did_and_logs_json(catalog: Catalog, tiny_cl
         metrics = _get(f"{base}/metrics")[1]
         assert _sample(metrics, "footage_index_realtime_factor_count") == 1.0
         assert (_sample(metrics, "footage_index_realtime_factor_sum") or 0) > 0
-        # The queue, read from the catalog: the file's index job (and the orphan check's) succeeded.
+        # The queue, read from the catalog: the file's index job succeeded, on its storage's queue.
         with catalog.session() as session:
-            succeeded = session.execute(
-                sa.text("SELECT count(*) FROM procrastinate_jobs WHERE queue_name = 'index' AND status = 'succeeded'")
-            ).scalar_one()
-        assert succeeded >= 1 and _sample(metrics, 'footage_jobs{queue="index",state="succeeded"}') == succeeded
+            queue, succeeded = session.execute(
+                sa.text(
+                    "SELECT queue_name, count(*) FROM procrastinate_jobs"
+                    " WHERE task_name = 'footage.index_file' AND status = 'succeeded' GROUP BY queue_name"
+                )
+            ).one()
+        assert queue == f"index@{catalog.mounts.host_storage}" and succeeded == 1
+        assert _sample(metrics, f'footage_jobs{{queue="{queue}",state="succeeded"}}') == succeeded
         assert _sample(metrics, "footage_stalled_jobs_recovered_total") == 0.0
         assert _get(f"{base}/health/live")[0] == 200
         status, body = _get(f"{base}/health/ready")
