@@ -140,7 +140,7 @@ def _serving(catalog: Catalog, kinds: list[str]) -> tuple[list[str], Callable[[]
     with catalog.session() as session:
         # One machine needs no set-up: the first service started makes the renditions storage
         # in its own folder (a team adds a shared one first: `footage storage add renditions`).
-        renditions_storage(session, renditions_dir())
+        renditions = renditions_storage(session, renditions_dir()).id
     mounts.reload()
     found = mounts.mounts()
     served = [m.storage for m in found if m.served]
@@ -149,9 +149,8 @@ def _serving(catalog: Catalog, kinds: list[str]) -> tuple[list[str], Callable[[]
             stdout().print(f"Serving storage {mount.storage.name} at {mount.folder}")
         elif mount.storage.host is None:
             stdout().print(f"Not serving {mount.problem}")
-    renditions = mounts.by_name(RENDITIONS)
-    if RENDER_QUEUE in kinds and (renditions is None or renditions not in served):
-        why = mounts.mount(renditions).problem if renditions is not None else f"there is no storage {RENDITIONS} yet"
+    if RENDER_QUEUE in kinds and renditions not in {s.id for s in served}:
+        why = mounts.mount(mounts.storage(renditions)).problem
         stdout().print(f"Taking no renders: a render writes to storage {RENDITIONS} ({why})")
         kinds = [k for k in kinds if k != RENDER_QUEUE]
 

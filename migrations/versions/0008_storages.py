@@ -13,7 +13,6 @@ Create Date: 2026-12-03
 
 from __future__ import annotations
 
-import re
 import socket
 import uuid
 
@@ -30,11 +29,12 @@ TZ = sa.DateTime(timezone=True)
 
 
 def _host() -> tuple[str, str]:
-    """The migrating host and its storage's name (as catalog.storages.host_storage_name makes it)."""
+    """The migrating host and its storage's name."""
+    from catalog.storages import host_storage_name  # the one naming rule, as every host applies it
+
     config = op.get_context().config
     host = str((config.attributes.get("footage_host") if config is not None else None) or socket.gethostname())
-    cleaned = re.sub(r"[^a-z0-9.-]+", "-", host.lower()).strip("-.") or "unnamed"
-    return host, f"host-{cleaned}"[:63]
+    return host, host_storage_name(host)
 
 
 def _to_storage(table: str, path: str, storage: str, rel: str, unique: bool, storage_id: int) -> None:
