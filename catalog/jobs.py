@@ -55,6 +55,7 @@ def served_queues(kinds: list[str], served: list[Storage]) -> list[str]:
 
 INDEX_TASK = "footage.index_file"
 RENDER_TASK = "footage.render"
+PROXY_TASK = "footage.proxy"
 
 # A worker that has not sent a heartbeat for this long is taken as dead and
 # its jobs are handed to others.
@@ -116,6 +117,18 @@ def defer_render(app: procrastinate.App, rendition_id: int, master_storage: Stor
         return app.configure_task(
             RENDER_TASK, queue=storage_queue(RENDER_QUEUE, master_storage), queueing_lock=key, lock=key
         ).defer(rendition_id=rendition_id)
+    except procrastinate_errors.AlreadyEnqueued:
+        return None
+
+
+def defer_proxy(app: procrastinate.App, proxy_id: int, source_storage: Storage) -> int | None:
+    """Queue the making of a recorded proxy for render workers serving its source's storage (they
+    serve the renditions storage it is written to); ``None`` when it is already waiting."""
+    key = f"proxy:{proxy_id}"
+    try:
+        return app.configure_task(
+            PROXY_TASK, queue=storage_queue(RENDER_QUEUE, source_storage), queueing_lock=key, lock=key
+        ).defer(proxy_id=proxy_id)
     except procrastinate_errors.AlreadyEnqueued:
         return None
 

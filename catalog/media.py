@@ -23,6 +23,8 @@ import av
 # The container tag footage writes into every rendition it makes. The indexer
 # reads it to never take a rendition for a master; the upscaler writes it.
 RENDITION_TAG = "footage_rendition"
+# The tag of every proxy footage makes: the indexer never takes one for footage.
+PROXY_TAG = "footage_proxy"
 
 # FFmpeg's AVFieldOrder, as PyAV reports it on a codec context.
 FIELD_ORDERS = {0: None, 1: "progressive", 2: "tt", 3: "bb", 4: "tb", 5: "bt"}

@@ -6,8 +6,6 @@ checks it against ``_NEXT``; no other module writes ``Rendition.status``.
 
 from __future__ import annotations
 
-import re
-import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,6 +17,7 @@ from sqlalchemy.orm import Session
 from catalog.assets import database_now, upsert_asset
 from catalog.errors import FootageError, NotFoundError, UnsafePathError
 from catalog.families import families, family_master_id, resolve_asset
+from catalog.names import rendition_name
 from catalog.results import Family
 from catalog.storages import RENDITIONS, StorageUnavailableError, add_storage, mounts_of
 from catalog.tables import Asset, Rendition, RenditionStatus, Storage
@@ -72,28 +71,6 @@ def _move(rendition: Rendition, to: RenditionStatus) -> None:
 def _expiry(seconds: float) -> sa.ColumnElement[datetime]:
     # The database's clock, the one every worker's lease is measured against.
     return sa.func.now() + timedelta(seconds=seconds)
-
-
-# Letters and digits of every script stay (``Ünïcødé clip`` keeps its letters); separators,
-# brackets, spaces and look-alike slashes become ``_``.
-_UNSAFE = re.compile(r"[^\w.-]+")
-_COMPONENT_BYTES = 80  # four parts and a suffix stay under a filesystem's 255-byte names
-
-
-def _component(text: str) -> str:
-    # NFC: a Mac writes names decomposed (u + combining diaeresis) to the same share.
-    cleaned = _UNSAFE.sub("_", unicodedata.normalize("NFC", text)).strip("._") or "x"
-    return cleaned.encode()[:_COMPONENT_BYTES].decode(errors="ignore")
-
-
-def rendition_name(master_stem: str, label: str, model: str, codec: str, suffix: str) -> str:
-    """``<master stem>.<label>.<model>.<codec><suffix>``, each part reduced to safe characters
-    (the codec in the name: an HEVC and a ProRes rendition of one request are two files).
-
-    Names come from catalog data, which is not trusted: a render checks the name
-    to lie directly in its folder (``ensure_inside``) whatever the parts contain.
-    """
-    return f"{_component(master_stem)}.{_component(label)}.{_component(model)}.{_component(codec)}{suffix}"
 
 
 def rendition_path(folder: Path, master_stem: str, label: str, model: str, codec: str, suffix: str) -> Path:

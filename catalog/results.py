@@ -41,6 +41,23 @@ class RenditionInfo:
 
 
 @dataclass(frozen=True)
+class ProxyInfo:
+    """A version's proxy: the small H.264 file a browser or editor plays in its place."""
+
+    proxy_id: int
+    status: str
+    path: str | None
+    width: int | None
+    height: int | None
+    video_codec: str | None
+    size_bytes: int | None
+    error: str | None
+    # Made from a rendition: the proxy shows a model's detail too.
+    ai_processed: bool
+    kind: str = "proxy"
+
+
+@dataclass(frozen=True)
 class Version:
     """One file of a family as users see it. ``asset_id`` is ``None`` for a rendition not yet written."""
 
@@ -56,6 +73,9 @@ class Version:
     duration_s: float | None
     size_bytes: int | None
     rendition: RenditionInfo | None = None
+    proxy: ProxyInfo | None = None
+    # Whether Chromium and the other tested browsers decode the file itself (catalog.proxies).
+    browser_plays: bool | None = None
 
 
 @dataclass(frozen=True)

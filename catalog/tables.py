@@ -48,6 +48,18 @@ class RenditionStatus(StrEnum):
 
 RENDITION_STATUSES = tuple(s.value for s in RenditionStatus)
 
+
+class ProxyStatus(StrEnum):
+    """Where a proxy stands; ``catalog.proxies`` owns every change of it."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
+PROXY_STATUSES = tuple(s.value for s in ProxyStatus)
+
 # The HNSW index needs a fixed dimension; vectors of other sizes (another CLIP
 # model) are stored too, and get their own partial index when that model is used.
 DEFAULT_EMBEDDING_DIM = 512
@@ -314,6 +326,43 @@ class Rendition(Base):
     provenance: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
 
 
+class Proxy(Base):
+    """A small file every browser and editor plays, made from one version (master or rendition)
+    of a family; one per version. Not an asset: never embedded, searched or watched; it lives in
+    the renditions storage and is listed with the version it stands in for."""
+
+    __tablename__ = "proxies"
+    __table_args__ = (
+        CheckConstraint(_in("status", PROXY_STATUSES), name="status_known"),
+        CheckConstraint("status <> 'failed' OR error IS NOT NULL", name="failed_has_error"),
+        CheckConstraint("status <> 'done' OR storage_id IS NOT NULL", name="done_has_file"),
+        CheckConstraint("(storage_id IS NULL) = (rel_path IS NULL)", name="file_whole"),
+        CheckConstraint(_RELATIVE.format("rel_path") + " AND rel_path <> ''", name="rel_path_relative"),
+        CheckConstraint("attempts >= 0", name="attempts_not_negative"),
+        CheckConstraint("progress >= 0 AND progress <= 1", name="progress_fraction"),
+        UniqueConstraint("storage_id", "rel_path"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    source_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("assets.id", ondelete="CASCADE"), unique=True)
+    status: Mapped[str] = mapped_column(Text, server_default=ProxyStatus.QUEUED.value)
+    error: Mapped[str | None] = mapped_column(Text)
+    progress: Mapped[float] = mapped_column(Double, server_default=text("0"))
+    attempts: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    job_id: Mapped[int | None] = mapped_column(BigInteger)
+    storage_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("storages.id", ondelete="RESTRICT"))
+    rel_path: Mapped[str | None] = mapped_column(Text)
+    width: Mapped[int | None] = mapped_column(Integer)
+    height: Mapped[int | None] = mapped_column(Integer)
+    video_codec: Mapped[str | None] = mapped_column(Text)
+    size_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    duration_s: Mapped[float | None] = mapped_column(Double)
+    # What it was made from (the source's content hash) and how (format, encoder, seconds taken).
+    provenance: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
+    requested_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    finished_at: Mapped[datetime | None]
+
+
 class AssetWords(Base):
     """What an asset is called and what people wrote about it, as one full-text document
     (catalog/words.py keeps it): name and folder parts weigh A, tags B, notes C, metadata D,
@@ -418,6 +467,7 @@ TABLES: tuple[type[Base], ...] = (
     Asset,
     MomentView,
     Rendition,
+    Proxy,
     AssetWords,
     Note,
     Tag,

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from cli import credentials, db, indexing, notes, renditions, search, service, storage, upscaling
+from cli import credentials, db, indexing, notes, proxies, renditions, search, service, storage, upscaling
 from cli.errors import FootageGroup
 
 EXIT_CODES = """Exit codes: 0 success, 1 failed, 2 bad usage or setting, 3 database
@@ -44,6 +44,7 @@ app.command()(upscaling.models)
 app.command()(renditions.upscale)
 app.command()(renditions.pairs)
 app.command()(renditions.link)
+app.command()(proxies.proxy)
 app.command()(credentials.verify)
 app.command()(credentials.credentials)
 app.add_typer(renditions.jobs, name="jobs")

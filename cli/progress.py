@@ -29,6 +29,19 @@ def file_progress() -> Progress:
     )
 
 
+def fraction_progress() -> Progress:
+    """A bar for one piece of work whose share done is known (total 1.0)."""
+    return Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=stderr(),
+        transient=False,
+    )
+
+
 class FrameProgress:
     """A frames / fps / ETA bar that appears only once work has started.
 

@@ -13,6 +13,7 @@ from rich.text import Text
 from catalog import Catalog, FootageError, NotFoundError, open_catalog
 from catalog import renditions as records
 from catalog.jobs import STALLED_WORKER_TIMEOUT_S, cancel_job, job_app, job_status, live_workers, take_over
+from catalog.results import Family
 from catalog.storages import StorageUnavailableError
 from catalog.tables import RenditionStatus
 from cli import payloads
@@ -32,7 +33,7 @@ from cli.upscaling import (
     TemporalMode,
     temporal_settings,
 )
-from cli.views import family_rows
+from cli.views import family_rows, proxy_row
 from indexer.embed import ClipEmbedder
 from indexer.index import IndexOptions, index_file
 from upscaler.encode import DEFAULT_CODEC
@@ -190,20 +191,13 @@ def pairs(
     rows: list[tuple[str | Text, ...]] = []
     for family in found:
         duration = f"{family.master.duration_s:.1f}s" if family.master.duration_s else "-"
-        for i, (what, res, codec, status) in enumerate(family_rows(family)):
-            version = family.master if i == 0 else family.renditions[i - 1]
-            size = _size(version.size_bytes)
+        for i, version in enumerate((family.master, *family.renditions)):
+            what, res, codec, status = family_rows(Family(version, ()))[0]
             when = version.rendition.finished_at or version.rendition.requested_at if version.rendition else None
-            rows.append(
-                (
-                    what,
-                    res,
-                    codec,
-                    duration if i == 0 else size,
-                    status,
-                    when.strftime("%Y-%m-%d %H:%M") if when else "-",
-                )
-            )
+            stamp = when.strftime("%Y-%m-%d %H:%M") if when else "-"
+            rows.append((what, res, codec, duration if i == 0 else _size(version.size_bytes), status, stamp))
+            if (proxy := proxy_row(version)) is not None:
+                rows.append((*proxy[:3], _size(version.proxy.size_bytes if version.proxy else None), proxy[3], "-"))
     print_table("Pairs", ("master / rendition", "resolution", "codec", "duration / size", "status", "date"), rows)
 
 

@@ -231,7 +231,7 @@ def show(
                 for a in annotations
             ],
         )
-    print_table("Family", ("version", "resolution", "codec", "status"), family_rows(details.family))
+    print_table("Family", ("version", "resolution", "codec", "status"), family_rows(details.family, proxies=True))
     for version in details.family.renditions:
         if version.rendition and version.rendition.provenance:
             print_fields(f"Provenance of rendition {version.rendition.rendition_id}", version.rendition.provenance)

@@ -35,6 +35,7 @@ from cli.settings import (
     embedding_settings,
     footage_home,
     models_dir,
+    proxy_mode,
     renditions_dir,
     signing_settings,
 )
@@ -83,10 +84,12 @@ STALL_OPTION = typer.Option(
 def worker_app(catalog: Catalog, stall_timeout_s: float = STALLED_WORKER_TIMEOUT_S) -> procrastinate.App:
     """The job app with every footage task: the one place indexer and upscaler meet."""
     from upscaler.jobs import register_render_task
+    from upscaler.proxy_jobs import register_proxy_task
 
     app = job_app(catalog)
-    register_index_task(app, catalog, LazyEmbedder(embedding_settings()))
+    register_index_task(app, catalog, LazyEmbedder(embedding_settings()), proxy_mode=proxy_mode())
     register_render_task(app, catalog, upscale_settings(lease_s=stall_timeout_s))
+    register_proxy_task(app, catalog, renditions_dir())
     register_orphan_check(app, catalog)
     return app
 

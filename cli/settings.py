@@ -60,6 +60,14 @@ def renditions_dir() -> Path:
     return (Path(raw).expanduser() if raw else footage_home() / "renditions").absolute()
 
 
+def proxy_mode() -> str:
+    """``FOOTAGE_PROXIES``: which versions get a proxy without being asked: ``auto`` (renditions
+    and masters the browsers cannot play; the default), ``all`` or ``none``."""
+    from catalog.proxies import DEFAULT_MODE, check_mode
+
+    return check_mode(os.environ.get("FOOTAGE_PROXIES") or DEFAULT_MODE)
+
+
 def models_dir() -> Path:
     """Where super-resolution weights are cached: ``FOOTAGE_MODELS_DIR``, else ``FOOTAGE_HOME/models``."""
     raw = os.environ.get("FOOTAGE_MODELS_DIR")

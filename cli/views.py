@@ -36,16 +36,24 @@ def version_label(version: Version) -> str:
     return f"↳ {r.label} by {r.model_name}: {where}"
 
 
-def family_rows(family: Family) -> list[tuple[str, str, str, Text]]:
-    """(what, resolution, codec, status) rows: the master, then each rendition."""
-    rows = [
-        (
-            version_label(family.master),
-            resolution(family.master),
-            family.master.video_codec or "-",
-            status(family.master),
-        )
-    ]
-    for version in family.renditions:
+def proxy_row(version: Version) -> tuple[str, str, str, Text] | None:
+    """A version's proxy as a row under it, or None when it has none."""
+    p = version.proxy
+    if p is None:
+        return None
+    where = p.path or f"(not written yet, {p.status})"
+    label = f"  ⤷ proxy{' (AI-processed)' if p.ai_processed else ''}: {where}"
+    size = f"{p.width}x{p.height}" if p.width and p.height else "-"
+    state = p.status if p.error is None else f"{p.status}: {p.error}"
+    return label, size, p.video_codec or "-", Text(state, style="red" if p.status == "failed" else "")
+
+
+def family_rows(family: Family, proxies: bool = False) -> list[tuple[str, str, str, Text]]:
+    """(what, resolution, codec, status) rows: the master, then each rendition; with ``proxies``
+    each version's proxy under it."""
+    rows = []
+    for version in (family.master, *family.renditions):
         rows.append((version_label(version), resolution(version), version.video_codec or "-", status(version)))
+        if proxies and (row := proxy_row(version)) is not None:
+            rows.append(row)
     return rows

@@ -16,6 +16,7 @@ from catalog.results import (
     Family,
     FamilyHit,
     MomentHit,
+    ProxyInfo,
     RenditionInfo,
     SearchFilters,
     SearchOptions,
@@ -53,6 +54,8 @@ def version_from_json(data: dict[str, Any]) -> Version:
         r["requested_at"] = _when(r["requested_at"])
         r["finished_at"] = _when(r.get("finished_at"))
         fields["rendition"] = RenditionInfo(**r)
+    if fields.get("proxy"):
+        fields["proxy"] = ProxyInfo(**fields["proxy"])
     return Version(**fields)
 
 

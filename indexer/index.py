@@ -269,6 +269,8 @@ def _index_content(
         info = probe(path)
         if info.is_footage_rendition and kind == "master":
             return IndexResult(str(path), "skipped", message=f"{path}: a footage rendition, not a master")
+        if info.is_footage_proxy:
+            return IndexResult(str(path), "skipped", message=f"{path}: a footage proxy, listed with its source")
         report(IndexProgress("sampling", 0.0, info.duration_s))
         thumbnail_dirs = catalog.thumbnail_dirs()
         thumbnails = ThumbnailSet(thumbnail_dirs[0]) if thumbnail_dirs else None

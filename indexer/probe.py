@@ -11,7 +11,7 @@ from typing import Any
 
 import av
 
-from catalog.media import RENDITION_TAG, Picture, first_frame, unreadable_reason, video_facts
+from catalog.media import PROXY_TAG, RENDITION_TAG, Picture, first_frame, unreadable_reason, video_facts
 from indexer.errors import UNREADABLE, MediaError
 
 # A file whose video ends this much (seconds, and share of the whole) before its
@@ -83,6 +83,10 @@ class MediaInfo:
     @property
     def is_footage_rendition(self) -> bool:
         return RENDITION_TAG in {k.lower() for k in self.tags}
+
+    @property
+    def is_footage_proxy(self) -> bool:
+        return PROXY_TAG in {k.lower() for k in self.tags}
 
     @property
     def picture(self) -> Picture:

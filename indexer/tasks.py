@@ -14,6 +14,7 @@ import procrastinate
 from catalog import Catalog
 from catalog.jobs import INDEX_QUEUE, INDEX_TASK, defer_index, index_work
 from catalog.metrics import FILES_INDEXED, INDEX_REALTIME
+from catalog.proxies import DEFAULT_MODE, ask_if_wanted
 from catalog.storages import StorageUnavailableError
 from indexer.embed import ClipEmbedder
 from indexer.errors import EmbeddingModelError, UnreadableFileError
@@ -61,8 +62,10 @@ def register_index_task(
     catalog: Catalog,
     embedder: Callable[[], ClipEmbedder],
     on_result: Callable[[IndexResult], None] | None = None,
+    proxy_mode: str = DEFAULT_MODE,
 ) -> None:
-    """Make ``app``'s workers able to run index jobs against ``catalog``."""
+    """Make ``app``'s workers able to run index jobs against ``catalog``; a version indexed gets
+    its proxy queued when ``proxy_mode`` wants one (catalog.proxies)."""
 
     @app.task(
         name=INDEX_TASK,
@@ -121,5 +124,7 @@ def register_index_task(
             logger.warning("%s", result.message, extra=ids)
         else:
             logger.info("%s: %s%s", result.outcome, path, f" ({result.message})" if result.message else "", extra=ids)
+        if result.outcome == "indexed" and result.asset_id is not None:
+            ask_if_wanted(catalog, app, result.asset_id, proxy_mode)
         if on_result is not None:
             on_result(result)

@@ -1,0 +1,175 @@
+"""Proxies: small H.264 files every browser and editor plays, made from any version, listed
+with it, made once; the file itself checked against its source frame by frame."""
+
+from __future__ import annotations
+
+import json
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from media import Clip, write_clip
+from services import catalog_env
+from typer.testing import CliRunner
+
+from catalog import Catalog
+from cli.main import app
+from upscaler.proxy import make_proxy
+
+runner = CliRunner()
+
+
+def _frames(path: Path, size: tuple[int, int] | None = None) -> list[tuple[float, np.ndarray]]:
+    """Every frame as (time, luma), scaled to ``size`` (upright, square pixels) when given."""
+    out = []
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        for frame in container.decode(stream):
+            if size is not None:
+                frame = frame.reformat(width=size[0], height=size[1], format="gray")
+            else:
+                frame = frame.reformat(format="gray")
+            out.append((float(frame.time or 0.0), frame.to_ndarray().astype(np.float64)))
+    return out
+
+
+def _psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = float(np.mean((a - b) ** 2))
+    return 99.0 if mse == 0 else 10 * np.log10(255.0**2 / mse)
+
+
+def _made_from(name: str) -> dict[str, str]:
+    return {"kind": "master", "name": name, "content_hash": "sha256:" + "0" * 64}
+
+
+def test_a_prores_master_becomes_a_browser_proxy(tmp_path: Path) -> None:
+    master = write_clip(
+        tmp_path / "A001 ProRes.mov",
+        Clip(
+            width=1920,
+            height=1080,
+            codec="prores_ks",
+            pix_fmt="yuv422p10le",
+            audio=True,
+            shots=(1.0, 1.0),
+            stream_metadata={"timecode": "01:02:03:04"},
+        ),
+    )
+    before = master.read_bytes()
+    result = make_proxy(master, tmp_path / "proxy.mp4", _made_from(master.name))
+    assert master.read_bytes() == before  # the master is only read
+    with av.open(str(result.path)) as proxy:
+        video = proxy.streams.video[0]
+        assert (video.codec_context.name, video.codec_context.profile) == ("h264", "High")
+        assert video.codec_context.pix_fmt == "yuv420p"
+        assert (video.codec_context.width, video.codec_context.height) == (1280, 720)
+        assert video.metadata.get("timecode") == "01:02:03:04"
+        assert proxy.metadata.get("footage_proxy") == "1"
+        audio = proxy.streams.audio[0]
+        assert (audio.codec_context.name, audio.codec_context.channels) == ("aac", 2)
+        # A keyframe every second (25 frames at 25 fps), for scrubbing.
+        keyframes = [p.pts for p in proxy.demux(video) if p.is_keyframe and p.pts is not None]
+        assert len(keyframes) == 2 and float(keyframes[1] * video.time_base) == pytest.approx(1.0, abs=0.001)
+    # Fast start: the index (moov) comes before the media (mdat), so a browser plays at once.
+    head = result.path.read_bytes()
+    assert head.index(b"moov") < head.index(b"mdat")
+    # Each frame matches the master's at the same time, scaled to the proxy's size.
+    source, made = _frames(master, (1280, 720)), _frames(result.path)
+    assert [round(t, 3) for t, _ in made] == [round(t, 3) for t, _ in source]
+    assert min(_psnr(a, b) for (_, a), (_, b) in zip(source, made, strict=True)) >= 35.0
+    assert result.provenance["made_from"]["name"] == "A001 ProRes.mov"
+    assert not list(tmp_path.glob(".*partial*"))
+
+
+def test_interlaced_anamorphic_mpeg2_becomes_progressive_square_pixels(tmp_path: Path) -> None:
+    master = write_clip(
+        tmp_path / "tape.mov",
+        Clip(width=720, height=576, codec="mpeg2video", interlaced=True, sar=Fraction(16, 15), audio=True),
+    )
+    result = make_proxy(master, tmp_path / "tape.proxy.mp4", _made_from(master.name))
+    with av.open(str(result.path)) as proxy:
+        video = proxy.streams.video[0]
+        assert (video.codec_context.width, video.codec_context.height) == (768, 576)
+        first = next(proxy.decode(video))
+        assert not first.interlaced_frame
+        assert Fraction(video.sample_aspect_ratio or 1) == 1
+    assert result.provenance["processing"]["deinterlaced"] is True
+
+
+def test_variable_frame_rate_and_rotation_are_kept(tmp_path: Path) -> None:
+    vfr = write_clip(tmp_path / "phone.mkv", Clip(vfr=True))
+    made = make_proxy(vfr, tmp_path / "phone.proxy.mp4", _made_from(vfr.name))
+    source_times = [round(t, 3) for t, _ in _frames(vfr)]
+    assert len(set(np.diff(source_times).round(3))) > 1  # the source is VFR indeed
+    assert [round(t, 3) for t, _ in _frames(made.path)] == source_times
+    turned = write_clip(tmp_path / "turned.mp4", Clip(width=320, height=180, rotation=90))
+    upright = make_proxy(turned, tmp_path / "turned.proxy.mp4", _made_from(turned.name))
+    assert (upright.width, upright.height) == (180, 320)
+    with av.open(str(upright.path)) as proxy:
+        assert not proxy.streams.video[0].metadata.get("rotate")
+        assert next(proxy.decode(video=0)).rotation == 0
+
+
+def test_a_file_that_is_not_video_fails_with_its_reason_and_leaves_nothing(tmp_path: Path) -> None:
+    bad = tmp_path / "notes.mov"
+    bad.write_bytes(b"this is not a movie" * 100)
+    from upscaler.errors import RenderError
+
+    with pytest.raises(RenderError, match="notes.mov"):
+        make_proxy(bad, tmp_path / "notes.proxy.mp4", _made_from(bad.name))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.mov"]
+
+
+def test_proxies_are_made_once_and_listed_with_their_version(catalog: Catalog, tiny_clip: str, tmp_path: Path) -> None:
+    media = tmp_path / "media"
+    media.mkdir()
+    prores = write_clip(
+        media / "Ünïcødé clip (final).mov", Clip(width=320, height=180, codec="prores_ks", pix_fmt="yuv422p10le")
+    )
+    h264 = write_clip(media / "phone.mp4", Clip(width=320, height=180))
+    env = catalog_env(catalog, tmp_path / "home", FOOTAGE_CLIP_MODEL=tiny_clip)
+    assert runner.invoke(app, ["index", str(media)], env=env).exit_code == 0
+
+    made = runner.invoke(app, ["proxy", "--missing", "--json"], env=env)
+    assert made.exit_code == 0, made.output
+    outcomes = json.loads(made.stdout)["proxies"]
+    # auto: the ProRes master no browser plays gets one; the H.264 master plays as it is.
+    assert [(o["version"], o["outcome"]) for o in outcomes] == [(str(prores), "made")]
+    proxy_path = Path(outcomes[0]["path"])
+    assert proxy_path.parent.name == "proxies" and "Ünïcødé_clip_final" in proxy_path.name
+    assert proxy_path.is_file()
+
+    again = json.loads(runner.invoke(app, ["proxy", "--missing", "--json"], env=env).stdout)
+    assert again["proxies"] == []
+    written_at = proxy_path.stat().st_mtime_ns
+    asked = runner.invoke(app, ["proxy", str(prores), "--json"], env=env)
+    assert json.loads(asked.stdout)["proxies"][0]["outcome"] == "exists"
+    assert proxy_path.stat().st_mtime_ns == written_at
+
+    shown = json.loads(runner.invoke(app, ["show", str(prores), "--json"], env=env).stdout)
+    master = shown["master"]
+    assert master["browser_plays"] is False
+    assert master["proxy"]["kind"] == "proxy" and master["proxy"]["status"] == "done"
+    assert master["proxy"]["path"] == str(proxy_path) and master["proxy"]["ai_processed"] is False
+    table = runner.invoke(app, ["show", str(prores)], env=env)
+    assert "⤷ proxy" in table.stdout
+    other = json.loads(runner.invoke(app, ["show", str(h264), "--json"], env=env).stdout)["master"]
+    assert other["browser_plays"] is True and other["proxy"] is None
+
+    # The proxies folder is never indexed as footage, even when watched.
+    indexed = runner.invoke(app, ["index", str(proxy_path), "--json"], env=env)
+    assert "a footage proxy" in indexed.stdout
+    with catalog.session() as session:
+        from catalog.tables import Asset
+
+        assert session.query(Asset).count() == 2
+
+
+def test_proxy_needs_a_version_or_missing(catalog: Catalog, tmp_path: Path) -> None:
+    env = catalog_env(catalog, tmp_path / "home")
+    result = runner.invoke(app, ["proxy"], env=env)
+    assert result.exit_code == 2 and "--missing" in result.output
+    unknown = runner.invoke(app, ["proxy", "nowhere.mov"], env=env)
+    assert unknown.exit_code != 0 and "nowhere.mov" in unknown.output and "Traceback" not in unknown.output
