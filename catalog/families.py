@@ -49,6 +49,7 @@ def version_of(
         rendition=rendition,
         proxy=proxies.info(proxy, asset.kind, mounts) if proxy is not None else None,
         browser_plays=proxies.browser_plays(asset) if asset.video_codec else None,
+        timecode=asset.timecode,
     )
 
 

@@ -76,6 +76,7 @@ class Version:
     proxy: ProxyInfo | None = None
     # Whether Chromium and the other tested browsers decode the file itself (catalog.proxies).
     browser_plays: bool | None = None
+    timecode: str | None = None  # of the first frame, as the file says
 
 
 @dataclass(frozen=True)

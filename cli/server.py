@@ -156,6 +156,8 @@ def make_app(
         Route("/api/thumbnails/{asset_id:int}/{frame_ms:int}", guarded(functools.partial(_thumbnail, catalog))),
         Route("/api/frames/{asset_id:int}/{frame_ms:int}", guarded(functools.partial(_frame, catalog))),
         Route("/api/media/{asset_id:int}", guarded(functools.partial(_media, catalog))),
+        Route("/api/proxies/{asset_id:int}", guarded(functools.partial(_proxy, catalog))),
+        Route("/api/proxies", _writing(write_token, functools.partial(_request_proxy, catalog)), methods=["POST"]),
         Route("/api/credentials/{asset_id:int}", guarded(functools.partial(_credentials, catalog))),
         Route("/api/health", guarded(health)),
         Route("/health/live", guarded(health)),
@@ -394,6 +396,44 @@ def _media(catalog: Catalog, request: Request) -> Response:
     if path is None:
         return _answer({"error": "no such catalogued file here", "exit_code": 1}, 404)
     return FileResponse(path, media_type=mimetypes.guess_type(path.name)[0] or "application/octet-stream")
+
+
+def _proxy(catalog: Catalog, request: Request) -> Response:
+    """A version's proxy, for browsers that cannot play the version itself: found by the
+    version's asset id, never by a path from the request."""
+    from catalog import proxies
+
+    asset_id = int(request.path_params["asset_id"])
+    with catalog.session() as session:
+        proxy = proxies.of_versions(session, [asset_id]).get(asset_id)
+        if proxy is None or proxy.status != "done" or proxy.storage_id is None or proxy.rel_path is None:
+            return _answer({"error": "this version has no proxy yet", "exit_code": 1}, 404)
+        try:
+            path = catalog.mounts.path(proxy.storage_id, proxy.rel_path)
+        except StorageUnavailableError:
+            return _answer({"error": "this host does not serve the proxy's storage", "exit_code": 1}, 404)
+    if not path.is_file():
+        return _answer({"error": "the proxy's file is gone", "exit_code": 1}, 404)
+    return FileResponse(path, media_type="video/mp4")
+
+
+def _request_proxy(catalog: Catalog, body: dict[str, Any]) -> Response:
+    """Queue a version's proxy, as a worker would after indexing it (a render worker makes it)."""
+    from catalog import proxies
+    from catalog.jobs import job_app
+
+    if not isinstance(body, dict) or not str(body.get("asset", "")).isdigit():
+        raise ValueError('send a JSON object: {"asset": ID}')
+    asset_id = int(body["asset"])
+    with catalog.session() as session:
+        if session.get(Asset, asset_id) is None:
+            raise NotFoundError(f"no asset with id {asset_id} in the catalog")
+    defer_app = job_app(catalog, asynchronous=False)
+    with defer_app.open():
+        proxy_id = proxies.ask(catalog, defer_app, asset_id)
+    with catalog.session() as session:
+        proxy = proxies.of_versions(session, [asset_id])[asset_id]
+        return _answer({"proxy_id": proxy.id, "status": proxy.status, "queued": proxy_id is not None})
 
 
 def _credentials(catalog: Catalog, request: Request) -> Response:

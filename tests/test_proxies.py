@@ -10,11 +10,16 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+import sqlalchemy as sa
 from media import Clip, write_clip
-from services import catalog_env
+from polling import wait_for
+from services import catalog_env, start
 from typer.testing import CliRunner
 
 from catalog import Catalog
+from catalog.jobs import defer_index, job_app
+from catalog.proxies import ask
+from catalog.tables import Asset, Proxy, Storage
 from cli.main import app
 from upscaler.proxy import make_proxy
 
@@ -70,8 +75,8 @@ def test_a_prores_master_becomes_a_browser_proxy(tmp_path: Path) -> None:
         audio = proxy.streams.audio[0]
         assert (audio.codec_context.name, audio.codec_context.channels) == ("aac", 2)
         # A keyframe every second (25 frames at 25 fps), for scrubbing.
-        keyframes = [p.pts for p in proxy.demux(video) if p.is_keyframe and p.pts is not None]
-        assert len(keyframes) == 2 and float(keyframes[1] * video.time_base) == pytest.approx(1.0, abs=0.001)
+        keyframes = [float(p.pts * p.time_base) for p in proxy.demux(video) if p.is_keyframe and p.pts is not None]
+        assert len(keyframes) == 2 and keyframes[1] - keyframes[0] == pytest.approx(1.0, abs=0.001)
     # Fast start: the index (moov) comes before the media (mdat), so a browser plays at once.
     head = result.path.read_bytes()
     assert head.index(b"moov") < head.index(b"mdat")
@@ -162,8 +167,6 @@ def test_proxies_are_made_once_and_listed_with_their_version(catalog: Catalog, t
     indexed = runner.invoke(app, ["index", str(proxy_path), "--json"], env=env)
     assert "a footage proxy" in indexed.stdout
     with catalog.session() as session:
-        from catalog.tables import Asset
-
         assert session.query(Asset).count() == 2
 
 
@@ -173,3 +176,77 @@ def test_proxy_needs_a_version_or_missing(catalog: Catalog, tmp_path: Path) -> N
     assert result.exit_code == 2 and "--missing" in result.output
     unknown = runner.invoke(app, ["proxy", "nowhere.mov"], env=env)
     assert unknown.exit_code != 0 and "nowhere.mov" in unknown.output and "Traceback" not in unknown.output
+
+
+def _proxy_of(catalog: Catalog, asset_id: int) -> Proxy | None:
+    with catalog.session() as session:
+        found = session.scalars(sa.select(Proxy).where(Proxy.source_id == asset_id)).one_or_none()
+        if found is not None:
+            session.expunge(found)
+        return found
+
+
+def test_workers_make_proxies_after_indexing_and_a_killed_one_leaves_nothing(
+    catalog: Catalog, tiny_clip: str, tmp_path: Path
+) -> None:
+    media = tmp_path / "media"
+    media.mkdir()
+    env = catalog_env(catalog, tmp_path / "home", FOOTAGE_CLIP_MODEL=tiny_clip)
+    # Long enough to be killed mid-way (progress is recorded each second).
+    long = write_clip(
+        media / "long.mp4", Clip(width=640, height=360, shots=(30.0, 30.0), options={"preset": "ultrafast"})
+    )
+    assert runner.invoke(app, ["index", str(long)], env=env).exit_code == 0
+    camera = write_clip(media / "C001.mov", Clip(width=320, height=180, codec="prores_ks", pix_fmt="yuv422p10le"))
+    with catalog.session() as session:
+        long_id = session.scalars(sa.select(Asset.id).where(Asset.rel_path.endswith("long.mp4"))).one()
+        storage = session.get(Storage, session.scalars(sa.select(Asset.storage_id)).first())
+        assert storage is not None
+        session.expunge(storage)
+    jobs = job_app(catalog, asynchronous=False)
+    logs = tmp_path / "logs"
+    first = start(env, logs, "worker", "--stall-timeout", "3")
+    try:
+        # Indexed by a worker, a master no browser plays gets its proxy queued and made.
+        with jobs.open():
+            defer_index(jobs, storage, str(camera.relative_to("/")))
+            wait_for(lambda: _camera_id(catalog) is not None, timeout=120)
+            camera_id = _camera_id(catalog)
+            assert camera_id is not None
+            wait_for(lambda: getattr(_proxy_of(catalog, camera_id), "status", None) == "done", timeout=120)
+            # An H.264 master is not given one without being asked; asked, it is killed mid-way.
+            assert _proxy_of(catalog, long_id) is None
+            proxy_id = ask(catalog, jobs, long_id)
+        assert proxy_id is not None
+        wait_for(lambda: getattr(_proxy_of(catalog, long_id), "progress", 0) > 0, timeout=120)
+    finally:
+        first.kill()
+    proxies = tmp_path / "home" / "renditions" / "proxies"
+    assert [p.name for p in proxies.iterdir() if not p.name.startswith(".")] == [
+        Path(str(_proxy_of(catalog, camera_id).rel_path)).name  # type: ignore[union-attr]
+    ]
+    second = start(env, logs, "worker", "--stall-timeout", "3")
+    try:
+        wait_for(lambda: getattr(_proxy_of(catalog, long_id), "status", None) == "done", timeout=180)
+    finally:
+        code, _, err = second.stop()
+    assert code == 0 and "Traceback" not in err, err
+    made = _proxy_of(catalog, long_id)
+    assert made is not None and made.attempts == 2 and made.duration_s == pytest.approx(60.0, abs=0.1)
+    assert not list(proxies.glob(".*partial*"))  # the killed worker's leftover is gone
+    with catalog.session() as session:
+        runs = session.execute(
+            sa.text(
+                "SELECT status FROM procrastinate_jobs WHERE task_name = 'footage.proxy' AND args->>'proxy_id' = :i"
+            ),
+            {"i": str(proxy_id)},
+        ).scalars()
+        # The killed worker's job ended as aborted when its work went to a new job; made once.
+        assert sorted(runs) == ["aborted", "succeeded"]
+
+
+def _camera_id(catalog: Catalog) -> int | None:
+    with catalog.session() as session:
+        return session.scalars(
+            sa.select(Asset.id).where(Asset.rel_path.endswith("C001.mov"), Asset.status == "indexed")
+        ).one_or_none()

@@ -12,6 +12,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -440,3 +441,83 @@ def test_the_page_notes_tags_and_builds_a_selection(indexed: dict[str, str], tmp
             page.click(".export-otio")
         clips = list(otio.adapters.read_from_file(str(download.value.path()), adapter_name="otio_json").find_clips())
         assert [f"{c.metadata['footage']['asset_id']}" for c in clips] == [o.split("@")[0] for o in order()]
+
+
+def test_every_version_plays_in_the_browser(catalog: Catalog, tiny_clip: str, tmp_path: Path) -> None:
+    """ProRes 422 HQ, DNxHR, interlaced MPEG-2 masters and a 10-bit HEVC rendition play through
+    their proxies; an H.264 master plays itself."""
+    media = tmp_path / "media"
+    media.mkdir()
+    masters = {
+        "prores": write_clip(
+            media / "A001 HQ.mov",
+            Clip(width=320, height=180, codec="prores_ks", pix_fmt="yuv422p10le", options={"profile": "3"}, audio=True),
+        ),
+        "dnxhr": write_clip(
+            media / "B001.mov",
+            Clip(width=320, height=180, codec="dnxhd", pix_fmt="yuv422p", options={"profile": "dnxhr_sq"}),
+        ),
+        "mpeg2": write_clip(
+            media / "tape.mov",
+            Clip(width=720, height=576, codec="mpeg2video", interlaced=True, sar=Fraction(16, 15), audio=True),
+        ),
+        "h264": write_clip(media / "phone.mp4", Clip(width=320, height=180, audio=True)),
+    }
+    env = catalog_env(catalog, tmp_path / "home", FOOTAGE_CLIP_MODEL=tiny_clip)
+    assert runner.invoke(app, ["index", str(media)], env=env).exit_code == 0
+    weights = write_tiny_compact(tmp_path / "tiny-x2.pth", scale=2)
+    upscaled = runner.invoke(
+        app,
+        ["upscale", str(masters["prores"]), "--to", "2x", "-m", str(weights), "--wait", "--temporal", "off"],
+        env=env,
+    )
+    assert upscaled.exit_code == 0, upscaled.output
+    rendition = _cli(env, "pairs")["pairs"][0]["renditions"][0]
+    assert (rendition["video_codec"], rendition["width"]) == ("hevc", 640)
+    made = _cli(env, "proxy", "--missing")["proxies"]
+    assert len(made) == 4 and {m["outcome"] for m in made} == {"made"}  # not the H.264 master
+    ids = {name: _cli(env, "show", str(path))["asset"]["id"] for name, path in masters.items()}
+    ids["hevc rendition"] = rendition["asset_id"]
+    from playwright.sync_api import sync_playwright
+
+    chromium = _chromium()
+    with _served(env, tmp_path / "logs") as (_, url), sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            for name, asset_id in ids.items():
+                master_id = ids["prores"] if name == "hevc rendition" else asset_id
+                page.goto(f"{url}/#family/{master_id}/1000")
+                figure = f".pairs .version.{'rendition' if name == 'hevc rendition' else 'master'}"
+                page.click(f"{figure} .play")
+                # Plays: a picture (videoWidth > 0) and time running past the moment's start within 3 s.
+                page.wait_for_function(
+                    "document.querySelector('.player') && document.querySelector('.player').readyState >= 2"
+                    " && document.querySelector('.player').videoWidth > 0"
+                    " && document.querySelector('.player').currentTime > 1.05",
+                    timeout=3000,
+                )
+                source = page.get_attribute(".player", "data-source")
+                assert source == ("original" if name == "h264" else "proxy"), name
+                assert "playing the" in page.inner_text(".player-facts")
+            # Told to try the HEVC file itself, Chromium opens it with audio and no picture (no
+            # error event): the page sees the missing picture and plays the proxy instead.
+            page.goto(f"{url}/#family/{ids['prores']}/1000")
+            page.reload()  # the same address as the last version's: its player is still there
+            page.wait_for_selector(".pairs .version.rendition .play")
+            page.evaluate(
+                """async (id) => {
+                    const details = await (await fetch(`/api/assets/${id}`)).json();
+                    const box = document.createElement("div");
+                    document.querySelector(".pairs .version.rendition").append(box);
+                    play(box, details.renditions[0], 1000, "original");
+                }""",
+                ids["prores"],
+            )
+            page.wait_for_function(
+                "document.querySelector('.player[data-source=proxy]') &&"
+                " document.querySelector('.player[data-source=proxy]').videoWidth > 0",
+                timeout=5000,
+            )
+        finally:
+            browser.close()

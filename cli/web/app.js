@@ -382,20 +382,107 @@ async function showFamily(assetId, frameMs) {
   family.replaceChildren(...parts);
 }
 
+// What each codec the catalog names is asked of the browser as (canPlayType).
+const PLAYABLE_TYPES = {
+  h264: 'video/mp4; codecs="avc1.640028"',
+  vp9: 'video/webm; codecs="vp9"',
+  vp8: 'video/webm; codecs="vp8"',
+  av1: 'video/mp4; codecs="av01.0.05M.08"',
+};
+
+function browserDecodes(version) {
+  // The catalog's word (what the tested browsers play) and this browser's own.
+  const type = PLAYABLE_TYPES[version.video_codec];
+  return version.browser_plays !== false && Boolean(type) && document.createElement("video").canPlayType(type) !== "";
+}
+
+function timecodeAt(version, seconds) {
+  // The version's own timecode at a time into it: its first frame's timecode plus the frames
+  // since (non-drop counting; a drop-frame source shows ';' and may be off by its dropped numbers).
+  if (!version.timecode || !version.frame_rate) return null;
+  const [num, den] = version.frame_rate.split("/").map(Number);
+  const rate = den ? num / den : num;
+  const nominal = Math.round(rate);
+  const parts = version.timecode.split(/[:;.]/).map(Number);
+  if (parts.length !== 4 || parts.some(Number.isNaN) || !nominal) return null;
+  let frames = ((parts[0] * 60 + parts[1]) * 60 + parts[2]) * nominal + parts[3] + Math.floor(seconds * rate + 1e-6);
+  const ff = frames % nominal;
+  frames = Math.floor(frames / nominal);
+  const two = (n) => String(n).padStart(2, "0");
+  const separator = version.timecode.includes(";") ? ";" : ":";
+  return `${two(Math.floor(frames / 3600) % 24)}:${two(Math.floor(frames / 60) % 60)}:${two(frames % 60)}${separator}${two(ff)}`;
+}
+
 function playButton(version, frameMs) {
-  // Played from the moment when this browser decodes the file (served with range requests);
-  // otherwise the frames above stand for it.
+  // Plays the version itself where this browser decodes it, else its proxy, from the moment.
   const button = element("button", { type: "button", class: "play" }, "▶ play");
   button.addEventListener("click", () => {
-    const video = element("video", { controls: "", src: `/api/media/${version.asset_id}#t=${frameMs / 1000}`, class: "player" });
-    video.muted = true;
-    video.addEventListener("error", () => {
-      video.replaceWith(element("p", { class: "cannot-play" }, `This browser cannot play ${version.video_codec || "this file"}; the frames above show it.`));
-    });
-    button.replaceWith(video);
-    video.play().catch(() => {}); // a refused autoplay still leaves the controls
+    const box = element("div", { class: "player-box" });
+    button.replaceWith(box);
+    play(box, version, frameMs, browserDecodes(version) ? "original" : "proxy");
   });
   return button;
+}
+
+function hasProxy(version) {
+  return Boolean(version.proxy && version.proxy.status === "done");
+}
+
+function play(box, version, frameMs, which) {
+  if (which === "proxy" && !hasProxy(version)) {
+    cannotPlay(box, version);
+    return;
+  }
+  const url = which === "original" ? `/api/media/${version.asset_id}` : `/api/proxies/${version.asset_id}`;
+  const video = element("video", { controls: "", src: `${url}#t=${frameMs / 1000}`, class: "player", "data-source": which });
+  video.muted = true;
+  let fellBack = false;
+  const fallBack = () => {
+    if (fellBack) return;
+    fellBack = true;
+    if (which === "original") play(box, version, frameMs, "proxy");
+    else cannotPlay(box, version);
+  };
+  video.addEventListener("error", fallBack);
+  // Chromium "plays" some files whose video it cannot decode (HEVC): the audio runs, the
+  // picture stays black, and no error comes; only the missing picture size tells.
+  video.addEventListener("loadeddata", () => {
+    if (video.videoWidth === 0) fallBack();
+  });
+  const tc = element("span", { class: "timecode" });
+  video.addEventListener("timeupdate", () => {
+    tc.textContent = timecodeAt(version, video.currentTime) || `${video.currentTime.toFixed(2)} s`;
+  });
+  const what = which === "proxy" ? `proxy ${version.proxy.width}x${version.proxy.height}${version.proxy.ai_processed ? " (AI-processed)" : ""}` : "original";
+  box.replaceChildren(video, element("p", { class: "player-facts" }, element("span", { class: "playing" }, `playing the ${what}`), " · ", tc));
+  video.play().catch(() => {}); // a refused autoplay still leaves the controls
+}
+
+function cannotPlay(box, version) {
+  // Says why, and offers what would make it playable.
+  const codec = version.video_codec || "this file";
+  const proxy = version.proxy;
+  const why = element("p", { class: "cannot-play" });
+  if (proxy && ["queued", "running"].includes(proxy.status)) {
+    why.textContent = `This browser cannot play ${codec}; its proxy is being made (${proxy.status}). The frames above show it.`;
+    box.replaceChildren(why);
+    return;
+  }
+  why.textContent = `This browser cannot play ${codec}${proxy && proxy.error ? `; its proxy failed: ${proxy.error}` : ", and this version has no proxy yet"}.`;
+  const make = element("button", { type: "button", class: "make-proxy" }, "Make a proxy");
+  const state = element("span", { class: "proxy-status", role: "status" });
+  make.addEventListener("click", async () => {
+    state.textContent = "Asking…";
+    const response = await fetch("/api/proxies", {
+      method: "POST",
+      headers: { "Content-Type": "application/json", Authorization: `Bearer ${token}` },
+      body: JSON.stringify({ asset: version.asset_id }),
+    });
+    const answer = await response.json();
+    state.textContent = response.ok ? `Proxy ${answer.status}: a render worker makes it; play again when it is done.` : `Error: ${answer.error}`;
+    if (response.ok) make.disabled = true;
+  });
+  box.replaceChildren(why, make, " ", state);
 }
 
 // ---- request a rendition and watch its job ----
