@@ -2,7 +2,10 @@
 by ``opentimelineio``), and CSV for spreadsheets.
 
 Each moment becomes a clip of the version it was found in, from its source in
-point to its out point in the file's own timecode, in ranking order.
+point to its out point in the file's own timecode, in ranking order. A version's proxy
+carries the same timecode, so the same points hold in it: OTIO clips carry both files
+(OpenTimelineIO's multiple media references, ``DEFAULT_MEDIA`` and ``proxy``), and with
+``proxies`` every format points at the proxy where one is made.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from catalog.errors import ConfigurationError
-from catalog.results import FamilyHit, MomentHit
+from catalog.results import FamilyHit, MomentHit, Version
 
 SUFFIXES = {".edl": "cmx_3600", ".otio": "otio_json", ".csv": None}
 _CSV_FIELDS = (
@@ -28,7 +31,10 @@ _CSV_FIELDS = (
     "end_s",
     "frame_s",
     "thumbnail",
+    "original",
+    "proxy",
 )
+PROXY_KEY = "proxy"
 # A moment without a frame rate (it never happens to video footage) is placed at this rate.
 _FALLBACK_RATE = Fraction(25)
 
@@ -38,8 +44,19 @@ def check_export_path(path: Path) -> None:
         raise ConfigurationError(f"cannot export to {path.name}: name it .edl (CMX 3600), .otio or .csv")
 
 
-def export_hits(hits: list[FamilyHit], path: Path) -> int:
-    """Write every moment of ``hits`` to ``path`` (format from its suffix); how many were written."""
+def proxy_path(hit: FamilyHit, moment: MomentHit) -> str | None:
+    """The made proxy of the version a moment was found in, where this host has it."""
+    versions: list[Version] = [hit.family.master, *hit.family.renditions]
+    version = next((v for v in versions if v.asset_id == moment.asset_id), None)
+    proxy = version.proxy if version is not None else None
+    if proxy is None or proxy.status != "done" or not proxy.path or not proxy.path.startswith("/"):
+        return None
+    return proxy.path
+
+
+def export_hits(hits: list[FamilyHit], path: Path, proxies: bool = False) -> int:
+    """Write every moment of ``hits`` to ``path`` (format from its suffix), pointing at the
+    proxies where made when ``proxies``; how many were written."""
     check_export_path(path)
     moments = [(hit, moment) for hit in hits for moment in hit.moments]
     adapter = SUFFIXES[path.suffix.lower()]
@@ -48,11 +65,16 @@ def export_hits(hits: list[FamilyHit], path: Path) -> int:
             writer = csv.DictWriter(out, fieldnames=_CSV_FIELDS)
             writer.writeheader()
             for hit, moment in moments:
-                writer.writerow({"rank": hit.rank, **{f: getattr(moment, f) for f in _CSV_FIELDS[1:]}})
+                proxy = proxy_path(hit, moment)
+                row = {"rank": hit.rank, **{f: getattr(moment, f) for f in _CSV_FIELDS[1:-2]}}
+                row.update(original=moment.path, proxy=proxy or "")
+                if proxies and proxy:
+                    row["path"] = proxy
+                writer.writerow(row)
         return len(moments)
     import opentimelineio as otio
 
-    timeline = _timeline(otio, moments, path.stem)
+    timeline = _timeline(otio, moments, path.stem, proxies)
     # CMX 3600 counts in one rate: the first clip's (OTIO rescales the others).
     options = {"rate": float(_rate(moments[0][1]))} if adapter == "cmx_3600" and moments else {}
     otio.adapters.write_to_file(timeline, str(path), adapter_name=adapter, **options)
@@ -63,7 +85,7 @@ def _rate(moment: MomentHit) -> Fraction:
     return Fraction(moment.rate) if moment.rate else _FALLBACK_RATE
 
 
-def _timeline(otio: Any, moments: list[tuple[FamilyHit, MomentHit]], name: str) -> Any:
+def _timeline(otio: Any, moments: list[tuple[FamilyHit, MomentHit]], name: str, proxies: bool) -> Any:
     track = otio.schema.Track(name="footage search", kind=otio.schema.TrackKind.Video)
     for hit, moment in moments:
         rate = float(_rate(moment))
@@ -75,11 +97,12 @@ def _timeline(otio: Any, moments: list[tuple[FamilyHit, MomentHit]], name: str) 
             end = otio.opentime.from_seconds(moment.end_s, rate)
         duration = max(end - start, otio.opentime.RationalTime(1, rate))
         source = Path(moment.path)
-        clip = otio.schema.Clip(
-            name=source.name,
-            media_reference=otio.schema.ExternalReference(target_url=source.as_uri()),
-            source_range=otio.opentime.TimeRange(start, duration),
-        )
+        clip = otio.schema.Clip(name=source.name, source_range=otio.opentime.TimeRange(start, duration))
+        references = {otio.schema.Clip.DEFAULT_MEDIA_KEY: otio.schema.ExternalReference(target_url=source.as_uri())}
+        if (proxy := proxy_path(hit, moment)) is not None:
+            references[PROXY_KEY] = otio.schema.ExternalReference(target_url=Path(proxy).as_uri())
+        active = PROXY_KEY if proxies and PROXY_KEY in references else otio.schema.Clip.DEFAULT_MEDIA_KEY
+        clip.set_media_references(references, active)
         clip.metadata["footage"] = {
             "rank": hit.rank,
             "score": round(moment.score, 6),

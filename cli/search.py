@@ -10,7 +10,7 @@ import typer
 
 from catalog.results import KINDS, FamilyHit, SearchFilters, SearchOptions
 from cli.client import ask, service_url
-from cli.export import check_export_path, export_hits
+from cli.export import check_export_path, export_hits, proxy_path
 from cli.output import JSON_OPTION, add_columns, print_fields, print_json, print_table, stderr, stdout, table
 from cli.settings import catalog_settings, embedding_settings, footage_home
 from cli.views import family_rows
@@ -97,6 +97,14 @@ def search(
             help="Also write the moments found as an edit list: FILE.edl (CMX 3600), FILE.otio or FILE.csv.",
         ),
     ] = None,
+    proxies: Annotated[
+        bool,
+        typer.Option(
+            "--proxies",
+            help="With --export: point the edit list at each version's proxy (where made) instead of the "
+            "original, for editors offline; OTIO files carry both either way.",
+        ),
+    ] = False,
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Find moments by text, by picture or like another moment.
@@ -109,12 +117,15 @@ def search(
       footage search --image still.png --kind master
       footage search --like 42@0:01:15 --moments 3
       footage search "interview, two people" --moments 5 --export selects.edl
+      footage search "harbour at dusk" --export offline.edl --proxies
       footage search A003C012                      (a clip by name, first)
       footage search "sc12 tk3 close-up" --select "scene 12"
       footage search 'note:"client liked" aerial' --in "opening sequence"
     """
     if export is not None:
         check_export_path(export)
+    elif proxies:
+        raise typer.BadParameter("--proxies goes with --export FILE")
     if words_only and picture_only:
         raise typer.BadParameter("give --words-only or --picture-only, not both")
     sides = "words" if words_only else "picture" if picture_only else "both"
@@ -147,8 +158,14 @@ def search(
     if select_into is not None:
         _select(select_into, hits)
     if export is not None:
-        written = export_hits(hits, export)
+        written = export_hits(hits, export, proxies)
         stderr().print(f"Exported {written} moments to {export}", markup=False, highlight=False)
+        if proxies and (without := sum(proxy_path(h, m) is None for h in hits for m in h.moments)):
+            stderr().print(
+                f"{without} of them have no proxy yet and point at their original (footage proxy --missing)",
+                markup=False,
+                highlight=False,
+            )
     if as_json:
         print_json(answer)
         return

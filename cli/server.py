@@ -260,7 +260,8 @@ def _search_image(searcher: _Searcher) -> Callable[[Request], Awaitable[Response
 
 def _export(searcher: _Searcher, request: Request) -> Response:
     """The search's moments as an edit list to download: ``format`` edl, otio or csv; ``only``
-    (ASSET_ID@FRAME_MS,...) keeps the moments chosen on the page."""
+    (ASSET_ID@FRAME_MS,...) keeps the moments chosen on the page; ``proxies=1`` points it at
+    the proxies."""
     suffix = "." + request.query_params.get("format", "edl")
     if name := request.query_params.get("selection"):
         hits, _ = searcher.selection(name)
@@ -275,7 +276,7 @@ def _export(searcher: _Searcher, request: Request) -> Response:
         ]
     folder = Path(tempfile.mkdtemp(prefix="footage-export-"))
     path = folder / f"footage-search{suffix}"
-    export_hits(hits, path)
+    export_hits(hits, path, proxies=request.query_params.get("proxies") == "1")
     return FileResponse(path, filename=path.name, background=BackgroundTask(shutil.rmtree, folder, True))
 
 

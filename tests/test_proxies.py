@@ -3,12 +3,15 @@ with it, made once; the file itself checked against its source frame by frame.""
 
 from __future__ import annotations
 
+import csv
 import json
+import urllib.parse
 from fractions import Fraction
 from pathlib import Path
 
 import av
 import numpy as np
+import opentimelineio as otio
 import pytest
 import sqlalchemy as sa
 from media import Clip, write_clip
@@ -162,6 +165,27 @@ def test_proxies_are_made_once_and_listed_with_their_version(catalog: Catalog, t
     assert "⤷ proxy" in table.stdout
     other = json.loads(runner.invoke(app, ["show", str(h264), "--json"], env=env).stdout)["master"]
     assert other["browser_plays"] is True and other["proxy"] is None
+
+    # Edit lists: OTIO clips carry the original and the proxy; --proxies points EDL and CSV at it.
+    timeline_path = tmp_path / "found.otio"
+    searched = runner.invoke(app, ["search", "shot", "--export", str(timeline_path)], env=env)
+    assert searched.exit_code == 0, searched.output
+    clips = {c.name: c for c in otio.adapters.read_from_file(str(timeline_path)).find_clips()}
+    refs = clips[prores.name].media_references()
+    assert refs["DEFAULT_MEDIA"].target_url == prores.as_uri() and refs["proxy"].target_url == proxy_path.as_uri()
+    assert clips[prores.name].active_media_reference_key == "DEFAULT_MEDIA"
+    assert set(clips[h264.name].media_references()) == {"DEFAULT_MEDIA"}
+    offline = tmp_path / "offline.csv"
+    searched = runner.invoke(app, ["search", "shot", "--export", str(offline), "--proxies"], env=env)
+    assert searched.exit_code == 0 and "have no proxy yet" in searched.stderr
+    with offline.open() as f:
+        rows = {Path(r["original"]).name: r for r in csv.DictReader(f)}
+    assert rows[prores.name]["path"] == str(proxy_path) and rows[h264.name]["path"] == str(h264)
+    edl = tmp_path / "offline.edl"
+    assert runner.invoke(app, ["search", "shot", "--export", str(edl), "--proxies"], env=env).exit_code == 0
+    assert urllib.parse.quote(proxy_path.name) in edl.read_text()  # OTIO writes the file's URL
+    refused = runner.invoke(app, ["search", "shot", "--proxies"], env=env)
+    assert refused.exit_code == 2 and "--export" in refused.output
 
     # The proxies folder is never indexed as footage, even when watched.
     indexed = runner.invoke(app, ["index", str(proxy_path), "--json"], env=env)

@@ -521,3 +521,38 @@ def test_every_version_plays_in_the_browser(catalog: Catalog, tiny_clip: str, tm
             )
         finally:
             browser.close()
+
+
+def test_a_family_of_five_versions_reads_well(indexed: dict[str, str], tmp_path: Path) -> None:
+    env = indexed
+    master = str(tmp_path / "media" / "clip (final) [v2].mp4")
+    renders = tmp_path / "renders"
+    renders.mkdir()
+    for i, (width, height) in enumerate(((320, 180), (480, 270), (640, 360), (1280, 720))):
+        made = write_clip(renders / f"clip.v{i}.mp4", Clip(width=width, height=height, shots=(1.0, 1.0)))
+        assert runner.invoke(app, ["index", str(made)], env=env).exit_code == 0
+        assert runner.invoke(app, ["link", str(made), "--to", master], env=env).exit_code == 0
+    master_id = _cli(env, "show", master)["asset"]["id"]
+    with _searched(env, tmp_path / "logs", "a red circle") as (page, url):
+        page.goto(f"{url}/#family/{master_id}/500")
+        page.wait_for_function("document.querySelectorAll('.pairs .version img').length === 5")
+        page.wait_for_function("[...document.querySelectorAll('#family img')].every(i => i.complete)")
+        # Every version keeps a column of its own (no sliver), and the page does not overflow.
+        widths = page.eval_on_selector_all(".pairs .version", "all => all.map(f => f.getBoundingClientRect().width)")
+        assert len(widths) == 5 and min(widths) >= 200
+        assert page.evaluate("document.documentElement.scrollWidth <= document.documentElement.clientWidth")
+        captions = page.eval_on_selector_all(".pairs figcaption", "all => all.map(c => c.textContent)")
+        assert len(set(captions)) == 5
+        # The wipe compares any two: the 1280x720 version over the 480x270 one.
+        options = page.eval_on_selector_all("#wipe-right option", "all => all.map(o => o.textContent)")
+        assert len(options) == 5
+        big = next(i for i, o in enumerate(options) if "1280x720" in o)
+        small = next(i for i, o in enumerate(options) if "480x270" in o)
+        page.select_option("#wipe-right", str(big))
+        page.select_option("#wipe-left", str(small))
+        assert page.eval_on_selector(".stage .under", "i => i.style.width") == "1280px"
+        assert "clip.v1.mp4" in page.eval_on_selector(".stage .under", "i => i.alt")  # the 480x270 one
+        assert "1280x720" in page.inner_text(".wipe .caption")
+        # Hovering the strip shows its moments' frames, large.
+        page.hover(".strip img >> nth=0")
+        assert page.is_visible(".scrub img")

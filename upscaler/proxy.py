@@ -38,7 +38,7 @@ class ProxyFormat:
     max_width: int = 1280
     max_height: int = 720
     crf: int = 23
-    max_bitrate: int = 2_500_000
+    max_bitrate: int = 2_300_000  # with 128 kb/s of audio and the container, a file stays under 2.5 Mb/s
     preset: str = "veryfast"
     audio_bitrate: int = 128_000
     audio_rate: int = 48_000

@@ -256,10 +256,20 @@ const family = document.getElementById("family");
 let lastResults = [];
 
 function versionLabel(version) {
-  if (version.kind !== "rendition") return `master · ${size(version)}`;
+  // What sets a version apart from its siblings: model, target, temporal stage, codec, when.
+  if (version.kind !== "rendition") return `master · ${size(version)}${version.video_codec ? " · " + version.video_codec : ""}`;
   const made = version.rendition;
-  const how = made ? [made.model_name, made.label].filter((part) => part && part !== size(version)).join(" · ") : "";
-  return `AI-upscaled · ${size(version)}${how ? " · " + how : ""}`;
+  if (!made) return `AI-upscaled · ${size(version)}`;
+  const temporal = made.parameters && made.parameters.temporal;
+  const when = made.finished_at || made.requested_at;
+  const parts = [
+    made.model_name,
+    made.label !== size(version) ? made.label : "",
+    temporal ? (temporal.enabled ? `temporal ${temporal.strength ?? "on"}` : "frame by frame") : "",
+    version.video_codec || (made.parameters && made.parameters.codec) || "",
+    when ? when.slice(5, 16).replace("T", " ") : "",
+  ];
+  return `AI-upscaled · ${size(version)} · ${parts.filter(Boolean).join(" · ")}`;
 }
 
 function provenance(version) {
@@ -302,32 +312,52 @@ function frameOf(version, frameMs) {
   return element("img", { src: `/api/frames/${version.asset_id}/${frameMs}`, alt: `${version.path} at ${frameMs / 1000} s` });
 }
 
-function wipe(master, rendition, frameMs) {
-  // A region of the rendition at 1:1, the master scaled up under it; the slider moves the edge.
-  const width = Math.min(rendition.width, 640);
-  const height = Math.min(rendition.height, 360);
-  const offset = `translate(${-(rendition.width - width) / 2}px, ${-(rendition.height - height) / 2}px)`;
-  const under = frameOf(master, frameMs);
-  under.className = "under";
-  under.style.width = `${rendition.width}px`;
-  under.style.height = `${rendition.height}px`;
-  under.style.transform = offset;
-  const over = frameOf(rendition, frameMs);
-  over.className = "over";
-  over.style.transform = offset;
+function wipe(versions, frameMs) {
+  // Any two versions: the right one at 1:1 over the left one scaled to its size; the slider
+  // moves the edge. By default the master under the first rendition.
+  const choice = (id, chosen) =>
+    element("select", { id, "aria-label": id === "wipe-left" ? "Under the edge" : "Over the edge" },
+      ...versions.map((v, i) => {
+        const option = element("option", { value: String(i) }, `${i + 1}. ${versionLabel(v)}`);
+        option.selected = i === chosen;
+        return option;
+      }));
+  const left = choice("wipe-left", 0);
+  const right = choice("wipe-right", 1);
   const slider = element("input", { type: "range", min: "0", max: "100", value: "50", id: "wipe-position", "aria-label": "Wipe position" });
-  const place = () => {
-    // The edge moves across the visible region, whatever part of a large frame that is.
-    const edge = (rendition.width - width) / 2 + (slider.value / 100) * width;
-    over.style.clipPath = `inset(0 ${rendition.width - edge}px 0 0)`;
+  const stage = element("div", { class: "stage" });
+  const caption = element("p", { class: "caption" });
+  const show = () => {
+    const under = versions[Number(left.value)];
+    const over = versions[Number(right.value)];
+    const width = Math.min(over.width, 640);
+    const height = Math.min(over.height, 360);
+    const offset = `translate(${-(over.width - width) / 2}px, ${-(over.height - height) / 2}px)`;
+    const below = frameOf(under, frameMs);
+    below.className = "under";
+    below.style.width = `${over.width}px`;
+    below.style.height = `${over.height}px`;
+    below.style.transform = offset;
+    const above = frameOf(over, frameMs);
+    above.className = "over";
+    above.style.transform = offset;
+    const place = () => {
+      // The edge moves across the visible region, whatever part of a large frame that is.
+      const edge = (over.width - width) / 2 + (slider.value / 100) * width;
+      above.style.clipPath = `inset(0 ${over.width - edge}px 0 0)`;
+    };
+    slider.oninput = place;
+    place();
+    stage.replaceChildren(below, above);
+    stage.style.width = `${width}px`;
+    stage.style.height = `${height}px`;
+    const made = (v) => (v.kind === "rendition" ? `AI-upscaled by ${v.rendition ? v.rendition.model_name : "another tool"}` : "the master");
+    caption.textContent = `Left of the edge: ${made(over)} (${versionLabel(over)}). Right: ${made(under)} scaled to it. Both at ${size(over)}, 1:1.`;
   };
-  slider.addEventListener("input", place);
-  place();
-  const stage = element("div", { class: "stage" }, under, over);
-  stage.style.width = `${width}px`;
-  stage.style.height = `${height}px`;
-  const caption = element("p", { class: "caption" }, `Left of the edge: AI-upscaled by ${rendition.rendition ? rendition.rendition.model_name : "another tool"}. Right: the master scaled up. Both at the rendition's pixels, 1:1.`);
-  return element("section", { class: "wipe" }, element("h3", {}, "Wipe"), stage, slider, caption);
+  left.addEventListener("change", show);
+  right.addEventListener("change", show);
+  show();
+  return element("section", { class: "wipe" }, element("h3", {}, "Wipe"), element("div", { class: "wipe-choice" }, left, " under ", right), stage, slider, caption);
 }
 
 async function showFamily(assetId, frameMs) {
@@ -356,6 +386,18 @@ async function showFamily(assetId, frameMs) {
       );
     }),
   );
+  // Hovering the strip scrubs through the moments: their frames, large, with their time.
+  const scrub = element("figure", { class: "scrub", hidden: "" }, element("img", { alt: "" }), element("figcaption", {}));
+  strip.addEventListener("mouseover", (event) => {
+    const picture = event.target.closest("img");
+    if (!picture) return;
+    scrub.hidden = false;
+    scrub.querySelector("img").src = picture.src;
+    scrub.querySelector("figcaption").textContent = picture.alt;
+  });
+  strip.addEventListener("mouseleave", () => {
+    scrub.hidden = true;
+  });
   const versions = [master, ...details.renditions.filter((r) => r.asset_id && r.status === "indexed")];
   const pairs = element(
     "div",
@@ -374,10 +416,11 @@ async function showFamily(assetId, frameMs) {
     element("a", { href: "#", class: "back" }, "← results"),
     element("h2", {}, element("span", { class: "path" }, master.path || ""), element("span", { class: "facts" }, [size(master), facts.video_codec, facts.duration_s ? `${facts.duration_s.toFixed(1)} s` : "", master.frame_rate ? `${master.frame_rate} fps` : ""].filter(Boolean).join(" · "))),
     strip,
+    scrub,
     element("h3", {}, `At ${(frameMs / 1000).toFixed(2)} s`),
     pairs,
   ];
-  if (versions.length > 1) parts.push(wipe(master, versions[1], frameMs));
+  if (versions.length > 1) parts.push(wipe(versions, frameMs));
   parts.push(requestForm(assetId));
   family.replaceChildren(...parts);
 }
