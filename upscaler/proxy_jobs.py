@@ -42,7 +42,9 @@ def register_proxy_task(app: procrastinate.App, catalog: Catalog, renditions_dir
     )
     def proxy_job(context: procrastinate.JobContext, proxy_id: int) -> None:
         cancel = threading.Event()
-        made = make_recorded_proxy(catalog, renditions_dir, proxy_id, cancel=cancel, should_abort=context.should_abort)
+        made = make_recorded_proxy(
+            catalog, renditions_dir, proxy_id, cancel=cancel, should_abort=context.should_abort, in_job=True
+        )
         if cancel.is_set():
             raise procrastinate_errors.JobAborted()
         if made is not None:
@@ -57,29 +59,40 @@ def make_recorded_proxy(
     on_progress: Callable[[float], None] | None = None,
     cancel: threading.Event | None = None,
     should_abort: Callable[[], bool] | None = None,
+    in_job: bool = False,
 ) -> ProxyResult | None:
-    """Make a recorded proxy here and record the outcome; None when it was made already."""
+    """Make a recorded proxy here and record the outcome; None when it was made already or
+    failed (recorded). ``in_job``: a failure that may pass (a share away, a full disk) leaves it
+    queued for the job's retry and is raised; in a command it is recorded as failed, so
+    ``footage proxy --missing`` asks for it again."""
     with catalog.session() as session:
         started = records.start(session, proxy_id)
         if started is None:
             return None
         _, source = started
-        mounts = mounts_of(session)
-        try:
-            source_file = mounts.file(source)
-            storage = renditions_storage(session, renditions_dir)
-            name = records.proxy_name(source)
-            folder = mounts.path(storage.id, records.PROXY_FOLDER)
-        except StorageUnavailableError:
-            records.requeue(session, proxy_id)
-            raise
         made_from = {
             "asset_id": source.id,
             "kind": source.kind,
             "name": Path(source.rel_path).name,
             "content_hash": source.content_hash,
         }
-        storage_id = storage.id
+        name = records.proxy_name(source)
+        mounts = mounts_of(session)
+        try:
+            source_file = mounts.file(source)
+            storage_id = renditions_storage(session, renditions_dir).id
+            folder = mounts.path(storage_id, records.PROXY_FOLDER)
+            unreachable = None
+        except StorageUnavailableError as exc:
+            unreachable = exc
+    if unreachable is not None:
+        # Not this host's to do now: in a job it waits for the retry, in a command it is said.
+        with catalog.session() as session:
+            if in_job:
+                records.requeue(session, proxy_id)
+            else:
+                records.fail(session, proxy_id, str(unreachable))
+        raise unreachable
     try:
         folder.mkdir(exist_ok=True)
         output = ensure_inside(folder, folder / Path(name).name)
@@ -94,7 +107,7 @@ def make_recorded_proxy(
         )
     except Exception as exc:
         with catalog.session() as session:
-            if isinstance(exc, RETRYABLE) and not (cancel is not None and cancel.is_set()):
+            if in_job and isinstance(exc, RETRYABLE) and not (cancel is not None and cancel.is_set()):
                 records.requeue(session, proxy_id)
             else:
                 records.fail(
