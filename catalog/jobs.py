@@ -438,6 +438,11 @@ def run_worker(
                 done, _ = await asyncio.wait([worker, *helpers], return_when=asyncio.FIRST_COMPLETED)
                 for task in done:
                     task.result()  # the worker's end, a stop, or the database lost
+                if worker in done and wait and not stop.is_set():
+                    # procrastinate stops its worker, without an error, when a side task fails: its
+                    # LISTEN connection does so first when the database goes, before our ping
+                    # notices. Unasked, a waiting worker never ends: that is an outage.
+                    raise procrastinate_errors.ConnectorException("the worker's connection to the database failed")
             finally:
                 for task in (worker, *helpers):
                     task.cancel()  # the worker's cancel is its graceful stop: the running job ends first
