@@ -60,20 +60,29 @@ def wants_proxy(asset: Asset, mode: str) -> bool:
 
 
 def proxy_name(source: Asset) -> str:
-    """``proxies/<stem>.<asset id>.proxy.mp4``: readable next to its source's name, and one per
-    version even where two sources share a name."""
+    """``proxies/<stem>.<asset id>.proxy.h264.mp4``: readable next to its source's name, and one
+    per version even where two sources share a name."""
     stem = PurePosixPath(source.rel_path).stem
     return f"{PROXY_FOLDER}/{rendition_name(stem, str(source.id), 'proxy', 'h264', PROXY_SUFFIX)}"
 
 
+def _stale(proxy: Proxy, session: Session) -> bool:
+    """A made proxy of an older content of its file (the file was replaced and indexed anew)."""
+    if proxy.status != S.DONE:
+        return False
+    made_from = proxy.provenance.get("made_from", {}).get("content_hash")
+    current = session.scalar(sa.select(Asset.content_hash).where(Asset.id == proxy.source_id))
+    return made_from is not None and current is not None and made_from != current
+
+
 def request(session: Session, source_id: int) -> Proxy | None:
     """Ask for the proxy of a version: the record to queue a job for, or None when one is
-    queued, running or done already."""
+    queued, running or made from the file's present content already."""
     created = session.execute(
         insert(Proxy).values(source_id=source_id).on_conflict_do_nothing().returning(Proxy.id)
     ).scalar_one_or_none()
     proxy = session.execute(sa.select(Proxy).where(Proxy.source_id == source_id).with_for_update()).scalar_one()
-    if created is None and proxy.status != S.FAILED:
+    if created is None and proxy.status != S.FAILED and not _stale(proxy, session):
         return None
     proxy.status, proxy.error, proxy.progress = S.QUEUED.value, None, 0.0
     return proxy

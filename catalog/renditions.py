@@ -393,6 +393,7 @@ def job_rows(session: Session, limit: int = 100, live_within_s: float = 60.0) ->
             what = mounts.shown(args["storage_id"], args["rel_path"])
         else:
             what = args.get("path") or (f"rendition {rendition_id}" if rendition_id else "")
+            what = what or (f"proxy {args['proxy_id']}" if "proxy_id" in args else "")
         result.append(
             {
                 "job_id": row["id"],

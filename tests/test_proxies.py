@@ -193,6 +193,14 @@ def test_proxies_are_made_once_and_listed_with_their_version(catalog: Catalog, t
     with catalog.session() as session:
         assert session.query(Asset).count() == 2
 
+    # The master replaced by a new take and indexed anew: its proxy is made again, from it.
+    write_clip(prores, Clip(width=320, height=180, codec="prores_ks", pix_fmt="yuv422p10le", shots=(0.5, 0.5, 0.5)))
+    assert runner.invoke(app, ["index", str(prores)], env=env).exit_code == 0
+    remade = json.loads(runner.invoke(app, ["proxy", str(prores), "--json"], env=env).stdout)["proxies"][0]
+    assert remade["outcome"] == "made"
+    with av.open(str(proxy_path)) as container:
+        assert float(container.duration / av.time_base) == pytest.approx(1.5, abs=0.05)
+
 
 def test_proxy_needs_a_version_or_missing(catalog: Catalog, tmp_path: Path) -> None:
     env = catalog_env(catalog, tmp_path / "home")

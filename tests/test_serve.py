@@ -463,6 +463,7 @@ def test_every_version_plays_in_the_browser(catalog: Catalog, tiny_clip: str, tm
         ),
         "h264": write_clip(media / "phone.mp4", Clip(width=320, height=180, audio=True)),
     }
+    unproxied = write_clip(media / "C002.mov", Clip(width=320, height=180, codec="prores_ks", pix_fmt="yuv422p10le"))
     env = catalog_env(catalog, tmp_path / "home", FOOTAGE_CLIP_MODEL=tiny_clip)
     assert runner.invoke(app, ["index", str(media)], env=env).exit_code == 0
     weights = write_tiny_compact(tmp_path / "tiny-x2.pth", scale=2)
@@ -476,8 +477,8 @@ def test_every_version_plays_in_the_browser(catalog: Catalog, tiny_clip: str, tm
     assert (rendition["video_codec"], rendition["width"]) == ("hevc", 640)
     # Rendered by the command itself (no worker runs), the rendition got its proxy there too.
     assert rendition["proxy"]["status"] == "done" and rendition["proxy"]["ai_processed"] is True
-    made = _cli(env, "proxy", "--missing")["proxies"]
-    assert len(made) == 3 and {m["outcome"] for m in made} == {"made"}  # not the H.264 master
+    made = _cli(env, "proxy", *(str(masters[n]) for n in ("prores", "dnxhr", "mpeg2")))["proxies"]
+    assert len(made) == 3 and {m["outcome"] for m in made} == {"made"}
     ids = {name: _cli(env, "show", str(path))["asset"]["id"] for name, path in masters.items()}
     ids["hevc rendition"] = rendition["asset_id"]
     from playwright.sync_api import sync_playwright
@@ -521,6 +522,14 @@ def test_every_version_plays_in_the_browser(catalog: Catalog, tiny_clip: str, tm
                 " document.querySelector('.player[data-source=proxy]').videoWidth > 0",
                 timeout=5000,
             )
+            # A version with neither a playable file nor a proxy says so and offers to make one.
+            page.goto(f"{url}/#family/{_cli(env, 'show', str(unproxied))['asset']['id']}/500")
+            page.click(".pairs .version.master .play")
+            assert "cannot play prores, and this version has no proxy yet" in page.inner_text(".cannot-play")
+            page.click(".make-proxy")
+            page.wait_for_function("document.querySelector('.proxy-status').textContent.startsWith('Proxy queued')")
+            queued = [j for j in _cli(env, "jobs")["jobs"] if j["task"] == "footage.proxy"]
+            assert len(queued) == 1 and queued[0]["status"] == "queued" and queued[0]["what"].startswith("proxy ")
         finally:
             browser.close()
 
