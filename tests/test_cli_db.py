@@ -39,7 +39,18 @@ def test_configured_database_is_used_and_not_migrated_behind_the_users_back(
     before = _status(env)
     assert before["embedded"] is False
     assert before["revision"] is None and before["up_to_date"] is False
-    tables = ("storages", "worker_queues", "roots", "assets", "segments", "renditions", "asset_words", "notes", "tags")
+    tables = (
+        "storages",
+        "worker_queues",
+        "roots",
+        "assets",
+        "segments",
+        "renditions",
+        "proxies",
+        "asset_words",
+        "notes",
+        "tags",
+    )
     assert before["row_counts"] == dict.fromkeys((*tables, "selections", "selection_items"))
 
     upgraded = runner.invoke(app, ["db", "upgrade"], env=env)

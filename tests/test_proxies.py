@@ -198,8 +198,8 @@ def test_proxies_are_made_once_and_listed_with_their_version(catalog: Catalog, t
     assert runner.invoke(app, ["index", str(prores)], env=env).exit_code == 0
     remade = json.loads(runner.invoke(app, ["proxy", str(prores), "--json"], env=env).stdout)["proxies"][0]
     assert remade["outcome"] == "made"
-    with av.open(str(proxy_path)) as container:
-        assert float(container.duration / av.time_base) == pytest.approx(1.5, abs=0.05)
+    new_take = len(_frames(prores))
+    assert new_take != 50 and len(_frames(proxy_path)) == new_take  # the new take's frames, not the old one's 50
 
 
 def test_proxy_needs_a_version_or_missing(catalog: Catalog, tmp_path: Path) -> None:
