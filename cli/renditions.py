@@ -164,7 +164,7 @@ def _unless_orphaned(
 
 def _render_and_index(catalog: Catalog, rendition_id: int) -> None:
     """This request's work only: render the rendition, index the file it made, and make its
-    proxy, as a worker's jobs would (the proxy costs about 1.4% of the render on a CPU:
+    proxy, as a worker's jobs would (the proxy costs about 2% of the render on a CPU:
     bench/proxy_speed.py)."""
     from catalog import proxies
     from upscaler.jobs import render_here

@@ -8,7 +8,6 @@ name; the indexer is never imported.
 from __future__ import annotations
 
 import contextlib
-import glob
 import logging
 import os
 import socket
@@ -43,6 +42,7 @@ from catalog.storages import Mounts, StorageUnavailableError, mounts_of
 from catalog.tables import RenditionStatus, Storage
 from upscaler.encode import CODECS, DEFAULT_CODEC
 from upscaler.errors import DownloadError, PlanError, RenderError
+from upscaler.files import remove_partials
 from upscaler.geometry import Plan, plan
 from upscaler.identity import SigningSettings
 from upscaler.lease import LeaseKeeper
@@ -219,13 +219,6 @@ def _name_taken(session: Session, storage: Storage, name: str) -> bool:
     return bool(taken_by_asset or taken_by_request)
 
 
-def _remove_stale_partials(output: Path) -> None:
-    # A worker killed mid-render leaves its temporary file; it is never visible
-    # under the final name, and the next attempt clears it away.
-    for leftover in glob.glob(str(output.with_name(f".{glob.escape(output.stem)}.partial-*{output.suffix}"))):
-        Path(leftover).unlink(missing_ok=True)
-
-
 def register_render_task(app: procrastinate.App, catalog: Catalog, settings: UpscaleSettings) -> None:
     """Make ``app``'s workers able to render."""
 
@@ -292,7 +285,7 @@ def run_render_job(
     if started is None:
         return None
     request, lease, attempt = started
-    _remove_stale_partials(request.output)
+    remove_partials(request.output)
     cancel = threading.Event()
     with LeaseKeeper(catalog, lease, cancel) as keeper:
         try:

@@ -27,6 +27,7 @@ from upscaler.chunks import ChunkedVideo
 from upscaler.colour import ColourTags, from_rgb, to_rgb
 from upscaler.encode import EncoderChoice
 from upscaler.errors import RenderError
+from upscaler.files import pull_all
 from upscaler.geometry import Plan
 from upscaler.planes import Planes, frame_of, planes_of
 
@@ -174,15 +175,6 @@ def _deinterlacer(stream: av.video.stream.VideoStream) -> av.filter.Graph:
     return graph
 
 
-def _pull_all(graph: av.filter.Graph) -> list[av.VideoFrame]:
-    frames: list[av.VideoFrame] = []
-    while True:
-        try:
-            frames.append(graph.vpull())
-        except (av.error.BlockingIOError, av.error.EOFError):
-            return frames
-
-
 def _decode(
     spec: PipelineSpec, container: av.container.InputContainer, out_q: queue.Queue[Any], shared: _Shared
 ) -> None:
@@ -210,7 +202,7 @@ def _decode(
                 return frames
             for frame in frames:
                 graph.push(frame)
-            return _pull_all(graph)
+            return pull_all(graph)
 
         # demux ends with an empty packet per stream, which flushes the decoder.
         for packet in container.demux([stream, *others]):
@@ -223,7 +215,7 @@ def _decode(
                 shared.put(out_q, ("packet", packet))
         if graph is not None:
             graph.push(None)
-            emit(_pull_all(graph))
+            emit(pull_all(graph))
         shared.put(out_q, None)
     except _Stop:
         pass

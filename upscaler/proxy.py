@@ -10,7 +10,6 @@ is only read.
 
 from __future__ import annotations
 
-import glob
 import os
 import threading
 import time
@@ -22,8 +21,9 @@ from typing import Any
 
 import av
 
-from catalog.media import PROXY_TAG, VideoFacts, first_frame, unreadable_reason, video_facts
+from catalog.media import PROXY_TAG, VideoFacts, unreadable_reason, video_facts
 from upscaler.errors import RenderError
+from upscaler.files import opened_video, partial_path, pull_all, remove_partials
 from upscaler.provenance import NOTICE, now
 
 # x264: CRF for a constant look, capped so a proxy stays small on grainy footage
@@ -67,16 +67,6 @@ def proxy_size(display: tuple[int, int], box: tuple[int, int]) -> tuple[int, int
     return max(2, round(width * scale / 2) * 2), max(2, round(height * scale / 2) * 2)
 
 
-def partial_path(output: Path) -> Path:
-    return output.with_name(f".{output.stem}.partial-{os.getpid()}{output.suffix}")
-
-
-def remove_partials(output: Path) -> None:
-    """A proxy killed mid-way leaves only its hidden partial file; the next attempt clears it."""
-    for leftover in glob.glob(str(output.with_name(f".{glob.escape(output.stem)}.partial-*{output.suffix}"))):
-        Path(leftover).unlink(missing_ok=True)
-
-
 def _turn(rotation: int) -> list[tuple[str, str]]:
     # Rotation is counter-clockwise (catalog.media); FFmpeg's transpose 2 turns that way.
     return {90: [("transpose", "2")], 180: [("hflip", ""), ("vflip", "")], 270: [("transpose", "1")]}.get(rotation, [])
@@ -103,15 +93,6 @@ def _graph(stream: av.video.stream.VideoStream, facts: VideoFacts, size: tuple[i
     return graph
 
 
-def _pull(graph: av.filter.Graph) -> list[av.VideoFrame]:
-    frames: list[av.VideoFrame] = []
-    while True:
-        try:
-            frames.append(graph.vpull())
-        except (av.error.BlockingIOError, av.error.EOFError):
-            return frames
-
-
 def _tags(source: av.container.InputContainer, made_from: dict[str, Any]) -> dict[str, str]:
     name = made_from.get("name", "")
     ai = made_from.get("kind") == "rendition"
@@ -135,7 +116,7 @@ def make_proxy(
     (asset id, kind, name, content hash) for the provenance."""
     started = time.perf_counter()
     remove_partials(output)
-    tmp = partial_path(output)
+    tmp = partial_path(output, os.getpid())
     try:
         frames, src = _transcode(source, tmp, made_from, fmt, progress, cancel)
         duration = _check(tmp, frames)
@@ -189,13 +170,7 @@ class _Source:
 
 
 def _inspect(container: av.container.InputContainer, source: Path, fmt: ProxyFormat) -> _Source:
-    if not container.streams.video:
-        raise RenderError(f"{source}: no video stream")
-    stream = container.streams.video[0]
-    stream.thread_type = "AUTO"
-    first = first_frame(container, stream)
-    if first is None:
-        raise RenderError(f"{source}: no decodable video frame")
+    stream, first = opened_video(container, source)
     facts = video_facts(stream, first)
     return _Source(
         stream=stream,
@@ -277,12 +252,12 @@ def _transcode(
                     for decoded in packet.decode():
                         if isinstance(decoded, av.VideoFrame):
                             graph.push(decoded)
-                    emit(_pull(graph))
+                    emit(pull_all(graph))
                 elif sound is not None:
                     for decoded in packet.decode():
                         out.mux(sound.encode(decoded))
             graph.push(None)
-            emit(_pull(graph))
+            emit(pull_all(graph))
             out.mux(video.encode(None))
             if sound is not None:
                 out.mux(sound.encode(None))

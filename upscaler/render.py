@@ -24,13 +24,14 @@ import torch
 
 from catalog import FootageError
 from catalog.devices import torch_device
-from catalog.media import VideoFacts, content_hash, first_frame, unreadable_reason, video_facts
+from catalog.media import VideoFacts, content_hash, unreadable_reason, video_facts
 from upscaler import planes
 from upscaler.bands import band_rows
 from upscaler.colour import rgb_format, source_tags
 from upscaler.credentials import Signed, sign_rendition, write_sidecar_store
 from upscaler.encode import CODECS, DEFAULT_CODEC, EncoderChoice, choose_encoder
 from upscaler.errors import PlanError, RenderError, StorageFullError
+from upscaler.files import opened_video, partial_path
 from upscaler.geometry import Plan, plan
 from upscaler.identity import SigningSettings, load_identity
 from upscaler.inference import FrameUpscaler
@@ -137,7 +138,7 @@ def render(
     device = torch_device(request.device)
     descriptor, model = load_model(request.model, request.cache_dir, device)
     container = _open_master(master_path)
-    tmp = output.with_name(f".{output.stem}.partial-{request.attempt or os.getpid()}{output.suffix}")
+    tmp = partial_path(output, request.attempt or os.getpid())
     try:
         master = _inspect(container, master_path, request, output.suffix)
         picture = master.facts.picture
@@ -336,13 +337,7 @@ def _open_master(path: Path) -> av.container.InputContainer:
 
 def _inspect(container: av.container.InputContainer, path: Path, request: RenderRequest, suffix: str) -> _Inspected:
     """The master's facts, the output's geometry and encoder, and the pipeline's settings."""
-    if not container.streams.video:
-        raise RenderError(f"{path}: no video stream")
-    stream = container.streams.video[0]
-    stream.thread_type = "AUTO"
-    first = first_frame(container, stream)
-    if first is None:
-        raise RenderError(f"{path}: no decodable video frame")
+    stream, first = opened_video(container, path)
     if stream.time_base is None:
         raise RenderError(f"{path}: the video stream has no time base, so its timestamps cannot be kept")
     facts = video_facts(stream, first)
