@@ -24,6 +24,7 @@ from catalog.jobs import defer_index, job_app
 from catalog.proxies import ask
 from catalog.tables import Asset, Proxy, Storage
 from cli.main import app
+from upscaler.preview import displayed_frame
 from upscaler.proxy import make_proxy
 
 runner = CliRunner()
@@ -117,7 +118,13 @@ def test_variable_frame_rate_and_rotation_are_kept(tmp_path: Path) -> None:
     assert (upright.width, upright.height) == (180, 320)
     with av.open(str(upright.path)) as proxy:
         assert not proxy.streams.video[0].metadata.get("rotate")
-        assert next(proxy.decode(video=0)).rotation == 0
+        first = next(proxy.decode(video=0))
+        assert first.rotation == 0
+        # Turned the way a player shows the source (not mirrored, not upside down).
+        shown, _ = displayed_frame(turned, 0.0)
+        assert (
+            _psnr(first.to_ndarray(format="gray").astype(np.float64), np.asarray(shown.convert("L"), np.float64)) > 30
+        )
 
 
 def test_a_file_that_is_not_video_fails_with_its_reason_and_leaves_nothing(tmp_path: Path) -> None:
