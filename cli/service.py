@@ -229,6 +229,12 @@ def watch(
             storage, rel = catalog.mounts.place(path)
             defer_index(defer_app, storage, rel, root_id=root_id, keyframes_only=keyframes, max_gap_s=max_gap)
 
+        if service is not None:
+            # The page's service loads CLIP in its thread while the worker's first job imports the
+            # same libraries in another: torchvision imported from two threads at once was seen
+            # to fail ("partially initialized module"). Imported here first, before any thread.
+            import open_clip  # noqa: F401
+            import torchvision  # noqa: F401
         watcher = FolderWatcher(catalog, roots, settings, enqueue)
         stop = threading.Event()
         thread = threading.Thread(target=watcher.run, args=(stop,), name="footage-watch", daemon=True)
