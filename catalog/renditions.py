@@ -350,7 +350,7 @@ JOB_STATUS_WORDS = {"todo": "queued", "doing": "running", "succeeded": "done"}
 
 
 def job_rows(session: Session, limit: int = 100, live_within_s: float = 60.0) -> list[dict[str, Any]]:
-    """The queue as ``footage jobs`` shows it, newest first, with rendition progress; a queued
+    """The queue as ``footage jobs`` shows it, newest first, with rendition and proxy progress; a queued
     job no running worker listens for (none serves its storage, or takes its kind of work)
     says what it waits for."""
     rows = (
@@ -363,11 +363,13 @@ def job_rows(session: Session, limit: int = 100, live_within_s: float = 60.0) ->
                 WHERE p.last_heartbeat > now() - make_interval(secs => :live))
             SELECT j.id, j.task_name, j.status::text AS status, j.queue_name, j.attempts,
                    j.args, j.scheduled_at, r.id AS rendition_id, r.status AS rendition_status,
-                   r.progress, r.frames_done, r.frames_total, r.fps, r.worker, r.error,
+                   coalesce(r.progress, px.progress) AS progress, r.frames_done, r.frames_total, r.fps,
+                   r.worker, coalesce(r.error, px.error) AS error,
                    (SELECT max(e.at) FROM procrastinate_events e WHERE e.job_id = j.id) AS updated_at,
                    j.queue_name NOT IN (SELECT queue FROM listened) AS unserved
             FROM procrastinate_jobs j
             LEFT JOIN renditions r ON r.job_id = j.id
+            LEFT JOIN proxies px ON px.id = (j.args->>'proxy_id')::bigint
             WHERE j.task_name LIKE 'footage.%'
             ORDER BY j.id DESC
             LIMIT :limit

@@ -258,6 +258,9 @@ def test_workers_make_proxies_after_indexing_and_a_killed_one_leaves_nothing(
             proxy_id = ask(catalog, jobs, long_id)
         assert proxy_id is not None
         wait_for(lambda: getattr(_proxy_of(catalog, long_id), "progress", 0) > 0, timeout=120)
+        listed = json.loads(runner.invoke(app, ["jobs", "--json"], env=env).stdout)["jobs"]
+        running = [j for j in listed if j["task"] == "footage.proxy" and j["what"] == f"proxy {proxy_id}"]
+        assert running[0]["status"] == "running" and running[0]["progress"] > 0
     finally:
         first.kill()
     proxies = tmp_path / "home" / "renditions" / "proxies"
