@@ -96,39 +96,46 @@ def defer_index(
 ) -> int | None:
     """Queue indexing of the file ``rel_path`` on ``storage`` (in ``in_s`` seconds, or now) for
     workers taking ``work`` (a kind of queue) there; ``None`` when a job for it is already waiting."""
-    key = f"index:{storage.id}:{rel_path}"
-    try:
-        return app.configure_task(
-            INDEX_TASK,
-            queue=storage_queue(work, storage),
-            queueing_lock=key,
-            lock=key,
-            schedule_in={"seconds": in_s} if in_s is not None else None,
-        ).defer(storage_id=storage.id, rel_path=rel_path, root_id=root_id, **options)
-    except procrastinate_errors.AlreadyEnqueued:
-        return None
+    return _defer_once(
+        app,
+        INDEX_TASK,
+        storage_queue(work, storage),
+        f"index:{storage.id}:{rel_path}",
+        in_s,
+        storage_id=storage.id,
+        rel_path=rel_path,
+        root_id=root_id,
+        **options,
+    )
 
 
 def defer_render(app: procrastinate.App, rendition_id: int, master_storage: Storage) -> int | None:
     """Queue the render of a recorded rendition for workers serving its master's storage;
     ``None`` when it is already waiting."""
-    key = f"render:{rendition_id}"
-    try:
-        return app.configure_task(
-            RENDER_TASK, queue=storage_queue(RENDER_QUEUE, master_storage), queueing_lock=key, lock=key
-        ).defer(rendition_id=rendition_id)
-    except procrastinate_errors.AlreadyEnqueued:
-        return None
+    queue = storage_queue(RENDER_QUEUE, master_storage)
+    return _defer_once(app, RENDER_TASK, queue, f"render:{rendition_id}", rendition_id=rendition_id)
 
 
 def defer_proxy(app: procrastinate.App, proxy_id: int, source_storage: Storage) -> int | None:
     """Queue the making of a recorded proxy for render workers serving its source's storage (they
     serve the renditions storage it is written to); ``None`` when it is already waiting."""
-    key = f"proxy:{proxy_id}"
+    queue = storage_queue(RENDER_QUEUE, source_storage)
+    return _defer_once(app, PROXY_TASK, queue, f"proxy:{proxy_id}", proxy_id=proxy_id)
+
+
+def _defer_once(
+    app: procrastinate.App, task: str, queue: str, key: str, in_s: float | None = None, **arguments: Any
+) -> int | None:
+    """Defer ``task`` unless a job with ``key`` is waiting (``None`` then); ``key`` also keeps two
+    such jobs from running at once."""
     try:
         return app.configure_task(
-            PROXY_TASK, queue=storage_queue(RENDER_QUEUE, source_storage), queueing_lock=key, lock=key
-        ).defer(proxy_id=proxy_id)
+            task,
+            queue=queue,
+            queueing_lock=key,
+            lock=key,
+            schedule_in={"seconds": in_s} if in_s is not None else None,
+        ).defer(**arguments)
     except procrastinate_errors.AlreadyEnqueued:
         return None
 
