@@ -17,29 +17,26 @@ from rich.progress import (
 from cli.output import stderr
 
 
-def file_progress() -> Progress:
+def _bar(done: Any) -> Progress:
     return Progress(
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
-        MofNCompleteColumn(),
+        done,
         TimeElapsedColumn(),
         TimeRemainingColumn(),
         console=stderr(),
         transient=False,
     )
+
+
+def file_progress() -> Progress:
+    """A bar counting files (3/10)."""
+    return _bar(MofNCompleteColumn())
 
 
 def fraction_progress() -> Progress:
     """A bar for one piece of work whose share done is known (total 1.0)."""
-    return Progress(
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        TaskProgressColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=stderr(),
-        transient=False,
-    )
+    return _bar(TaskProgressColumn())
 
 
 class FrameProgress:
