@@ -92,9 +92,9 @@ def set_job(session: Session, proxy_id: int, job_id: int | None) -> None:
     session.execute(sa.update(Proxy).where(Proxy.id == proxy_id).values(job_id=job_id))
 
 
-def start(session: Session, proxy_id: int) -> tuple[Proxy, Asset] | None:
-    """Mark a proxy running (another attempt) and return it with its source; None when it is
-    done already (a job run twice makes it once) or its source is gone."""
+def start(session: Session, proxy_id: int) -> Asset | None:
+    """Mark a proxy running (another attempt) and return its source; None when it is done
+    already (a job run twice makes it once) or its source is gone."""
     proxy = session.execute(sa.select(Proxy).where(Proxy.id == proxy_id).with_for_update()).scalar_one_or_none()
     if proxy is None or proxy.status == S.DONE:
         return None
@@ -103,7 +103,7 @@ def start(session: Session, proxy_id: int) -> tuple[Proxy, Asset] | None:
         return None
     proxy.status, proxy.error, proxy.progress = S.RUNNING.value, None, 0.0
     proxy.attempts += 1
-    return proxy, source
+    return source
 
 
 def record_progress(session: Session, proxy_id: int, fraction: float) -> None:

@@ -66,10 +66,9 @@ def make_recorded_proxy(
     queued for the job's retry and is raised; in a command it is recorded as failed, so
     ``footage proxy --missing`` asks for it again."""
     with catalog.session() as session:
-        started = records.start(session, proxy_id)
-        if started is None:
+        source = records.start(session, proxy_id)
+        if source is None:
             return None
-        _, source = started
         made_from = {
             "asset_id": source.id,
             "kind": source.kind,
