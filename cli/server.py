@@ -12,11 +12,9 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hmac
-import io
 import ipaddress
 import json
 import logging
-import mimetypes
 import os
 import secrets
 import shutil
@@ -40,12 +38,10 @@ from starlette.staticfiles import StaticFiles
 from catalog import Asset, Catalog, ConfigurationError, FootageError, NotFoundError
 from catalog.metrics import SEARCH_SECONDS, collect_queue, metrics_text, readiness
 from catalog.results import FamilyHit, SearchOptions
-from catalog.storages import StorageUnavailableError
-from catalog.thumbnails import written_thumbnail
-from cli import payloads, wire
+from cli import payloads, served_files, wire
+from cli.answers import answer, error_answer
 from cli.client import ANNOUNCE_FILE, DEFAULT_PORT
 from cli.export import export_hits
-from cli.output import json_text
 from cli.settings import author
 from indexer.embed import ClipEmbedder
 from indexer.settings import EmbeddingSettings
@@ -78,15 +74,6 @@ def is_loopback(host: str | None) -> bool:
         return False
 
 
-def _answer(value: Any, status: int = 200) -> Response:
-    return Response(json_text(value), status_code=status, media_type="application/json")
-
-
-def _error(exc: FootageError) -> Response:
-    status = 404 if isinstance(exc, NotFoundError) else 400
-    return _answer({"error": str(exc), "exit_code": exc.exit_code}, status)
-
-
 def make_app(
     catalog: Catalog, settings: EmbeddingSettings, service: ServiceSettings, announce: Path | None = None
 ) -> Starlette:
@@ -111,24 +98,24 @@ def make_app(
     def search(request: Request) -> Response:
         params = dict(request.query_params)
         if params.get("model", settings.identity) != settings.identity:
-            return _answer({"error": f"this service searches with {settings.identity}", "exit_code": 2}, 409)
-        return _answer(searcher.run(params)[1])
+            return answer({"error": f"this service searches with {settings.identity}", "exit_code": 2}, 409)
+        return answer(searcher.run(params)[1])
 
     def show(request: Request) -> Response:
-        return _answer(payloads.show(catalog, request.path_params["asset"]))
+        return answer(payloads.show(catalog, request.path_params["asset"]))
 
     def pairs(request: Request) -> Response:
-        return _answer(payloads.pairs(catalog, request.query_params.get("asset")))
+        return answer(payloads.pairs(catalog, request.query_params.get("asset")))
 
     def jobs(request: Request) -> Response:
-        return _answer(payloads.jobs(catalog, int(request.query_params.get("limit", 50))))
+        return answer(payloads.jobs(catalog, int(request.query_params.get("limit", 50))))
 
     def health(request: Request) -> Response:
-        return _answer({"footage": "ok", "model": settings.identity, "pid": os.getpid()})
+        return answer({"footage": "ok", "model": settings.identity, "pid": os.getpid()})
 
     def ready(request: Request) -> Response:
         found = readiness(catalog, {"model": searcher.loaded})
-        return _answer(found, 200 if found["ready"] else 503)
+        return answer(found, 200 if found["ready"] else 503)
 
     def metrics(request: Request) -> Response:
         body, content_type = metrics_text()
@@ -153,12 +140,14 @@ def make_app(
             "/api/renditions", _writing(write_token, functools.partial(_request_rendition, catalog)), methods=["POST"]
         ),
         Mount("/static", StaticFiles(directory=WEB), name="static"),
-        Route("/api/thumbnails/{asset_id:int}/{frame_ms:int}", guarded(functools.partial(_thumbnail, catalog))),
-        Route("/api/frames/{asset_id:int}/{frame_ms:int}", guarded(functools.partial(_frame, catalog))),
-        Route("/api/media/{asset_id:int}", guarded(functools.partial(_media, catalog))),
-        Route("/api/proxies/{asset_id:int}", guarded(functools.partial(_proxy, catalog))),
+        Route(
+            "/api/thumbnails/{asset_id:int}/{frame_ms:int}", guarded(functools.partial(served_files.thumbnail, catalog))
+        ),
+        Route("/api/frames/{asset_id:int}/{frame_ms:int}", guarded(functools.partial(served_files.frame, catalog))),
+        Route("/api/media/{asset_id:int}", guarded(functools.partial(served_files.media, catalog))),
+        Route("/api/proxies/{asset_id:int}", guarded(functools.partial(served_files.proxy, catalog))),
         Route("/api/proxies", _writing(write_token, functools.partial(_request_proxy, catalog)), methods=["POST"]),
-        Route("/api/credentials/{asset_id:int}", guarded(functools.partial(_credentials, catalog))),
+        Route("/api/credentials/{asset_id:int}", guarded(functools.partial(served_files.credentials, catalog))),
         Route("/api/health", guarded(health)),
         Route("/health/live", guarded(health)),
         Route("/health/ready", guarded(ready)),
@@ -185,7 +174,7 @@ def _guarded(
     async def handle(request: Request) -> Response:
         client = request.client.host if request.client else None
         if not is_loopback(client) and not _token_ok(request, token):
-            return _answer({"error": "a token is needed from another machine", "exit_code": 2}, 401)
+            return answer({"error": "a token is needed from another machine", "exit_code": 2}, 401)
         return await _answering(endpoint, request)
 
     return handle
@@ -197,9 +186,9 @@ async def _answering(endpoint: Callable[[Request], Awaitable[Response]], request
     try:
         return await endpoint(request)
     except FootageError as exc:
-        return _error(exc)
+        return error_answer(exc)
     except ValueError as exc:
-        return _answer({"error": f"bad parameter: {exc}", "exit_code": 2}, 400)
+        return answer({"error": f"bad parameter: {exc}", "exit_code": 2}, 400)
 
 
 class _Searcher:
@@ -230,8 +219,8 @@ class _Searcher:
             if image is not None and self._full is None:
                 self._full = ClipEmbedder(self._settings)
             embedder = self._full if image is not None else self._text
-            hits, answer = payloads.search(self._catalog, self._settings, query, embedder)
-        return hits, {**answer, "answered_by": f"footage serve (pid {os.getpid()})"}
+            hits, found = payloads.search(self._catalog, self._settings, query, embedder)
+        return hits, {**found, "answered_by": f"footage serve (pid {os.getpid()})"}
 
     def selection(self, name: str) -> tuple[list[FamilyHit], dict[str, Any]]:
         return payloads.selection(self._catalog, name, self._settings.identity)
@@ -247,13 +236,13 @@ def _search_image(searcher: _Searcher) -> Callable[[Request], Awaitable[Response
     async def handle(request: Request) -> Response:
         body = await request.body()
         if not body or len(body) > _MAX_PICTURE_BYTES:
-            return _answer({"error": "send one picture of at most 50 MB as the body", "exit_code": 2}, 400)
+            return answer({"error": "send one picture of at most 50 MB as the body", "exit_code": 2}, 400)
         with tempfile.TemporaryDirectory(prefix="footage-query-") as folder:
             picture = Path(folder) / "query"
             picture.write_bytes(body)
-            answer = await run_in_threadpool(searcher.run, dict(request.query_params), picture)
-        answer[1]["query"]["image"] = "(the picture sent)"
-        return _answer(answer[1])
+            found = await run_in_threadpool(searcher.run, dict(request.query_params), picture)
+        found[1]["query"]["image"] = "(the picture sent)"
+        return answer(found[1])
 
     return handle
 
@@ -281,19 +270,19 @@ def _export(searcher: _Searcher, request: Request) -> Response:
 
 
 def _annotate(catalog: Catalog, body: dict[str, Any]) -> Response:
-    return _answer(payloads.annotate(catalog, body, _page_author(body)))
+    return answer(payloads.annotate(catalog, body, _page_author(body)))
 
 
 def _select(catalog: Catalog, body: dict[str, Any]) -> Response:
-    return _answer(payloads.select(catalog, body, _page_author(body)))
+    return answer(payloads.select(catalog, body, _page_author(body)))
 
 
 def _selections(catalog: Catalog, request: Request) -> Response:
-    return _answer(payloads.selections(catalog))
+    return answer(payloads.selections(catalog))
 
 
 def _selection(searcher: _Searcher, request: Request) -> Response:
-    return _answer(searcher.selection(request.path_params["name"])[1])
+    return answer(searcher.selection(request.path_params["name"])[1])
 
 
 def _page_author(body: dict[str, Any]) -> str:
@@ -312,7 +301,7 @@ def _writing(
 
     async def handle(request: Request) -> Response:
         if not _token_ok(request, write_token):
-            return _answer({"error": "changes need the token", "exit_code": 2}, 401)
+            return answer({"error": "changes need the token", "exit_code": 2}, 401)
         return await _answering(with_body, request)
 
     return handle
@@ -348,74 +337,7 @@ def _request_rendition(catalog: Catalog, body: dict[str, Any]) -> Response:
     defer_app = job_app(catalog, asynchronous=False)
     with defer_app.open():
         result = request_upscale(catalog, defer_app, request, upscale_settings())
-    return _answer(payloads.upscale_summary(result))
-
-
-def _thumbnail(catalog: Catalog, request: Request) -> Response:
-    """A moment's thumbnail: its path is built from two integers, never from a path in the
-    request, and only for an asset the catalog holds."""
-    asset_id, frame_ms = int(request.path_params["asset_id"]), int(request.path_params["frame_ms"])
-    found = written_thumbnail(catalog.thumbnail_dirs(), asset_id, frame_ms / 1000)
-    with catalog.session() as session:
-        known = session.get(Asset, asset_id) is not None
-    if found is None or not known:
-        return _answer({"error": "no such thumbnail", "exit_code": 1}, 404)
-    return FileResponse(found, media_type="image/jpeg", headers={"Cache-Control": "max-age=3600"})
-
-
-def _catalogued_file(catalog: Catalog, asset_id: int) -> Path | None:
-    """The file of an indexed asset, when this host serves its storage: the only files the page reads."""
-    with catalog.session() as session:
-        asset = session.get(Asset, asset_id)
-        if asset is None or asset.status != "indexed":
-            return None
-    try:
-        path = catalog.mounts.file(asset)
-    except StorageUnavailableError:
-        return None
-    return path if path.is_file() else None
-
-
-def _frame(catalog: Catalog, request: Request) -> Response:
-    """A catalogued file's frame at a time, as a player shows it, at the file's own resolution:
-    the file is found by asset id, never by a path from the request."""
-    from upscaler.preview import displayed_frame
-
-    path = _catalogued_file(catalog, int(request.path_params["asset_id"]))
-    if path is None:
-        return _answer({"error": "no such catalogued file here", "exit_code": 1}, 404)
-    image, _ = displayed_frame(path, int(request.path_params["frame_ms"]) / 1000)
-    body = io.BytesIO()
-    image.save(body, format="JPEG", quality=92)
-    return Response(body.getvalue(), media_type="image/jpeg", headers={"Cache-Control": "max-age=3600"})
-
-
-def _media(catalog: Catalog, request: Request) -> Response:
-    """A catalogued file itself, for the browser to play, with HTTP range requests: found by
-    asset id, never by a path from the request."""
-    path = _catalogued_file(catalog, int(request.path_params["asset_id"]))
-    if path is None:
-        return _answer({"error": "no such catalogued file here", "exit_code": 1}, 404)
-    return FileResponse(path, media_type=mimetypes.guess_type(path.name)[0] or "application/octet-stream")
-
-
-def _proxy(catalog: Catalog, request: Request) -> Response:
-    """A version's proxy, for browsers that cannot play the version itself: found by the
-    version's asset id, never by a path from the request."""
-    from catalog import proxies
-
-    asset_id = int(request.path_params["asset_id"])
-    with catalog.session() as session:
-        proxy = proxies.of_versions(session, [asset_id]).get(asset_id)
-        if proxy is None or proxy.status != "done" or proxy.storage_id is None or proxy.rel_path is None:
-            return _answer({"error": "this version has no proxy yet", "exit_code": 1}, 404)
-        try:
-            path = catalog.mounts.path(proxy.storage_id, proxy.rel_path)
-        except StorageUnavailableError:
-            return _answer({"error": "this host does not serve the proxy's storage", "exit_code": 1}, 404)
-    if not path.is_file():
-        return _answer({"error": "the proxy's file is gone", "exit_code": 1}, 404)
-    return FileResponse(path, media_type="video/mp4")
+    return answer(payloads.upscale_summary(result))
 
 
 def _request_proxy(catalog: Catalog, body: dict[str, Any]) -> Response:
@@ -434,19 +356,7 @@ def _request_proxy(catalog: Catalog, body: dict[str, Any]) -> Response:
         proxy_id = proxies.ask(catalog, defer_app, asset_id)
     with catalog.session() as session:
         proxy = proxies.of_versions(session, [asset_id])[asset_id]
-        return _answer({"proxy_id": proxy.id, "status": proxy.status, "queued": proxy_id is not None})
-
-
-def _credentials(catalog: Catalog, request: Request) -> Response:
-    """A catalogued file's Content Credentials, read from the file now and told in words."""
-    from cli.settings import signing_settings
-    from upscaler.identity import trust_anchors
-    from upscaler.verify import verify_file
-
-    path = _catalogued_file(catalog, int(request.path_params["asset_id"]))
-    if path is None:
-        return _answer({"error": "no such catalogued file here", "exit_code": 1}, 404)
-    return _answer(verify_file(path, trust_anchors(signing_settings())))
+        return answer({"proxy_id": proxy.id, "status": proxy.status, "queued": proxy_id is not None})
 
 
 # The cookie a browser on another machine holds once it opened the page with ?token=...
