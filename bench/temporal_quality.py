@@ -41,6 +41,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import hardware  # noqa: E402
+from bench.real_clips import load_clips  # noqa: E402
 from catalog.devices import torch_device  # noqa: E402
 from upscaler.inference import FrameUpscaler  # noqa: E402
 from upscaler.loader import load_model  # noqa: E402
@@ -141,10 +142,12 @@ def _warp(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
 
 
 class Reference:
-    """G's own motion, computed once: flows between consecutive frames and where they can be trusted."""
+    """G's own motion, computed once: flows between consecutive frames and where they can be trusted.
 
-    def __init__(self, truth: list[np.ndarray], starts: list[int]) -> None:
-        self.truth, self.starts = truth, set(starts)
+    ``starts`` are the first frames of the scenes ``names`` names, in order."""
+
+    def __init__(self, truth: list[np.ndarray], starts: list[int], names: tuple[str, ...] = SCENES) -> None:
+        self.truth, self.starts, self.names = truth, set(starts), names
         self.forward: dict[int, np.ndarray] = {}
         self.backward: dict[int, np.ndarray] = {}
         self.valid: dict[int, np.ndarray] = {}
@@ -170,7 +173,8 @@ class Reference:
 
         def by_scene(values: list[float]) -> dict[str, float]:
             return {
-                name: float(np.mean([v for v, s in zip(values, scene_of, strict=True) if s == name])) for name in SCENES
+                name: float(np.mean([v for v, s in zip(values, scene_of, strict=True) if s == name]))
+                for name in self.names
             }
 
         return {
@@ -182,7 +186,7 @@ class Reference:
         }
 
     def scene_of(self, t: int) -> str:
-        return SCENES[max(i for i, start in enumerate(sorted(self.starts)) if start <= t)]
+        return self.names[max(i for i, start in enumerate(sorted(self.starts)) if start <= t)]
 
 
 def _psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -245,11 +249,9 @@ def _pipeline_fps(model: Path, master: Path, folder: Path, target: str, enabled:
     return {"fps": timings["fps"], "temporal_s": timings.get("temporal_s", 0.0), "pipeline_s": timings["pipeline_s"]}
 
 
-def run(
-    models: list[Path], width: int, height: int, per_scene: int, strength: float, pipeline: set[str] | None
-) -> list[dict[str, Any]]:
-    truth, starts = ground_truth(width, height, per_scene)
-    reference = Reference(truth, starts)
+def run(models: list[Path], reference: Reference, strength: float, pipeline: set[str] | None) -> list[dict[str, Any]]:
+    truth, starts = reference.truth, sorted(reference.starts)
+    height, width = truth[0].shape[:2]
     rows: list[dict[str, Any]] = [{"method": "ground truth", **reference.scores(truth)}]
     device = torch_device(None)
     scales_done: set[int] = set()
@@ -291,7 +293,8 @@ def run(
     return rows
 
 
-def _print(rows: list[dict[str, Any]], natural: float) -> None:
+def _print(rows: list[dict[str, Any]], names: tuple[str, ...]) -> None:
+    natural = rows[0]["warping_error"]
     print(f"{'method':44} {'PSNR dB':>8} {'tOF px':>7} {'warp err':>9} {'x truth':>7} {'fps':>6}  notes")
     for row in rows:
         notes = []
@@ -308,11 +311,21 @@ def _print(rows: list[dict[str, Any]], natural: float) -> None:
             f"{row['method']:44} {row['psnr_db']:8.2f} {row['tof_px']:7.3f} {row['warping_error']:9.4f} "
             f"{row['warping_error'] / natural:7.2f} {fps:>6}  {'; '.join(notes)}"
         )
-    for key, title in (("warping_error_by_scene", "warping error (x1000, RGB 0-1)"), ("tof_by_scene", "tOF (px)")):
+    truth_by_scene = rows[0]["warping_error_by_scene"]
+    tables = (
+        ("warping_error_by_scene", "warping error (x1000, RGB 0-1)", lambda n, v: v),
+        (
+            "warping_error_by_scene",
+            "warping error as a multiple of the truth's own",
+            lambda n, v: v / truth_by_scene[n],
+        ),
+        ("tof_by_scene", "tOF (px)", lambda n, v: v),
+    )
+    for key, title, shown in tables:
         print(f"{title} by scene:")
-        print(f"{'method':44} " + " ".join(f"{name:>13}" for name in SCENES))
+        print(f"{'method':44} " + " ".join(f"{name[:18]:>18}" for name in names))
         for row in rows:
-            print(f"{row['method']:44} " + " ".join(f"{row[key][n]:13.4f}" for n in SCENES))
+            print(f"{row['method']:44} " + " ".join(f"{shown(n, row[key][n]):18.4f}" for n in names))
 
 
 def main() -> None:
@@ -320,23 +333,38 @@ def main() -> None:
     parser.add_argument(
         "--models", nargs="+", type=Path, required=True, help="Model files (.pth), e.g. ../shared/models/*.pth"
     )
-    parser.add_argument("--size", default="640x272", help="Ground-truth size G, WxH (divisible by the models' scale).")
-    parser.add_argument("--frames-per-scene", type=int, default=24)
+    parser.add_argument(
+        "--clips", type=Path, help="A folder of real clips (bench/real_clips.py) instead of the generated scenes."
+    )
+    parser.add_argument(
+        "--size",
+        help="Ground-truth size G, WxH (divisible by the models' scale; default 640x272, 416x240 with --clips).",
+    )
+    parser.add_argument("--frames-per-scene", type=int, default=None, help="Default 24 generated, 32 a real clip.")
     parser.add_argument("--strength", type=float, default=DEFAULT_STRENGTH)
     parser.add_argument(
         "--pipeline", nargs="*", help="Model file stems to also time through the whole render pipeline (default: all)."
     )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    width, height = (int(v) for v in args.size.lower().split("x"))
+    size = args.size or ("416x240" if args.clips else "640x272")
+    width, height = (int(v) for v in size.lower().split("x"))
+    if args.clips:
+        clips = load_clips(args.clips, width, height, args.frames_per_scene or 32)
+        truth = [frame for clip in clips for frame in clip.frames]
+        starts = list(np.cumsum([0] + [len(clip.frames) for clip in clips[:-1]]))
+        names = tuple(f"{clip.name} ({clip.kind})" for clip in clips)
+    else:
+        truth, starts = ground_truth(width, height, args.frames_per_scene or 24)
+        names = SCENES
     pipeline = set(args.pipeline) if args.pipeline is not None else None
-    rows = run(args.models, width, height, args.frames_per_scene, args.strength, pipeline)
-    print(f"# {hardware()} device={torch_device(None)} G={width}x{height} scenes={','.join(SCENES)} "
-          f"frames={args.frames_per_scene * len(SCENES)}")  # fmt: skip
+    rows = run(args.models, Reference(truth, starts, names), args.strength, pipeline)
+    print(f"# {hardware()} device={torch_device(None)} G={width}x{height} scenes={', '.join(names)} "
+          f"frames={len(truth)}")  # fmt: skip
     if args.json:
         print(json.dumps(rows, indent=2))
     else:
-        _print(rows, rows[0]["warping_error"])
+        _print(rows, names)
 
 
 if __name__ == "__main__":
