@@ -275,7 +275,9 @@ def _frames(upscaler: FrameUpscaler, temporal: TemporalStage | None, spec: Pipel
                 ]
             out = _joined([upscaler.upscale_image(run) for run in runs])
             if temporal is not None:
-                out = _joined([temporal(source, out[i : i + 1], pts) for i, (source, pts) in enumerate(frames)])
+                out = _joined(
+                    [temporal(source, out[i : i + 1], pts, images[i]) for i, (source, pts) in enumerate(frames)]
+                )
             if planar_out:
                 return list(planes.from_rgb(out, spec.tags, spec.encoder.pix_fmt))
             return [upscaler.to_pixels(out[i : i + 1], rgb_like) for i in range(len(frames))]
