@@ -198,28 +198,13 @@ def _bicubic(low: list[np.ndarray], width: int, height: int) -> list[np.ndarray]
     return [cv2.resize(x, (width, height), interpolation=cv2.INTER_CUBIC).clip(0, 1) for x in low]
 
 
-def _model_outputs(
-    upscaler: FrameUpscaler, low: list[np.ndarray], stage: TemporalStage | None
-) -> tuple[list[np.ndarray], float]:
-    """The rendered frames (RGB float 0-1) through the same calls the render pipeline makes, and seconds."""
-    frames, started = [], time.perf_counter()
-    with torch.inference_mode():
-        for i, image in enumerate(low):
-            pixels = _to_uint8(image)
-            out = upscaler.upscale(pixels)
-            if stage is not None:
-                out = stage(pixels, out, i)
-            frames.append(upscaler.to_pixels(out, pixels).astype(np.float32) / 255)
-    return frames, time.perf_counter() - started
-
-
 def _stabilised(outputs: list[torch.Tensor], low: list[np.ndarray], strength: float) -> tuple[list[np.ndarray], float]:
     stage = TemporalStage(TemporalSettings(True, strength))
-    frames, started = [], time.perf_counter()
+    outs, started = [], time.perf_counter()
     for i, image in enumerate(low):
-        pixels = _to_uint8(image)
-        out = stage(pixels, outputs[i], i)
-        frames.append(FrameUpscaler.to_pixels(out, pixels).astype(np.float32) / 255)
+        outs.extend(stage.push(_to_uint8(image), outputs[i], i))
+    outs.extend(stage.finish())
+    frames = [FrameUpscaler.to_pixels(out, _to_uint8(low[0])).astype(np.float32) / 255 for out in outs]
     return frames, time.perf_counter() - started
 
 

@@ -18,7 +18,7 @@ from upscaler.inference import FrameUpscaler
 from upscaler.loader import load_model
 from upscaler.registry import ModelChoice
 from upscaler.render import RenderRequest, render
-from upscaler.stabiliser import TemporalStage
+from upscaler.stabiliser import LOOKAHEAD, WINDOW, TemporalStage
 from upscaler.temporal import TemporalSettings
 
 CPU = torch.device("cpu")
@@ -50,14 +50,14 @@ def _texture(seed: int) -> np.ndarray:
 
 def _run(upscaler: FrameUpscaler, frames: list[np.ndarray], stage: TemporalStage | None) -> list[np.ndarray]:
     """Frames through the same calls the render pipeline makes, as float arrays."""
-    outputs = []
+    outs = []
     with torch.inference_mode():
         for i, pixels in enumerate(frames):
             out = upscaler.upscale(pixels)
-            if stage is not None:
-                out = stage(pixels, out, i)
-            outputs.append(upscaler.to_pixels(out, pixels).astype(np.float32))
-    return outputs
+            outs.extend([out] if stage is None else stage.push(pixels, out, i))
+        if stage is not None:
+            outs.extend(stage.finish())
+    return [upscaler.to_pixels(out, frames[0]).astype(np.float32) for out in outs]
 
 
 def _variation(outputs: list[np.ndarray]) -> float:
@@ -116,13 +116,57 @@ def test_a_cut_resets_the_stage(identity: FrameUpscaler) -> None:
     assert stage.stats.resets == 2  # the first frame and the cut
 
 
+def _noisy(seed: int, count: int) -> list[np.ndarray]:
+    """A still textured scene on a noisy sensor: the model redraws it a little differently each frame."""
+    rng = np.random.default_rng(seed)
+    scene = _texture(seed)[:H, :W]
+    return [np.clip(scene + rng.normal(0, 6, scene.shape), 0, 255).astype(np.uint8) for _ in range(count)]
+
+
+def test_nothing_is_blended_across_a_cut_either_way(tiny: FrameUpscaler) -> None:
+    before, after = _noisy(11, 6), _noisy(12, 4)
+    together = _run(tiny, before + after, TemporalStage(TemporalSettings()))
+    # The shot before the cut comes out as if the clip ended there: nothing of the next shot in it...
+    alone = _run(tiny, before, TemporalStage(TemporalSettings()))
+    for mine, theirs in zip(together[:6], alone, strict=True):
+        np.testing.assert_array_equal(mine, theirs)
+    # ...and the first frame after it is the model's own.
+    np.testing.assert_array_equal(together[6], _run(tiny, before + after, None)[6])
+
+
+def test_the_stage_looks_ahead(tiny: FrameUpscaler) -> None:
+    frames = _noisy(13, 3)
+    other_future = frames[:2] + _noisy(14, 1)
+    first, second = (_run(tiny, f, TemporalStage(TemporalSettings())) for f in (frames, other_future))
+    np.testing.assert_array_equal(first[0], second[0])  # the first frame is the model's own either way
+    assert not np.array_equal(first[1], second[1])  # the second took in what followed it
+
+
+def test_frames_come_back_in_order_in_windows_and_few_are_held(identity: FrameUpscaler) -> None:
+    frames = _noisy(15, 3 * WINDOW + LOOKAHEAD + 3)
+    stage = TemporalStage(TemporalSettings())
+    handed, held = [], []
+    with torch.inference_mode():
+        for i, pixels in enumerate(frames):
+            handed.append(len(stage.push(pixels, identity.upscale(pixels), i)))
+            held.append(i + 1 - sum(handed))
+        rest = stage.finish()
+    assert handed[: WINDOW + LOOKAHEAD - 1] == [0] * (WINDOW + LOOKAHEAD - 1)
+    assert set(handed) == {0, WINDOW}
+    assert max(held) == WINDOW + LOOKAHEAD - 1  # memory is flat in the clip's length
+    assert sum(handed) + len(rest) == len(frames) and stage.stats.frames == len(frames)
+
+
 def test_a_gap_in_timestamps_resets_the_stage(identity: FrameUpscaler) -> None:
     rng = np.random.default_rng(5)
     scene = _texture(6)[:H, :W]
     frames = [np.clip(scene + rng.normal(0, 6, scene.shape), 0, 255).astype(np.uint8) for _ in range(4)]
     stage = TemporalStage(TemporalSettings(), frame_pts=1.0)
     with torch.inference_mode():
-        outs = [stage(p, identity.upscale(p), pts) for p, pts in zip(frames, (0, 1, 2, 40), strict=True)]
+        outs = [
+            o for p, pts in zip(frames, (0, 1, 2, 40), strict=True) for o in stage.push(p, identity.upscale(p), pts)
+        ]
+        outs += stage.finish()
         model = identity.upscale(frames[3])
         plain = identity.upscale(frames[2])
     assert torch.equal(outs[3], model)

@@ -10,6 +10,7 @@ timestamp; nothing is dropped.
 
 from __future__ import annotations
 
+import collections
 import functools
 import queue
 import threading
@@ -34,6 +35,8 @@ from upscaler.planes import Planes, frame_of, planes_of
 # A decoded frame on its way to the model (RGB pixels or YUV planes), or an output frame to the encoder.
 Picture = np.ndarray | Planes
 # The model stage's work: frames (picture, timestamp) in, their output pictures out, in order.
+# Work that looks ahead (the temporal stage) hands some back on later calls, and whatever it
+# still holds when called with no frames, once, after the last.
 Upscale = Callable[[list[tuple[Picture, int | None]]], list[Picture]]
 
 # Items each queue holds: enough to ride out a slow frame in any stage, few
@@ -339,6 +342,9 @@ def _model_stage(
     other packets in their order, to the encoder; how many frames were upscaled."""
     to_model, to_encoder = queues
     done, t0 = 0, time.perf_counter()
+    # Items in order whose frame's output has not come back yet, and everything after them.
+    held: collections.deque[Any] = collections.deque()
+    outputs: collections.deque[Picture] = collections.deque()
     try:
         ended = False
         while not ended:
@@ -346,16 +352,23 @@ def _model_stage(
             if cancel is not None and cancel.is_set():
                 raise RenderError("render cancelled")
             frames = [(item[2], item[1]) for item in items if item[0] == "frame"]
-            if frames:
+            # A frame waits for its output as its timestamp alone: its picture is let go.
+            held.extend(("frame", item[1]) if item[0] == "frame" else item for item in items)
+            for work in ([frames] if frames else []) + ([[]] if ended else []):
                 m0 = time.perf_counter()
-                outs = iter(upscale(frames))
+                outputs.extend(upscale(work))
                 shared.spent("model", m0)
-                items = [("frame", item[1], next(outs)) if item[0] == "frame" else item for item in items]
-                done += len(frames)
-                if progress:
-                    progress(RenderProgress(done, spec.frames_total, done / max(1e-9, time.perf_counter() - t0)))
-            for item in items:
+            released = done
+            while held and (held[0][0] != "frame" or outputs):
+                item = held.popleft()
+                if item[0] == "frame":
+                    item = ("frame", item[1], outputs.popleft())
+                    done += 1
                 shared.put(to_encoder, item)
+            if progress and done > released:
+                progress(RenderProgress(done, spec.frames_total, done / max(1e-9, time.perf_counter() - t0)))
+        if held or outputs:
+            raise RenderError(f"the model stage lost count: {len(held)} items wait, {len(outputs)} pictures left")
         shared.put(to_encoder, None)
     except _Stop:
         pass

@@ -249,7 +249,8 @@ class _DeviceTime:
 
 def _frames(upscaler: FrameUpscaler, temporal: TemporalStage | None, spec: PipelineSpec) -> Upscale:
     """The model stage's work on a batch: colour in, the model on the whole batch, the temporal
-    stage frame by frame in order when it is on, colour out."""
+    stage frame by frame in order when it is on (it hands frames back later, the rest when
+    called with none at the end), colour out."""
     planar_out = spec.colour_on_device and spec.encoder.pix_fmt in planes.FORMATS
     rgb_like = np.empty(0, np.uint16 if spec.rgb_fmt == "rgb48le" else np.uint8)
 
@@ -258,8 +259,15 @@ def _frames(upscaler: FrameUpscaler, temporal: TemporalStage | None, spec: Pipel
             return planes.to_rgb(source, spec.tags, upscaler.device)
         return upscaler.image(source)
 
+    def colour_out(outs: list[torch.Tensor]) -> list[Picture]:
+        if planar_out:  # one at a time: the temporal stage hands back a window of 4K frames at once
+            return [picture for out in outs for picture in planes.from_rgb(out, spec.tags, spec.encoder.pix_fmt)]
+        return [upscaler.to_pixels(out, rgb_like) for out in outs]
+
     def batch(frames: list[tuple[Picture, int | None]]) -> list[Picture]:
         with torch.inference_mode():
+            if not frames:
+                return colour_out(temporal.finish() if temporal is not None else [])
             images = [image(source) for source, _ in frames]
             # The coded size can change inside a batch: such frames go on their own.
             runs = [_joined(images)] if len({tuple(i.shape) for i in images}) == 1 else images
@@ -274,13 +282,15 @@ def _frames(upscaler: FrameUpscaler, temporal: TemporalStage | None, spec: Pipel
                     )
                 ]
             out = _joined([upscaler.upscale_image(run) for run in runs])
-            if temporal is not None:
-                out = _joined(
-                    [temporal(source, out[i : i + 1], pts, images[i]) for i, (source, pts) in enumerate(frames)]
-                )
-            if planar_out:
-                return list(planes.from_rgb(out, spec.tags, spec.encoder.pix_fmt))
-            return [upscaler.to_pixels(out[i : i + 1], rgb_like) for i in range(len(frames))]
+            if temporal is None:
+                return colour_out([out[i : i + 1] for i in range(len(frames))])
+            return colour_out(
+                [
+                    done
+                    for i, (source, pts) in enumerate(frames)
+                    for done in temporal.push(source, out[i : i + 1], pts, images[i])
+                ]
+            )
 
     return batch
 

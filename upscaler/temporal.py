@@ -12,7 +12,9 @@ from typing import Any
 # motion is fully trusted. Recursion makes it an average over about 1 / (1 - s)
 # frames. In bench/temporal_quality.py (realesr-animevideov3, 640x272) 0.8
 # lowered tOF 17%, 0.9 by 20% and 0.95 by 23%, each raising PSNR by 0.05-0.06
-# dB; 0.9 keeps a tenth of every frame's own detail, so nothing stays frozen.
+# dB; 0.9 keeps a tenth of every frame's own detail, so nothing stays frozen. On the real
+# clips (--clips, RealESRGAN_x4plus, the stage run both ways) 0.9 also beat 0.95 and 1.0:
+# warping error 0.96x the truth's own against 0.98x and 1.11x.
 DEFAULT_STRENGTH = 0.9
 
 
