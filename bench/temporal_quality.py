@@ -198,11 +198,14 @@ def _bicubic(low: list[np.ndarray], width: int, height: int) -> list[np.ndarray]
     return [cv2.resize(x, (width, height), interpolation=cv2.INTER_CUBIC).clip(0, 1) for x in low]
 
 
-def _stabilised(outputs: list[torch.Tensor], low: list[np.ndarray], strength: float) -> tuple[list[np.ndarray], float]:
+def _stabilised(
+    upscaler: FrameUpscaler, outputs: list[torch.Tensor], low: list[np.ndarray], strength: float
+) -> tuple[list[np.ndarray], float]:
     stage = TemporalStage(TemporalSettings(True, strength))
     outs, started = [], time.perf_counter()
     for i, image in enumerate(low):
-        outs.extend(stage.push(_to_uint8(image), outputs[i], i))
+        pixels = _to_uint8(image)
+        outs.extend(stage.push(pixels, upscaler.image(pixels), outputs[i], i))
     outs.extend(stage.finish())
     frames = [FrameUpscaler.to_pixels(out, _to_uint8(low[0])).astype(np.float32) / 255 for out in outs]
     return frames, time.perf_counter() - started
@@ -254,7 +257,7 @@ def run(models: list[Path], reference: Reference, strength: float, pipeline: set
             raw = [upscaler.upscale(_to_uint8(x)) for x in low]
             model_s = time.perf_counter() - started
         plain = [FrameUpscaler.to_pixels(o, _to_uint8(low[0])).astype(np.float32) / 255 for o in raw]
-        steady, stage_s = _stabilised(raw, low, strength)
+        steady, stage_s = _stabilised(upscaler, raw, low, strength)
         cuts = [_psnr(steady[s], plain[s]) for s in starts]
         n = len(low)
         rows.append({"method": f"{identity.name} frame by frame", **reference.scores(plain), "fps": n / model_s})

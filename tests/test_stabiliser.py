@@ -54,7 +54,7 @@ def _run(upscaler: FrameUpscaler, frames: list[np.ndarray], stage: TemporalStage
     with torch.inference_mode():
         for i, pixels in enumerate(frames):
             out = upscaler.upscale(pixels)
-            outs.extend([out] if stage is None else stage.push(pixels, out, i))
+            outs.extend([out] if stage is None else stage.push(pixels, upscaler.image(pixels), out, i))
         if stage is not None:
             outs.extend(stage.finish())
     return [upscaler.to_pixels(out, frames[0]).astype(np.float32) for out in outs]
@@ -148,7 +148,7 @@ def test_frames_come_back_in_order_in_windows_and_few_are_held(identity: FrameUp
     handed, held = [], []
     with torch.inference_mode():
         for i, pixels in enumerate(frames):
-            handed.append(len(stage.push(pixels, identity.upscale(pixels), i)))
+            handed.append(len(stage.push(pixels, identity.image(pixels), identity.upscale(pixels), i)))
             held.append(i + 1 - sum(handed))
         rest = stage.finish()
     assert handed[: WINDOW + LOOKAHEAD - 1] == [0] * (WINDOW + LOOKAHEAD - 1)
@@ -164,7 +164,9 @@ def test_a_gap_in_timestamps_resets_the_stage(identity: FrameUpscaler) -> None:
     stage = TemporalStage(TemporalSettings(), frame_pts=1.0)
     with torch.inference_mode():
         outs = [
-            o for p, pts in zip(frames, (0, 1, 2, 40), strict=True) for o in stage.push(p, identity.upscale(p), pts)
+            o
+            for p, pts in zip(frames, (0, 1, 2, 40), strict=True)
+            for o in stage.push(p, identity.image(p), identity.upscale(p), pts)
         ]
         outs += stage.finish()
         model = identity.upscale(frames[3])

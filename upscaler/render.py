@@ -288,7 +288,7 @@ def _frames(upscaler: FrameUpscaler, temporal: TemporalStage | None, spec: Pipel
                 [
                     done
                     for i, (source, pts) in enumerate(frames)
-                    for done in temporal.push(source, out[i : i + 1], pts, images[i])
+                    for done in temporal.push(source, images[i], out[i : i + 1], pts)
                 ]
             )
 

@@ -154,17 +154,17 @@ class TemporalStage:
         }
 
     def push(
-        self, source: np.ndarray | Planes, out: torch.Tensor, pts: int | None = None, image: torch.Tensor | None = None
+        self, source: np.ndarray | Planes, image: torch.Tensor, out: torch.Tensor, pts: int | None = None
     ) -> list[torch.Tensor]:
         """Take the next frame; hand back the frames now done, in order (often none).
 
         ``source`` is the decoded frame as coded: RGB (H, W, 3) uint8/uint16, or its YUV planes;
-        ``out`` the model's upright output (1, 3, H', W') in [0, 1] on its device; ``image`` the
-        model's input (1, 3, H, W) in [0, 1] as coded (made from ``source`` when it is RGB).
+        ``image`` the model's input made of it, (1, 3, H, W) in [0, 1] as coded; ``out`` the
+        model's upright output (1, 3, H', W') in [0, 1] on its device.
         """
         started = time.perf_counter()
         luma = self._luma(source)
-        frame = _Frame(out, self._enlarged(source, image, out), luma, behind=None)
+        frame = _Frame(out, self._enlarged(image, out), luma, behind=None)
         previous = self._pending[-1] if self._pending else None
         if previous is not None and not self._gap(self._last_pts, pts):
             behind, ahead = self._motion(luma, previous.luma)
@@ -215,14 +215,8 @@ class TemporalStage:
             torch.cuda.synchronize(result.device)  # so the time is the stage's, not the next frame's
         self.stats.seconds += time.perf_counter() - started
 
-    def _enlarged(self, source: np.ndarray | Planes, image: torch.Tensor | None, out: torch.Tensor) -> torch.Tensor:
+    def _enlarged(self, image: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
         """The model's input, upright, enlarged to the output's size with plain bicubic."""
-        if image is None:
-            if isinstance(source, Planes):
-                raise ValueError("the temporal stage needs the model's input image for a planar source")
-            peak = 65535.0 if source.dtype == np.uint16 else 255.0
-            pixels = torch.from_numpy(source.astype(np.float32) / peak).to(out.device)
-            image = pixels.permute(2, 0, 1).unsqueeze(0)
         if self.rotation:
             image = torch.rot90(image, k=self.rotation // 90, dims=(2, 3))
         return F.interpolate(image.float(), size=out.shape[-2:], mode="bicubic", align_corners=False)
