@@ -25,6 +25,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from media import Clip, write_clip
+from netns import free_subnet, ip, sweep_leftovers
 from polling import wait_for
 from services import catalog_env, start
 from tiny_models import write_tiny_compact
@@ -33,35 +34,31 @@ from typer.testing import CliRunner
 from catalog import Catalog
 from cli.main import app
 
-# The test's own subnet: the host's end and the namespace's end of one veth pair.
-HOST_END, NS_END = "10.213.77.1", "10.213.77.2"
-
-
-def _ip(*args: str) -> None:
-    subprocess.run(["ip", *args], check=True, capture_output=True)
-
 
 @pytest.fixture
-def namespace() -> Iterator[tuple[str, str]]:
-    """A network namespace linked to this one by a veth pair: (its name, its end of the link)."""
+def namespace() -> Iterator[tuple[str, str, str]]:
+    """A network namespace linked to this one by a veth pair on a free test subnet:
+    (its name, its end of the link, the address of this namespace's end)."""
     if os.geteuid() != 0 or shutil.which("ip") is None:
         pytest.skip("network namespaces need root and iproute2 (CI runs as root)")
-    name, host_if, ns_if = f"footage-{os.getpid()}", f"fh{os.getpid() % 100000}", f"fn{os.getpid() % 100000}"
+    sweep_leftovers()
+    subnet, pid = free_subnet(), os.getpid()
+    name, host_if, ns_if = f"footage-{pid}", f"fh{pid}", f"fn{pid}"
     try:
-        _ip("netns", "add", name)
-        _ip("link", "add", host_if, "type", "veth", "peer", "name", ns_if)
-        _ip("link", "set", ns_if, "netns", name)
-        _ip("addr", "add", f"{HOST_END}/30", "dev", host_if)
-        _ip("link", "set", host_if, "up")
-        _ip("netns", "exec", name, "ip", "addr", "add", f"{NS_END}/30", "dev", ns_if)
-        _ip("netns", "exec", name, "ip", "link", "set", ns_if, "up")
-        _ip("netns", "exec", name, "ip", "link", "set", "lo", "up")
+        ip("netns", "add", name)
+        ip("link", "add", host_if, "type", "veth", "peer", "name", ns_if)
+        ip("link", "set", ns_if, "netns", name)
+        ip("addr", "add", f"{subnet}.1/24", "dev", host_if)
+        ip("link", "set", host_if, "up")
+        ip("netns", "exec", name, "ip", "addr", "add", f"{subnet}.2/24", "dev", ns_if)
+        ip("netns", "exec", name, "ip", "link", "set", ns_if, "up")
+        ip("netns", "exec", name, "ip", "link", "set", "lo", "up")
     except subprocess.CalledProcessError as exc:
         subprocess.run(["ip", "link", "del", host_if], check=False, capture_output=True)
         subprocess.run(["ip", "netns", "del", name], check=False, capture_output=True)
         pytest.skip(f"cannot make a network namespace here: {exc.stderr.decode().strip()}")
     try:
-        yield name, ns_if
+        yield name, ns_if, f"{subnet}.1"
     finally:
         subprocess.run(["ip", "netns", "del", name], check=False, capture_output=True)  # its veth end goes too
         subprocess.run(["ip", "link", "del", host_if], check=False, capture_output=True)
@@ -119,14 +116,14 @@ def _rendition(catalog: Catalog, rendition_id: int) -> sa.Row:
 
 
 def test_a_cut_off_render_host_records_nothing(
-    catalog: Catalog, tiny_clip: str, tmp_path: Path, namespace: tuple[str, str]
+    catalog: Catalog, tiny_clip: str, tmp_path: Path, namespace: tuple[str, str, str]
 ) -> None:
-    ns, ns_if = namespace
+    ns, ns_if, host_end = namespace
     url = catalog.engine.url
     server_socket = f"{url.query['host']}/.s.PGSQL.{url.port or 5432}"
-    relay = _Relay(HOST_END, server_socket)
+    relay = _Relay(host_end, server_socket)
     env = catalog_env(catalog, tmp_path / "home", FOOTAGE_CLIP_MODEL=tiny_clip)
-    over_the_link = url.set(host=HOST_END, port=relay.port, query={}).render_as_string(hide_password=False)
+    over_the_link = url.set(host=host_end, port=relay.port, query={}).render_as_string(hide_password=False)
     master = write_clip(tmp_path / "master.mov", Clip(width=320, height=180, shots=(4.0, 4.0)))
     model = write_tiny_compact(tmp_path / "tiny.pth")
     runner = CliRunner()
@@ -147,11 +144,11 @@ def test_a_cut_off_render_host_records_nothing(
     other = None
     try:
         wait_for(lambda: _rendition(catalog, rendition_id).progress > 0.05, timeout=120, interval=0.05)
-        _ip("netns", "exec", ns, "ip", "link", "set", ns_if, "down")  # the host is cut off
+        ip("netns", "exec", ns, "ip", "link", "set", ns_if, "down")  # the host is cut off
         other = start(env, logs, "worker", "-q", "render", "--stall-timeout", "2")
         wait_for(lambda: _rendition(catalog, rendition_id).status == "done", timeout=240, interval=0.2)
         final = _rendition(catalog, rendition_id)
-        _ip("netns", "exec", ns, "ip", "link", "set", ns_if, "up")  # and comes back
+        ip("netns", "exec", ns, "ip", "link", "set", ns_if, "up")  # and comes back
         cut_err = logs / "cut.err"
         wait_for(lambda: "lost its lease" in " ".join(cut_err.read_text().split()), timeout=180, interval=0.5)
     finally:

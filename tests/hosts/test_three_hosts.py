@@ -23,51 +23,49 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from media import Clip, write_clip
+from netns import free_subnet, ip, sweep_leftovers
 from polling import wait_for
 from services import Service, catalog_env
 from tiny_models import write_tiny_compact
 
-SUBNET = "10.213.78"
 HOSTS = ("db", "a", "b", "c")
 TOKEN = "hosts-test-token"
 
 
-def _ip(*args: str) -> None:
-    subprocess.run(["ip", *args], check=True, capture_output=True)
-
-
 @contextmanager
-def _network() -> Iterator[dict[str, tuple[str, str]]]:
-    """A bridge in this namespace (``SUBNET.1``) and a namespace per host linked to it:
-    {host: (namespace, address)}. Everything made is removed, whatever happens."""
+def _network() -> Iterator[tuple[str, dict[str, tuple[str, str]]]]:
+    """A bridge in this namespace (``subnet.1``, a free test subnet) and a namespace per host
+    linked to it: (subnet, {host: (namespace, address)}). Everything made is removed,
+    whatever happens."""
     if os.geteuid() != 0 or shutil.which("ip") is None or shutil.which("unshare") is None:
         pytest.skip("network and mount namespaces need root, iproute2 and unshare (CI runs as root)")
-    tag = os.getpid() % 10000
+    sweep_leftovers()
+    subnet, tag = free_subnet(), os.getpid()
     bridge = f"fbr{tag}"
     made: dict[str, tuple[str, str]] = {}
     links: list[str] = []
     try:
-        _ip("link", "add", bridge, "type", "bridge")
+        ip("link", "add", bridge, "type", "bridge")
         links.append(bridge)
-        _ip("addr", "add", f"{SUBNET}.1/24", "dev", bridge)
-        _ip("link", "set", bridge, "up")
+        ip("addr", "add", f"{subnet}.1/24", "dev", bridge)
+        ip("link", "set", bridge, "up")
         for i, host in enumerate(HOSTS):
             name, outside, inside = f"footage-{host}-{tag}", f"fh{i}-{tag}", f"fn{i}-{tag}"
-            _ip("netns", "add", name)
-            made[host] = (name, f"{SUBNET}.{i + 2}")
-            _ip("link", "add", outside, "type", "veth", "peer", "name", inside)
+            ip("netns", "add", name)
+            made[host] = (name, f"{subnet}.{i + 2}")
+            ip("link", "add", outside, "type", "veth", "peer", "name", inside)
             links.append(outside)
-            _ip("link", "set", inside, "netns", name)
-            _ip("link", "set", outside, "master", bridge)
-            _ip("link", "set", outside, "up")
-            _ip("netns", "exec", name, "ip", "addr", "add", f"{made[host][1]}/24", "dev", inside)
-            _ip("netns", "exec", name, "ip", "link", "set", inside, "up")
-            _ip("netns", "exec", name, "ip", "link", "set", "lo", "up")
+            ip("link", "set", inside, "netns", name)
+            ip("link", "set", outside, "master", bridge)
+            ip("link", "set", outside, "up")
+            ip("netns", "exec", name, "ip", "addr", "add", f"{made[host][1]}/24", "dev", inside)
+            ip("netns", "exec", name, "ip", "link", "set", inside, "up")
+            ip("netns", "exec", name, "ip", "link", "set", "lo", "up")
     except subprocess.CalledProcessError as exc:
         _remove(made, links)
         pytest.skip(f"cannot make network namespaces here: {exc.stderr.decode().strip()}")
     try:
-        yield made
+        yield subnet, made
     finally:
         _remove(made, links)
 
@@ -139,11 +137,11 @@ def test_three_hosts_one_catalog(tiny_clip: str, tmp_path: Path) -> None:
     write_clip(wrong / "stranger.mp4", Clip(width=160, height=90, shots=(1.0,)))
     model = write_tiny_compact(tmp_path / "tiny.pth")
     logs = tmp_path / "logs"
-    with _network() as hosts, ExitStack() as stack:
+    with _network() as (subnet, hosts), ExitStack() as stack:
         (db_ns, db_at), (a_ns, a_at), (b_ns, b_at), (c_ns, _) = (hosts[h] for h in HOSTS)
         server = _start(
             stack, db_ns, catalog_env(None, tmp_path / "db-home"), logs, "db", "server", str(tmp_path / "catalog"),
-            "--listen", db_at, "--port", "5432", "--allow", f"{SUBNET}.0/24",
+            "--listen", db_at, "--port", "5432", "--allow", f"{subnet}.0/24",
         )  # fmt: skip
 
         urls: list[str] = []
