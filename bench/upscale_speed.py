@@ -27,7 +27,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 from unittest import mock
 
 import torch
@@ -275,8 +275,9 @@ def main() -> None:
                     if "model_only_fps" in row:
                         row["end_to_end_ratio"] = round(row["fps"] / row["model_only_fps"], 3)
                     rows.append(row)
-                    if not args.json:
-                        _print(row)
+                    # With --json each row still shows as it is measured (on stderr): a long
+                    # run shows progress, and one cut off keeps what it measured.
+                    _print(row, sys.stderr if args.json else sys.stdout)
         afterwards = _sign_afterwards(folder, args.sign_gb, signing) if args.sign_gb > 0 else None
     if args.json:
         print(json.dumps({**header, "rows": rows, "signed_afterwards": afterwards}))
@@ -288,7 +289,7 @@ def main() -> None:
         )
 
 
-def _print(row: dict[str, Any]) -> None:
+def _print(row: dict[str, Any], out: TextIO) -> None:
     model_only = f"model-only {row['model_only_fps']:.2f} fps, " if "model_only_fps" in row else ""
     ratio = f" ({row['end_to_end_ratio']:.0%} of model-only)" if "end_to_end_ratio" in row else ""
     stages = " ".join(f"{k} {v}" for k, v in row["ms_per_frame"].items())
@@ -298,7 +299,9 @@ def _print(row: dict[str, Any]) -> None:
         f"end-to-end {row['fps']:.2f} fps{ratio}; model busy {row['model_busy']:.0%}; {gpu}"
         f"ms/frame busy: {stages}; colour {row['colour']}, temporal {'on' if row['temporal'] else 'off'}, "
         f"{row['precision']}, batch {row['batch']}, {row['encoder']}, encoding {row['encoding']}; "
-        f"signing {row['sign_s']} s ({row['sign_share']:.2%} of the render)"
+        f"signing {row['sign_s']} s ({row['sign_share']:.2%} of the render)",
+        file=out,
+        flush=True,
     )
 
 
