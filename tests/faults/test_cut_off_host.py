@@ -124,12 +124,12 @@ def test_a_cut_off_render_host_records_nothing(
     relay = _Relay(host_end, server_socket)
     env = catalog_env(catalog, tmp_path / "home", FOOTAGE_CLIP_MODEL=tiny_clip)
     over_the_link = url.set(host=host_end, port=relay.port, query={}).render_as_string(hide_password=False)
-    master = write_clip(tmp_path / "master.mov", Clip(width=320, height=180, shots=(4.0, 4.0)))
+    master = write_clip(tmp_path / "master.mov", Clip(width=320, height=180, shots=(2.0, 2.0)))
     model = write_tiny_compact(tmp_path / "tiny.pth")
     runner = CliRunner()
     assert runner.invoke(app, ["index", str(master)], env=env).exit_code == 0
     queued = json.loads(
-        runner.invoke(app, ["upscale", str(master), "--to", "4x", "-m", str(model), "--json"], env=env).stdout
+        runner.invoke(app, ["upscale", str(master), "--to", "2x", "-m", str(model), "--json"], env=env).stdout
     )
     rendition_id, output = queued["rendition_id"], Path(queued["output"])
     logs = tmp_path / "logs"

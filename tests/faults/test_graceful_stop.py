@@ -30,12 +30,12 @@ from cli.main import app
 
 
 def _requested(env: dict[str, str], tmp_path: Path, seconds: float) -> tuple[int, Path, Path]:
-    """An indexed master and a queued 4x rendition of it (1280x720): (rendition id, output, master)."""
+    """An indexed master and a queued 2x rendition of it (640x360): (rendition id, output, master)."""
     master = write_clip(tmp_path / "master.mov", Clip(width=320, height=180, shots=(seconds / 2, seconds / 2)))
     model = write_tiny_compact(tmp_path / "tiny.pth")
     runner = CliRunner()
     assert runner.invoke(app, ["index", str(master)], env=env).exit_code == 0
-    queued = runner.invoke(app, ["upscale", str(master), "--to", "4x", "-m", str(model), "--json"], env=env)
+    queued = runner.invoke(app, ["upscale", str(master), "--to", "2x", "-m", str(model), "--json"], env=env)
     assert queued.exit_code == 0, queued.output
     answer = json.loads(queued.stdout)
     return answer["rendition_id"], Path(answer["output"]), master
