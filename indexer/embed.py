@@ -7,7 +7,7 @@ import socket
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlparse
 
 import numpy as np
@@ -16,9 +16,6 @@ from PIL import Image
 from catalog.devices import torch_device
 from indexer.errors import EmbeddingModelError
 from indexer.settings import EmbeddingSettings
-
-if TYPE_CHECKING:
-    import torch
 
 # torch and open_clip are imported when a model is loaded, not when this module
 # is: CLI commands that never embed (db, jobs, --help) start in a fraction of
@@ -96,6 +93,7 @@ class ClipEmbedder:
         """Load the model once; ``text_only`` drops the image tower after loading
         (a text search needs only the text tower: about 350 MB less for ViT-B-32)."""
         import open_clip
+        import torch
 
         self.settings = settings
         _weights_within_reach(settings)
@@ -117,14 +115,15 @@ class ClipEmbedder:
             model.visual = None
         self.model: Any = model
         self.preprocess = preprocess
+        # open_clip's own rule for the pictures' type at this precision: a model loaded in fp16
+        # keeps some parameters (the class and position embeddings) in fp32, so the type of
+        # any one parameter is not the type the first convolution takes.
+        self._input_dtype = open_clip.get_input_dtype(precision) or torch.float32
         self.dim = int(self.embed_text(["dimension probe"]).shape[1])
 
     @property
     def identity(self) -> str:
         return self.settings.identity
-
-    def _dtype(self) -> torch.dtype:
-        return next(self.model.parameters()).dtype
 
     def embed_images(self, images: Sequence[np.ndarray]) -> np.ndarray:
         """L2-normalised embeddings (N, dim) float32 of RGB uint8 (H, W, 3) square pictures."""
@@ -138,7 +137,7 @@ class ClipEmbedder:
             for i in range(0, len(images), self.settings.batch_size):
                 chunk = images[i : i + self.settings.batch_size]
                 batch = torch.stack([self.preprocess(Image.fromarray(im)) for im in chunk])
-                features = self.model.encode_image(batch.to(self.device, self._dtype()))
+                features = self.model.encode_image(batch.to(self.device, self._input_dtype))
                 out.append(torch.nn.functional.normalize(features.float(), dim=-1).cpu().numpy())
         return np.concatenate(out) if out else np.zeros((0, self.dim), np.float32)
 
