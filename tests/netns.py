@@ -20,6 +20,11 @@ def ip(*args: str) -> None:
     subprocess.run(["ip", *args], check=True, capture_output=True)
 
 
+def remove(kind: str, name: str) -> None:
+    """``ip KIND del NAME`` (``netns`` or ``link``), whether or not it is still there."""
+    subprocess.run(["ip", kind, "del", name], check=False, capture_output=True)
+
+
 def _ip_out(*args: str) -> str:
     return subprocess.run(["ip", *args], check=True, capture_output=True, text=True).stdout
 
@@ -30,24 +35,25 @@ def _alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
+        pass  # another user's process
     return True
 
 
-def sweep_leftovers() -> None:
+def _sweep_leftovers() -> None:
     """Remove the namespaces and host-side links of test runs whose process is gone."""
     namespaces = re.findall(r"^(footage-\S*?(\d+))\b", _ip_out("netns", "list"), re.MULTILINE)
     for name, pid in namespaces:
         if not _alive(int(pid)):
-            subprocess.run(["ip", "netns", "del", name], check=False, capture_output=True)
+            remove("netns", name)
     links = re.findall(r"^\d+: ((?:fbr|fh)\S*?(\d+))[@:]", _ip_out("-o", "link"), re.MULTILINE)
     for name, pid in links:
         if not _alive(int(pid)):
-            subprocess.run(["ip", "link", "del", name], check=False, capture_output=True)
+            remove("link", name)
 
 
 def free_subnet() -> str:
-    """``PREFIX.N`` for a /24 that no route here covers."""
+    """``PREFIX.N`` for a /24 that no route here covers, once what dead runs left is gone."""
+    _sweep_leftovers()
     routes = _ip_out("-4", "-o", "route")
     used = set(re.findall(rf"\b{re.escape(PREFIX)}\.(\d+)\.", routes))
     for n in range(1, 255):

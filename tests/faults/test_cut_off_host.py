@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from media import Clip, write_clip
-from netns import free_subnet, ip, sweep_leftovers
+from netns import free_subnet, ip, remove
 from polling import wait_for
 from services import catalog_env, start
 from tiny_models import write_tiny_compact
@@ -41,7 +41,6 @@ def namespace() -> Iterator[tuple[str, str, str]]:
     (its name, its end of the link, the address of this namespace's end)."""
     if os.geteuid() != 0 or shutil.which("ip") is None:
         pytest.skip("network namespaces need root and iproute2 (CI runs as root)")
-    sweep_leftovers()
     subnet, pid = free_subnet(), os.getpid()
     name, host_if, ns_if = f"footage-{pid}", f"fh{pid}", f"fn{pid}"
     try:
@@ -54,14 +53,14 @@ def namespace() -> Iterator[tuple[str, str, str]]:
         ip("netns", "exec", name, "ip", "link", "set", ns_if, "up")
         ip("netns", "exec", name, "ip", "link", "set", "lo", "up")
     except subprocess.CalledProcessError as exc:
-        subprocess.run(["ip", "link", "del", host_if], check=False, capture_output=True)
-        subprocess.run(["ip", "netns", "del", name], check=False, capture_output=True)
+        remove("link", host_if)
+        remove("netns", name)
         pytest.skip(f"cannot make a network namespace here: {exc.stderr.decode().strip()}")
     try:
         yield name, ns_if, f"{subnet}.1"
     finally:
-        subprocess.run(["ip", "netns", "del", name], check=False, capture_output=True)  # its veth end goes too
-        subprocess.run(["ip", "link", "del", host_if], check=False, capture_output=True)
+        remove("netns", name)  # its veth end goes too
+        remove("link", host_if)
 
 
 class _Relay:

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from media import Clip, write_clip
-from netns import free_subnet, ip, sweep_leftovers
+from netns import free_subnet, ip, remove
 from polling import wait_for
 from services import Service, catalog_env
 from tiny_models import write_tiny_compact
@@ -39,7 +39,6 @@ def _network() -> Iterator[tuple[str, dict[str, tuple[str, str]]]]:
     whatever happens."""
     if os.geteuid() != 0 or shutil.which("ip") is None or shutil.which("unshare") is None:
         pytest.skip("network and mount namespaces need root, iproute2 and unshare (CI runs as root)")
-    sweep_leftovers()
     subnet, tag = free_subnet(), os.getpid()
     bridge = f"fbr{tag}"
     made: dict[str, tuple[str, str]] = {}
@@ -72,9 +71,9 @@ def _network() -> Iterator[tuple[str, dict[str, tuple[str, str]]]]:
 
 def _remove(made: dict[str, tuple[str, str]], links: list[str]) -> None:
     for name, _ in made.values():
-        subprocess.run(["ip", "netns", "del", name], check=False, capture_output=True)
+        remove("netns", name)
     for link in reversed(links):
-        subprocess.run(["ip", "link", "del", link], check=False, capture_output=True)
+        remove("link", link)
 
 
 def _command(namespace: str, args: list[str], bind: tuple[Path, Path] | None) -> list[str]:
