@@ -53,6 +53,10 @@ def served_queues(kinds: list[str], served: list[Storage]) -> list[str]:
     return [*kinds, *(storage_queue(kind, s) for kind in kinds for s in served)]
 
 
+def is_index_queue(queue: str) -> bool:
+    return queue == INDEX_QUEUE or queue.startswith(f"{INDEX_QUEUE}@")
+
+
 INDEX_TASK = "footage.index_file"
 RENDER_TASK = "footage.render"
 PROXY_TASK = "footage.proxy"
@@ -395,11 +399,38 @@ def _stop_on_signals(stop: asyncio.Event) -> Iterator[None]:
             loop.remove_signal_handler(sig)
 
 
+def _lanes(
+    queues: list[str] | None, concurrency: int, index_concurrency: int | None
+) -> list[tuple[list[str] | None, int]]:
+    """The procrastinate workers one process runs, as (queues, jobs at once): index jobs apart
+    when they have a concurrency of their own, so that indexing several files at once never
+    means rendering several at once (a render holds the GPU, or every core, by itself)."""
+    if index_concurrency is None or queues is None:
+        return [(queues, concurrency)]
+    index = [q for q in queues if is_index_queue(q)]
+    rest = [q for q in queues if not is_index_queue(q)]
+    return [(lane, n) for lane, n in ((index, index_concurrency), (rest, concurrency)) if lane]
+
+
+async def _run_all(runners: list[_Worker]) -> None:
+    """Run every worker; when one fails the others stop (gracefully), and its error is raised as is."""
+    if len(runners) == 1:
+        await runners[0].run()
+        return
+    try:
+        async with asyncio.TaskGroup() as group:
+            for runner in runners:
+                group.create_task(runner.run())
+    except BaseExceptionGroup as failed:
+        raise failed.exceptions[0] from None
+
+
 def run_worker(
     app: procrastinate.App,
     *,
     queues: list[str] | None,
     concurrency: int = 1,
+    index_concurrency: int | None = None,
     name: str = "worker",
     wait: bool = True,
     stall_timeout_s: float = STALLED_WORKER_TIMEOUT_S,
@@ -414,7 +445,8 @@ def run_worker(
     ``catalog`` the worker looks every few seconds whether its database is
     there; when it is gone it waits for it, starting the embedded server again
     when it is footage's own, and carries on; after ``patience_s`` seconds
-    without it, ``DatabaseUnavailableError``.
+    without it, ``DatabaseUnavailableError``. ``index_concurrency``: files indexed at once,
+    apart from the ``concurrency`` of the other jobs (see ``_lanes``).
     """
 
     # The watchdog's own thread: jobs fill the default executor (a render holds a
@@ -425,19 +457,22 @@ def run_worker(
     async def once(stop: asyncio.Event) -> None:
         async with app.open_async():
             app.perform_import_paths()
-            runner = _Worker(
-                app=app,
-                queues=queues,
-                concurrency=concurrency,
-                name=name,
-                wait=wait,
-                install_signal_handlers=False,  # ours cover the restarts and the wind-down too
-                stalled_worker_timeout=stall_timeout_s,
-                # _keep_alive sends the heartbeat that counts; procrastinate's own only doubles it.
-                update_heartbeat_interval=STALLED_WORKER_TIMEOUT_S / 6,
-            )
-            worker = asyncio.create_task(runner.run())
-            alive = asyncio.create_task(_keep_alive(app, runner, HEARTBEAT_S, host))
+            runners = [
+                _Worker(
+                    app=app,
+                    queues=lane,
+                    concurrency=at_once,
+                    name=name,
+                    wait=wait,
+                    install_signal_handlers=False,  # ours cover the restarts and the wind-down too
+                    stalled_worker_timeout=stall_timeout_s,
+                    # _keep_alive sends the heartbeat that counts; procrastinate's own only doubles it.
+                    update_heartbeat_interval=STALLED_WORKER_TIMEOUT_S / 6,
+                )
+                for lane, at_once in _lanes(queues, concurrency, index_concurrency)
+            ]
+            worker = asyncio.create_task(_run_all(runners))
+            alive = [asyncio.create_task(_keep_alive(app, runner, HEARTBEAT_S, host)) for runner in runners]
             helpers = [asyncio.create_task(_retry_stalled(app, stall_timeout_s)), asyncio.create_task(stop.wait())]
             if catalog is not None:
                 helpers.append(asyncio.create_task(_watch_database(catalog, pinger, outage, patience_s)))
@@ -454,11 +489,12 @@ def run_worker(
                 for task in (worker, *helpers):
                     task.cancel()  # the worker's cancel is its graceful stop: the running job ends first
                 # The heartbeat goes on until the worker has ended, its running job with it.
-                for task in (worker, *helpers, alive):
+                for task in (worker, *helpers, *alive):
                     with contextlib.suppress(asyncio.CancelledError, *DATABASE_LOST):
                         await task
                     if task is worker:
-                        alive.cancel()
+                        for beat in alive:
+                            beat.cancel()
 
     async def main() -> None:
         stop = asyncio.Event()

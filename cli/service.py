@@ -40,14 +40,22 @@ from cli.settings import (
     signing_settings,
 )
 from indexer.sampling import DEFAULT_MAX_GAP_S
-from indexer.tasks import LazyEmbedder, register_index_task
+from indexer.tasks import LazyEmbedder, files_at_once, register_index_task
 from indexer.watch import FolderWatcher, WatchSettings
 
 if TYPE_CHECKING:
     from cli.server import ServiceSettings
     from upscaler.jobs import UpscaleSettings
 
-CONCURRENCY_OPTION = typer.Option("--concurrency", min=1, help="Jobs this process runs at once.")
+CONCURRENCY_OPTION = typer.Option(
+    "--concurrency", min=1, help="Renders (and other jobs but indexing) this process runs at once."
+)
+INDEX_CONCURRENCY_OPTION = typer.Option(
+    "--index-concurrency",
+    min=1,
+    show_default=False,
+    help=f"Files this process indexes at once (default: one per four cores, so {files_at_once()} here).",
+)
 METRICS_OPTION = typer.Option(
     "--metrics",
     metavar="HOST:PORT",
@@ -182,6 +190,7 @@ def watch(
     keyframes: Annotated[bool, KEYFRAMES_OPTION] = False,
     max_gap: Annotated[float, MAX_GAP_OPTION] = DEFAULT_MAX_GAP_S,
     concurrency: Annotated[int, CONCURRENCY_OPTION] = 1,
+    index_concurrency: Annotated[int | None, INDEX_CONCURRENCY_OPTION] = None,
     stall_timeout: Annotated[float, STALL_OPTION] = STALLED_WORKER_TIMEOUT_S,
     queues: Annotated[list[str] | None, QUEUE_OPTION] = None,
     serve_too: Annotated[
@@ -253,6 +262,7 @@ def watch(
                     worker_app(catalog, stall_timeout),
                     queues=listening,
                     concurrency=concurrency,
+                    index_concurrency=index_concurrency or files_at_once(),
                     name="watch",
                     stall_timeout_s=stall_timeout,
                     catalog=catalog,
@@ -299,6 +309,7 @@ def serve(
 def worker(
     queues: Annotated[list[str] | None, QUEUE_OPTION] = None,
     concurrency: Annotated[int, CONCURRENCY_OPTION] = 1,
+    index_concurrency: Annotated[int | None, INDEX_CONCURRENCY_OPTION] = None,
     stall_timeout: Annotated[float, STALL_OPTION] = STALLED_WORKER_TIMEOUT_S,
     metrics: Annotated[str | None, METRICS_OPTION] = None,
     log_format: Annotated[LogFormat, LOG_FORMAT_OPTION] = LogFormat.text,
@@ -322,6 +333,7 @@ def worker(
                 worker_app(catalog, stall_timeout),
                 queues=listening,
                 concurrency=concurrency,
+                index_concurrency=index_concurrency or files_at_once(),
                 name=socket.gethostname(),
                 stall_timeout_s=stall_timeout,
                 catalog=catalog,

@@ -176,7 +176,9 @@ def test_a_gracefully_stopped_worker_indexes_once(catalog: Catalog, tiny_clip: s
     workers: dict[int, Service] = {}
     try:
         for _ in range(2):  # both quick to call others dead
-            service = _worker(env, logs, "-q", "index", "--stall-timeout", "1")
+            # Index jobs only: one procrastinate worker a process (a process serving renders
+            # too runs a second, for its render lane), so a new id is a new process.
+            service = start(env, logs, "worker", "-q", "index", "--stall-timeout", "1")
             wait_for(partial(_registered_beyond, catalog, max(workers, default=0)), timeout=120, interval=0.1)
             workers[_last_worker(catalog)] = service
         with job_app(catalog, asynchronous=False).open() as jobs:
