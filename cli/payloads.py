@@ -51,7 +51,10 @@ def text_encoder(settings: EmbeddingSettings) -> TextEncoder:
     tower = text_tower.load(settings, cache)
     if tower is not None:
         return tower
-    full = ClipEmbedder(settings, text_only=True)
+    # Unless a device is named, on the CPU even on a GPU host: one short text needs no CUDA
+    # start-up, and only a model on the CPU is exported, so that the next search needs no torch
+    # (on the GPU's default device the tower was never exported and every search loaded CLIP).
+    full = ClipEmbedder(dataclasses.replace(settings, device=settings.device or "cpu"), text_only=True)
     try:
         text_tower.export(full, cache)
     except (RuntimeError, OSError) as exc:  # tracing a model it cannot follow: load in full next time too

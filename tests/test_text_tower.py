@@ -25,7 +25,7 @@ QUERIES = ["a red circle", "two people talking in a kitchen", "Ünïcödé!", "d
 
 
 def test_the_exported_tower_embeds_as_the_model_does(tmp_path: Path) -> None:
-    settings = EmbeddingSettings(model=write_tiny_clip(tmp_path / "clip", seed=3))
+    settings = EmbeddingSettings(model=write_tiny_clip(tmp_path / "clip", seed=3), device="cpu")  # as the CLI loads it
     cache = tmp_path / "towers"
     assert text_tower.load(settings, cache) is None  # nothing exported yet
     full = ClipEmbedder(settings, text_only=True)
@@ -43,7 +43,7 @@ def test_the_exported_tower_embeds_as_the_model_does(tmp_path: Path) -> None:
 
 
 def test_the_tower_loads_without_torch(tmp_path: Path) -> None:
-    settings = EmbeddingSettings(model=write_tiny_clip(tmp_path / "clip"))
+    settings = EmbeddingSettings(model=write_tiny_clip(tmp_path / "clip"), device="cpu")
     cache = tmp_path / "towers"
     full = ClipEmbedder(settings, text_only=True)
     assert text_tower.export(full, cache) is not None
