@@ -11,7 +11,7 @@ wall time; "decode and the rest" is the wall time the decoding
 thread spent outside every stage: decoding, waiting on the other threads, bookkeeping.
 
 With ``--at-once 1 2 4``, the 1080p H.264 file is also indexed that many times at once,
-each in a thread of one process as a worker's ``--concurrency`` runs jobs, against the
+each in a thread of one process as a worker's ``--index-concurrency`` runs them, against the
 same number of decode-only passes at once: what a watch host gains from indexing several
 files together.
 
