@@ -128,7 +128,9 @@ def test_a_cut_off_render_host_records_nothing(
     runner = CliRunner()
     assert runner.invoke(app, ["index", str(master)], env=env).exit_code == 0
     queued = json.loads(
-        runner.invoke(app, ["upscale", str(master), "--to", "2x", "-m", str(model), "--json"], env=env).stdout
+        runner.invoke(
+            app, ["upscale", str(master), "--to", "2x", "-m", str(model), "--temporal", "off", "--json"], env=env
+        ).stdout
     )
     rendition_id, output = queued["rendition_id"], Path(queued["output"])
     logs = tmp_path / "logs"
