@@ -22,7 +22,7 @@ from media import Clip, write_clip
 from tiny_models import write_tiny_compact
 from typer.testing import CliRunner
 
-from catalog import Asset, Catalog, Rendition
+from catalog import Asset, Catalog, Rendition, stop_embedded
 from catalog.media import content_hash, file_sha256
 from cli.main import app
 from indexer.embed import ClipEmbedder
@@ -284,7 +284,10 @@ def test_a_teams_certificate_signs_and_its_root_makes_it_trusted(made: dict[str,
 
 def test_the_local_identity_is_made_once_and_its_key_kept_private(made: dict[str, Path], tmp_path: Path) -> None:
     env = _env(tmp_path)
-    shown = runner.invoke(app, ["credentials", "--json"], env={**env, "FOOTAGE_DATABASE_URL": ""})
+    try:
+        shown = runner.invoke(app, ["credentials", "--json"], env={**env, "FOOTAGE_DATABASE_URL": ""})
+    finally:
+        stop_embedded(tmp_path / "home" / "pgdata")  # the catalog server that command started
     home = tmp_path / "home" / "credentials"
     key = home / "signing-key.pem"
     assert stat.S_IMODE(key.stat().st_mode) == 0o600 and stat.S_IMODE(home.stat().st_mode) == 0o700
