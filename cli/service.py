@@ -19,12 +19,12 @@ from catalog.jobs import (
     STALLED_WORKER_TIMEOUT_S,
     defer_index,
     job_app,
-    run_worker,
     served_queues,
 )
 from catalog.orphans import register_orphan_check
 from catalog.renditions import renditions_storage
 from catalog.storages import RENDITIONS
+from catalog.workers import run_worker
 from cli.client import DEFAULT_PORT
 from cli.indexing import KEYFRAMES_OPTION, MAX_GAP_OPTION
 from cli.logs import LOG_FORMAT_OPTION, LogFormat, setup_logging

@@ -55,7 +55,8 @@ def _invoke(env: dict[str, str], *args: str) -> dict:
 def _render_queue_once(catalog: Catalog, env: dict[str, str]) -> None:
     """Work through the render queues in this process, as `footage worker -q render` would
     (a host of its own: ``env``'s home, renditions folder and storages)."""
-    from catalog.jobs import run_worker, served_queues
+    from catalog.jobs import served_queues
+    from catalog.workers import run_worker
     from cli.service import worker_app
     from cli.settings import catalog_settings
 

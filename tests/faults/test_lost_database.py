@@ -162,7 +162,8 @@ def test_a_worker_gives_up_on_a_database_that_stays_away(tmp_path: Path) -> None
     import pytest
 
     from catalog import Catalog, DatabaseUnavailableError
-    from catalog.jobs import job_app, run_worker
+    from catalog.jobs import job_app
+    from catalog.workers import run_worker
 
     pgdata = tmp_path / "home" / "pgdata"
     with open_catalog(CatalogSettings(home=tmp_path / "home", database_url=None)) as ours:
