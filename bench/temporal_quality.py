@@ -45,9 +45,10 @@ from bench.real_clips import load_clips  # noqa: E402
 from catalog.devices import torch_device  # noqa: E402
 from upscaler.inference import FrameUpscaler  # noqa: E402
 from upscaler.loader import load_model  # noqa: E402
+from upscaler.planes import Planes  # noqa: E402
 from upscaler.registry import ModelChoice  # noqa: E402
 from upscaler.render import RenderRequest, render  # noqa: E402
-from upscaler.stabiliser import TemporalStage  # noqa: E402
+from upscaler.stabiliser import _BLUR_SIGMA_PX, Motion, TemporalStage, _confidence  # noqa: E402
 from upscaler.temporal import DEFAULT_STRENGTH, TemporalSettings  # noqa: E402
 
 SCENES = ("slow pan", "fast pan", "zoom", "moving object", "grain", "fade")
@@ -198,10 +199,47 @@ def _bicubic(low: list[np.ndarray], width: int, height: int) -> list[np.ndarray]
     return [cv2.resize(x, (width, height), interpolation=cv2.INTER_CUBIC).clip(0, 1) for x in low]
 
 
+class _TruthMotion(TemporalStage):
+    """The stage as it is, moving detail along the ground truth's own motion (Farneback on G)
+    instead of the motion it finds in the low-resolution source: how far better motion alone
+    could take it. The stage's own checks still weigh it, and cuts reset it as before."""
+
+    def __init__(self, settings: TemporalSettings, reference: Reference) -> None:
+        super().__init__(settings)
+        self.reference = reference
+        self._frame = 0
+
+    def push(
+        self, source: np.ndarray | Planes, image: torch.Tensor, out: torch.Tensor, pts: int | None = None
+    ) -> list[torch.Tensor]:
+        self._frame = pts or 0  # the bench's timestamps are frame numbers
+        return super().push(source, image, out, pts)
+
+    def _motion(self, luma: np.ndarray, prev_luma: np.ndarray) -> tuple[Motion, Motion]:
+        if self._frame not in self.reference.forward:  # a cut: the stage's own motion finds it
+            return super()._motion(luma, prev_luma)
+        height, width = luma.shape
+
+        def at_luma_size(flow: np.ndarray) -> np.ndarray:
+            shrunk = cv2.resize(flow, (width, height), interpolation=cv2.INTER_AREA) * (width / flow.shape[1])
+            return np.ascontiguousarray(shrunk, dtype=np.float32)
+
+        backward = at_luma_size(self.reference.backward[self._frame])
+        forward = at_luma_size(self.reference.forward[self._frame])
+        now, before = (cv2.GaussianBlur(x, (0, 0), _BLUR_SIGMA_PX) for x in (luma, prev_luma))
+        behind = (backward, _confidence(backward, forward, now, before))
+        return behind, (forward, _confidence(forward, backward, before, now))
+
+
 def _stabilised(
-    upscaler: FrameUpscaler, outputs: list[torch.Tensor], low: list[np.ndarray], strength: float
+    upscaler: FrameUpscaler,
+    outputs: list[torch.Tensor],
+    low: list[np.ndarray],
+    strength: float,
+    truth_motion: Reference | None = None,
 ) -> tuple[list[np.ndarray], float]:
-    stage = TemporalStage(TemporalSettings(True, strength))
+    settings = TemporalSettings(True, strength)
+    stage = TemporalStage(settings) if truth_motion is None else _TruthMotion(settings, truth_motion)
     outs, started = [], time.perf_counter()
     for i, image in enumerate(low):
         pixels = _to_uint8(image)
@@ -237,7 +275,9 @@ def _pipeline_fps(model: Path, master: Path, folder: Path, target: str, enabled:
     return {"fps": timings["fps"], "temporal_s": timings.get("temporal_s", 0.0), "pipeline_s": timings["pipeline_s"]}
 
 
-def run(models: list[Path], reference: Reference, strength: float, pipeline: set[str] | None) -> list[dict[str, Any]]:
+def run(
+    models: list[Path], reference: Reference, strength: float, pipeline: set[str] | None, truth_motion: bool = False
+) -> list[dict[str, Any]]:
     truth, starts = reference.truth, sorted(reference.starts)
     height, width = truth[0].shape[:2]
     rows: list[dict[str, Any]] = [{"method": "ground truth", **reference.scores(truth)}]
@@ -270,6 +310,9 @@ def run(models: list[Path], reference: Reference, strength: float, pipeline: set
                 "cut_psnr_db": min(cuts),
             }
         )
+        if truth_motion:
+            ideal, _ = _stabilised(upscaler, raw, low, strength, reference)
+            rows.insert(-1, {"method": f"{identity.name} + temporal, G's motion", **reference.scores(ideal)})
         if pipeline is not None and path.stem not in pipeline:
             continue
         with tempfile.TemporaryDirectory(prefix="footage-temporal-") as tmp:
@@ -333,6 +376,11 @@ def main() -> None:
     parser.add_argument(
         "--pipeline", nargs="*", help="Model file stems to also time through the whole render pipeline (default: all)."
     )
+    parser.add_argument(
+        "--truth-motion",
+        action="store_true",
+        help="Also run the stage along the ground truth's own motion: what better motion estimation could buy.",
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     size = args.size or ("416x240" if args.clips else "640x272")
@@ -346,7 +394,7 @@ def main() -> None:
         truth, starts = ground_truth(width, height, args.frames_per_scene or 24)
         names = SCENES
     pipeline = set(args.pipeline) if args.pipeline is not None else None
-    rows = run(args.models, Reference(truth, starts, names), args.strength, pipeline)
+    rows = run(args.models, Reference(truth, starts, names), args.strength, pipeline, args.truth_motion)
     print(f"# {hardware()} device={torch_device(None)} G={width}x{height} scenes={', '.join(names)} "
           f"frames={len(truth)}")  # fmt: skip
     if args.json:
