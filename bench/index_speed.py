@@ -90,7 +90,7 @@ def _decode_only(path: Path, keyframes: bool) -> tuple[int, float]:
 @contextmanager
 def _timed_stages() -> Iterator[dict[str, float]]:
     """Seconds spent in each stage while the block runs, exclusive of the stages it calls
-    (the 48x27 shrink is made inside whichever detector asks for it first), summed over
+    (the 48x27 shrink is made in its own thread, or inside whichever detector asks first), summed over
     threads; under ``MAIN_THREAD`` the decoding thread's share of all stages."""
     spent: dict[str, float] = defaultdict(float)
     lock = threading.Lock()

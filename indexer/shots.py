@@ -262,19 +262,26 @@ class TransNetShots:
 # Frames a background detector may lag behind the decoder: TransNetV2 judges 50 frames at a
 # time, so the decoder runs on through a few judgements.
 _BACKGROUND_DEPTH = 2 * _WINDOW
+# Decoded frames waiting for their 48x27 copy: few, since a 4K 10-bit frame is 25 MB.
+_FRAMES_WAITING = 4
 
 
 class BackgroundShots:
     """A detector run in its own thread, fed 48x27 copies through a bounded queue, so
     TransNetV2's convolutions (which release the GIL) overlap with decoding the next frames.
 
+    The copies are made in a thread of their own as well (swscale releases the GIL too): on a
+    GPU host the 48x27 copy was the largest share of the decoding thread's time (2.2 ms a
+    1080p frame of 6.3, on the lent H200's host; TransNetV2 itself 0.4 ms there).
+
     It answers exactly what the detector it wraps answers, only later: ``settled`` is the
     detector's as of the last boundaries handed out, so no boundary is ever reported behind it.
-    Call ``close`` when done, also after an error (the thread then stops at once).
+    Call ``close`` when done, also after an error (the threads then stop at once).
     """
 
     def __init__(self, detector: ShotDetector, depth: int = _BACKGROUND_DEPTH) -> None:
         self._detector = detector
+        self._frames: queue.Queue[tuple[float, ShotFrame] | None] = queue.Queue(maxsize=_FRAMES_WAITING)
         self._queue: queue.Queue[tuple[float, ShotFrame] | None] = queue.Queue(maxsize=depth)
         self._lock = threading.Lock()
         self._found: list[float] = []
@@ -282,7 +289,9 @@ class BackgroundShots:
         self._reported_settled = -math.inf
         self._failure: BaseException | None = None
         self._stopping = False
+        self._copier = threading.Thread(target=self._copy, name="footage-shot-copies", daemon=True)
         self._thread = threading.Thread(target=self._run, name="footage-shots", daemon=True)
+        self._copier.start()
         self._thread.start()
 
     @property
@@ -291,11 +300,12 @@ class BackgroundShots:
 
     def push(self, t: float, frame: ShotFrame) -> list[float]:
         self._raise_failure()
-        self._queue.put((t, frame.detach()))
+        self._frames.put((t, frame))
         return self._collect()
 
     def finish(self) -> list[float]:
-        self._queue.put(None)
+        self._frames.put(None)
+        self._copier.join()
         self._thread.join()
         self._raise_failure()
         cuts = self._collect()
@@ -303,10 +313,11 @@ class BackgroundShots:
 
     def close(self) -> None:
         """Stop the thread, dropping frames it has not judged (after an error, or to abandon a file)."""
-        if not self._thread.is_alive():
+        if not self._copier.is_alive() and not self._thread.is_alive():
             return
-        self._stopping = True  # the thread now only drains the queue, so the end mark gets in
-        self._queue.put(None)
+        self._stopping = True  # the threads now only drain their queues, so the end marks get in
+        self._frames.put(None)
+        self._copier.join()
         self._thread.join()
 
     def _collect(self) -> list[float]:
@@ -318,6 +329,18 @@ class BackgroundShots:
     def _raise_failure(self) -> None:
         if self._failure is not None:
             raise self._failure
+
+    def _copy(self) -> None:
+        while (item := self._frames.get()) is not None:
+            if self._stopping or self._failure is not None:
+                continue
+            try:
+                item[1].detach()
+            except BaseException as exc:  # handed to the decoding thread, which raises it
+                self._failure = exc
+                continue
+            self._queue.put(item)
+        self._queue.put(None)
 
     def _run(self) -> None:
         while (item := self._queue.get()) is not None:

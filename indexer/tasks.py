@@ -27,11 +27,12 @@ from indexer.settings import EmbeddingSettings
 def files_at_once() -> int:
     """How many files a worker indexes at once unless told: one per four cores.
 
-    One file leaves most of a large machine idle: its decoding thread also makes the 48x27
-    copies for the shot detector and the picture grid. Measured with ``bench/index_speed.py
-    --at-once``, 8 s of 1080p H.264: on 16 cores beside an H200, 1, 2, 4 and 8 files at once
-    indexed 8.8, 15.7, 22.6 and 27.7x real time in all; on 2 cores two files gave 6% over
-    one. Four on 16 cores takes most of the gain for half the memory of eight.
+    One file leaves most of a large machine idle: its decoding thread also makes the picture
+    grid, and one thread beside it the 48x27 copies for the shot detector. Measured with
+    ``bench/index_speed.py --at-once``, 8 s of 1080p H.264, when the decoding thread still
+    made those copies too: on 16 cores beside an H200, 1, 2, 4 and 8 files at once indexed
+    8.8, 15.7, 22.6 and 27.7x real time in all; on 2 cores two files gave 6% over one. Four
+    on 16 cores takes most of the gain for half the memory of eight.
     """
     return max(1, (os.cpu_count() or 1) // 4)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import av
@@ -164,8 +165,8 @@ def test_a_failing_background_detector_raises_in_the_decoder_and_stops() -> None
     with pytest.raises(ValueError, match="the model broke"):
         for n in range(10_000):
             background.push(n / FPS, ShotFrame(av.VideoFrame.from_ndarray(small, format="rgb24")))
-    background.close()  # returns: the thread has ended
-    assert not background._thread.is_alive()
+    background.close()  # returns: the threads have ended
+    assert not background._thread.is_alive() and not background._copier.is_alive()
 
 
 def test_an_abandoned_background_detector_stops_with_a_full_queue() -> None:
@@ -181,4 +182,25 @@ def test_an_abandoned_background_detector_stops_with_a_full_queue() -> None:
     for n in range(6):
         background.push(n / FPS, ShotFrame(av.VideoFrame.from_ndarray(small, format="rgb24")))
     background.close()
-    assert not background._thread.is_alive()
+    assert not background._thread.is_alive() and not background._copier.is_alive()
+
+
+def test_the_small_copies_are_made_beside_the_decoder() -> None:
+    """The decoding thread only hands frames on: their 48x27 copies are made in another thread."""
+    copied_in: set[int] = set()
+
+    class _Recorded(ShotFrame):
+        def detach(self) -> ShotFrame:
+            copied_in.add(threading.get_ident())
+            return super().detach()
+
+    picture = np.zeros((18, 32, 3), np.uint8)
+    frames = [_Recorded(av.VideoFrame.from_ndarray(picture, format="rgb24")) for _ in range(12)]
+    background = BackgroundShots(_Scripted({}, lag=0), depth=3)
+    try:
+        for n, frame in enumerate(frames):
+            background.push(n / FPS, frame)
+        background.finish()
+    finally:
+        background.close()
+    assert all(f.frame is None for f in frames) and copied_in and threading.get_ident() not in copied_in
