@@ -312,7 +312,7 @@ class BackgroundShots:
         return cuts + self._detector.finish()
 
     def close(self) -> None:
-        """Stop the thread, dropping frames it has not judged (after an error, or to abandon a file)."""
+        """Stop the threads, dropping frames not yet judged (after an error, or to abandon a file)."""
         if not self._copier.is_alive() and not self._thread.is_alive():
             return
         self._stopping = True  # the threads now only drain their queues, so the end marks get in
