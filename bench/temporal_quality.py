@@ -48,7 +48,7 @@ from upscaler.loader import load_model  # noqa: E402
 from upscaler.planes import Planes  # noqa: E402
 from upscaler.registry import ModelChoice  # noqa: E402
 from upscaler.render import RenderRequest, render  # noqa: E402
-from upscaler.stabiliser import _BLUR_SIGMA_PX, Motion, TemporalStage, _confidence  # noqa: E402
+from upscaler.stabiliser import TemporalStage  # noqa: E402
 from upscaler.temporal import DEFAULT_STRENGTH, TemporalSettings  # noqa: E402
 
 SCENES = ("slow pan", "fast pan", "zoom", "moving object", "grain", "fade")
@@ -215,20 +215,16 @@ class _TruthMotion(TemporalStage):
         self._frame = pts or 0  # the bench's timestamps are frame numbers
         return super().push(source, image, out, pts)
 
-    def _motion(self, luma: np.ndarray, prev_luma: np.ndarray) -> tuple[Motion, Motion]:
+    def _flows(self, luma: np.ndarray, prev_luma: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if self._frame not in self.reference.forward:  # a cut: the stage's own motion finds it
-            return super()._motion(luma, prev_luma)
+            return super()._flows(luma, prev_luma)
         height, width = luma.shape
 
         def at_luma_size(flow: np.ndarray) -> np.ndarray:
             shrunk = cv2.resize(flow, (width, height), interpolation=cv2.INTER_AREA) * (width / flow.shape[1])
             return np.ascontiguousarray(shrunk, dtype=np.float32)
 
-        backward = at_luma_size(self.reference.backward[self._frame])
-        forward = at_luma_size(self.reference.forward[self._frame])
-        now, before = (cv2.GaussianBlur(x, (0, 0), _BLUR_SIGMA_PX) for x in (luma, prev_luma))
-        behind = (backward, _confidence(backward, forward, now, before))
-        return behind, (forward, _confidence(forward, backward, before, now))
+        return at_luma_size(self.reference.backward[self._frame]), at_luma_size(self.reference.forward[self._frame])
 
 
 def _stabilised(

@@ -272,20 +272,25 @@ class TemporalStage:
 
     def _motion(self, luma: np.ndarray, prev_luma: np.ndarray) -> tuple[Motion, Motion]:
         """Motion from this frame to the previous one, and from the previous one to this."""
-        now8 = np.clip(luma * 255, 0, 255).astype(np.uint8)
-        before8 = np.clip(prev_luma * 255, 0, 255).astype(np.uint8)
-        backward = self._dis.calc(now8, before8, None)  # type: ignore[call-overload]  # None: a new array
-        forward = self._dis.calc(before8, now8, None)  # type: ignore[call-overload]
+        backward, forward = self._flows(luma, prev_luma)
         blurred_now = cv2.GaussianBlur(luma, (0, 0), _BLUR_SIGMA_PX)
         blurred_before = cv2.GaussianBlur(prev_luma, (0, 0), _BLUR_SIGMA_PX)
-        for flow in (backward, forward):
-            # Grain makes a still picture seem to move a little, differently on every frame;
-            # warping detail along that noise would jitter and blur it, so it counts as still.
-            flow[np.sum(flow**2, axis=-1) < _STILL_PX**2] = 0.0
         return (
             (backward, _confidence(backward, forward, blurred_now, blurred_before)),
             (forward, _confidence(forward, backward, blurred_before, blurred_now)),
         )
+
+    def _flows(self, luma: np.ndarray, prev_luma: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Optical flow (pixels at luma size) from this frame to the previous one, and back."""
+        now8 = np.clip(luma * 255, 0, 255).astype(np.uint8)
+        before8 = np.clip(prev_luma * 255, 0, 255).astype(np.uint8)
+        backward = self._dis.calc(now8, before8, None)  # type: ignore[call-overload]  # None: a new array
+        forward = self._dis.calc(before8, now8, None)  # type: ignore[call-overload]
+        for flow in (backward, forward):
+            # Grain makes a still picture seem to move a little, differently on every frame;
+            # warping detail along that noise would jitter and blur it, so it counts as still.
+            flow[np.sum(flow**2, axis=-1) < _STILL_PX**2] = 0.0
+        return backward, forward
 
 
 def _confidence(there: np.ndarray, back: np.ndarray, here: np.ndarray, seen: np.ndarray) -> np.ndarray:
