@@ -67,9 +67,11 @@ def _worker(env: dict[str, str], logs: Path, *options: str) -> Service:
     return start(env, logs, "worker", "-q", "render", *options)
 
 
-# The two edges of a render: its first frames and its last (a stop in the middle, tried
-# before, adds nothing either edge does not, for 75 s of the suite).
-@pytest.mark.parametrize("stop_at", [0.05, 0.95], ids=["first-frames", "last-frames"])
+# The two edges of a render: its first frames and its last quarter (a stop in the middle,
+# tried before, adds nothing either edge does not, for 75 s of the suite). Progress is
+# recorded once a second, a tenth of this render or more on a fast machine: waiting for 95%
+# found it done once (CI), so the late stop waits for 75%.
+@pytest.mark.parametrize("stop_at", [0.05, 0.75], ids=["first-frames", "last-frames"])
 def test_a_gracefully_stopped_worker_renders_once(
     stop_at: float, catalog: Catalog, tiny_clip: str, tmp_path: Path
 ) -> None:
