@@ -5,19 +5,25 @@ from __future__ import annotations
 import re
 from fractions import Fraction
 
-_TC = re.compile(r"^(\d{1,2}):(\d{2}):(\d{2})[:;.](\d{2,3})$")
+_TC = re.compile(r"^(\d{1,2}):(\d{2}):(\d{2})([:;.])(\d{2,3})$")
 
 
-def _drop_frame(rate: Fraction) -> bool:
-    # 29.97 and 59.94 are counted in drop-frame timecode, as cameras do.
-    return rate.denominator == 1001 and rate.numerator in (30000, 60000)
+def _drop_frame(rate: Fraction, start: str | None) -> bool:
+    # Only 29.97 and 59.94 skip frame numbers, and not always: the file's own timecode says
+    # (';' or '.' before the frames is drop-frame; ':' is non-drop, which broadcast playout
+    # counts too). Without one, drop-frame, as cameras count. cli/web/app.js's timecodeAt
+    # counts the same way for the player.
+    if not (rate.denominator == 1001 and rate.numerator in (30000, 60000)):
+        return False
+    match = _TC.match(start.strip()) if start else None
+    return match is None or match.group(4) != ":"
 
 
 def _parse(tc: str, nominal: int, drop: bool) -> int | None:
     match = _TC.match(tc.strip())
     if not match:
         return None
-    hours, minutes, seconds, frames = (int(g) for g in match.groups())
+    hours, minutes, seconds, frames = (int(match.group(g)) for g in (1, 2, 3, 5))
     total = ((hours * 60 + minutes) * 60 + seconds) * nominal + frames
     if drop:
         dropped = 2 * (nominal // 30)
@@ -50,7 +56,7 @@ def timecode(seconds: float, rate: Fraction | None, start: str | None = None) ->
     if not rate or rate <= 0:
         return None
     nominal = max(1, round(float(rate)))
-    drop = _drop_frame(Fraction(rate))
+    drop = _drop_frame(Fraction(rate), start)
     frame = int(seconds * float(rate) + 1e-6)
     offset = _parse(start, nominal, drop) if start else None
     return _format(frame + (offset or 0), nominal, drop)

@@ -534,6 +534,41 @@ def test_every_version_plays_in_the_browser(catalog: Catalog, tiny_clip: str, tm
             browser.close()
 
 
+def test_the_players_timecode_counts_as_search_does(catalog: Catalog, tiny_clip: str, tmp_path: Path) -> None:
+    """The page's timecode under the player (timecodeAt) is the one search prints for the same
+    time: drop-frame at 29.97 and 59.94 across minute and ten-minute boundaries, non-drop where
+    the file's own timecode says so, and at other rates."""
+    from playwright.sync_api import sync_playwright
+
+    from catalog.timecode import timecode
+
+    ntsc, ntsc_60 = Fraction(30000, 1001), Fraction(60000, 1001)
+    cases = [
+        (ntsc, "00:00:00;00", frame)
+        for frame in (0, 1, 1799, 1800, 1801, 3597, 3598, 17981, 17982, 17983, 107891, 107892)
+    ]
+    cases += [(ntsc, "00:00:59;28", 2), (ntsc, "00:09:59;29", 1), (ntsc, "01:00:00.00", 1800)]
+    cases += [(ntsc, "01:00:00:00", frame) for frame in (1799, 1800, 17982)]  # non-drop at 29.97
+    cases += [(ntsc_60, "00:00:00;00", frame) for frame in (3599, 3600, 35963, 35964, 215784)]
+    cases += [(Fraction(25), "10:00:00:00", 1500), (Fraction(24000, 1001), "00:59:59:23", 1)]
+    env = catalog_env(catalog, tmp_path / "home", FOOTAGE_CLIP_MODEL=tiny_clip)
+    chromium = _chromium()
+    with _served(env, tmp_path / "logs") as (_, url), sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        try:
+            page = browser.new_page()
+            page.goto(url)
+            for rate, start, frame in cases:
+                seconds = float(frame / rate)
+                shown = page.evaluate(
+                    "([rate, start, seconds]) => timecodeAt({timecode: start, frame_rate: rate}, seconds)",
+                    [str(rate), start, seconds],
+                )
+                assert shown == timecode(seconds, rate, start), (rate, start, frame)
+        finally:
+            browser.close()
+
+
 def test_a_family_of_five_versions_reads_well(indexed: dict[str, str], tmp_path: Path) -> None:
     env = indexed
     master = str(tmp_path / "media" / "clip (final) [v2].mp4")

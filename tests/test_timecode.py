@@ -71,6 +71,9 @@ def test_non_drop_frame(frame: int, rate: Fraction, expected: str) -> None:
         ("00:00:59;28", NTSC, 2, "00:01:00;02"),  # the offset crosses a minute: 00 and 01 skipped
         ("00:09:59;29", NTSC, 1, "00:10:00;00"),  # crossing the tenth minute skips nothing
         ("10:00:00:00", Fraction(25), 25, "10:00:01:00"),
+        # A 29.97 file whose own timecode is non-drop (':') keeps counting every number.
+        ("01:00:00:00", NTSC, 1800, "01:01:00:00"),
+        ("00:09:59:29", NTSC_60, 1, "00:09:59:30"),
     ],
 )
 def test_start_timecode_offsets_and_carries_across_boundaries(
@@ -81,6 +84,11 @@ def test_start_timecode_offsets_and_carries_across_boundaries(
 
 @pytest.mark.parametrize("tc", ["00:00:00;00", "00:01:00;02", "00:09:59;29", "00:10:00;00", "23:59:59;29"])
 def test_a_start_timecode_reads_back_unchanged(tc: str) -> None:
+    assert _at_frame(0, NTSC, tc) == tc
+
+
+@pytest.mark.parametrize("tc", ["00:01:00:00", "00:01:00:01", "00:09:59:29"])
+def test_a_non_drop_start_at_29_97_reads_back_unchanged(tc: str) -> None:
     assert _at_frame(0, NTSC, tc) == tc
 
 

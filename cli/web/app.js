@@ -441,19 +441,30 @@ function browserDecodes(version) {
 
 function timecodeAt(version, seconds) {
   // The version's own timecode at a time into it: its first frame's timecode plus the frames
-  // since (non-drop counting; a drop-frame source shows ';' and may be off by its dropped numbers).
+  // since, counted as catalog/timecode.py counts search's timecodes, so the two agree: 29.97
+  // and 59.94 drop frame numbers 00 and 01 (00-03) each minute but every tenth, unless the
+  // file's own timecode is non-drop (':' before the frames).
   if (!version.timecode || !version.frame_rate) return null;
   const [num, den] = version.frame_rate.split("/").map(Number);
   const rate = den ? num / den : num;
   const nominal = Math.round(rate);
-  const parts = version.timecode.split(/[:;.]/).map(Number);
-  if (parts.length !== 4 || parts.some(Number.isNaN) || !nominal) return null;
-  let frames = ((parts[0] * 60 + parts[1]) * 60 + parts[2]) * nominal + parts[3] + Math.floor(seconds * rate + 1e-6);
-  const ff = frames % nominal;
-  frames = Math.floor(frames / nominal);
+  const parts = /^(\d{1,2}):(\d{2}):(\d{2})([:;.])(\d{2,3})$/.exec(version.timecode.trim());
+  if (!parts || !nominal) return null;
+  const [hours, minutes, secs, ff] = [1, 2, 3, 5].map((i) => Number(parts[i]));
+  const dropped = den === 1001 && (num === 30000 || num === 60000) && parts[4] !== ":" ? 2 * Math.floor(nominal / 30) : 0;
+  const allMinutes = hours * 60 + minutes;
+  let frame = (allMinutes * 60 + secs) * nominal + ff - dropped * (allMinutes - Math.floor(allMinutes / 10));
+  frame += Math.floor(seconds * rate + 1e-6);
+  if (dropped) {
+    // Back from a frame count to a label: add the numbers skipped before it.
+    const perTen = nominal * 600 - dropped * 9;
+    const perMinute = nominal * 60 - dropped;
+    const rest = frame % perTen;
+    frame += dropped * 9 * Math.floor(frame / perTen) + (rest > dropped ? dropped * Math.floor((rest - dropped) / perMinute) : 0);
+  }
+  const label = Math.floor(frame / nominal);
   const two = (n) => String(n).padStart(2, "0");
-  const separator = version.timecode.includes(";") ? ";" : ":";
-  return `${two(Math.floor(frames / 3600) % 24)}:${two(Math.floor(frames / 60) % 60)}:${two(frames % 60)}${separator}${two(ff)}`;
+  return `${two(Math.floor(label / 3600) % 24)}:${two(Math.floor(label / 60) % 60)}:${two(label % 60)}${dropped ? ";" : ":"}${two(frame % nominal)}`;
 }
 
 function playButton(version, frameMs) {
