@@ -39,6 +39,9 @@ class Clip:
     sar: Fraction | None = None
     audio: bool = False
     audio_rate: int = 48000
+    # Audio as cameras record it in MOV and MXF, a mono PCM track a channel; track k holds a
+    # tone of 440 * (k + 1) Hz, so each can be told apart.
+    mono_tracks: int = 0
     interlaced: bool = False
     vfr: bool = False
     rotation: int = 0
@@ -102,6 +105,7 @@ def write_clip(path: Path, clip: Clip = Clip()) -> Path:
         audio: Any = None
         if clip.audio:
             audio = out.add_stream("aac", rate=clip.audio_rate, layout="stereo")
+        tracks = [out.add_stream("pcm_s24le", rate=clip.audio_rate, layout="mono") for _ in range(clip.mono_tracks)]
         offset = round(clip.start_time / time_base)
         last_pts = -1
         for shot, t in _frame_times(clip):
@@ -115,18 +119,21 @@ def write_clip(path: Path, clip: Clip = Clip()) -> Path:
         out.mux(stream.encode(None))
         if audio is not None:
             _write_tone(out, audio, clip)
+        for k, track in enumerate(tracks):
+            _write_tone(out, track, clip, hz=440 * (k + 1))
     return path
 
 
-def _write_tone(out: av.container.OutputContainer, stream: av.audio.AudioStream, clip: Clip) -> None:
+def _write_tone(out: av.container.OutputContainer, stream: av.audio.AudioStream, clip: Clip, hz: float = 440) -> None:
     rate, total = clip.audio_rate, int(clip.duration * clip.audio_rate)
     chunk = 1024
     offset = round(clip.start_time * rate)
     for start in range(0, total, chunk):
         n = min(chunk, total - start)
         t = (np.arange(start, start + n) / rate).astype(np.float32)
-        tone = (0.2 * np.sin(2 * math.pi * 440 * t)).astype(np.float32)
-        frame = av.AudioFrame.from_ndarray(np.stack([tone, tone]), format="fltp", layout="stereo")
+        tone = (0.2 * np.sin(2 * math.pi * hz * t)).astype(np.float32)
+        layout = "mono" if stream.channels == 1 else "stereo"
+        frame = av.AudioFrame.from_ndarray(np.stack([tone] * stream.channels), format="fltp", layout=layout)
         frame.sample_rate = rate
         frame.pts = offset + start
         out.mux(stream.encode(frame))

@@ -92,6 +92,25 @@ def test_a_prores_master_becomes_a_browser_proxy(tmp_path: Path) -> None:
     assert not list(tmp_path.glob(".*partial*"))
 
 
+def _loudest_hz(samples: np.ndarray, rate: int = 48000) -> float:
+    return float(np.argmax(np.abs(np.fft.rfft(samples))) * rate / len(samples))
+
+
+def test_a_cameras_mono_tracks_become_left_and_right(tmp_path: Path) -> None:
+    """A master with a channel a track (three mono PCM tracks, as camera MOVs and MXF hold
+    them): the proxy's stereo has track 1 on the left and track 2 on the right."""
+    master = write_clip(tmp_path / "A002C003.mov", Clip(width=320, height=180, mono_tracks=3))
+    result = make_proxy(master, tmp_path / "proxy.mp4", _made_from(master.name))
+    assert result.provenance["format"]["audio"] == "aac stereo 128 kb/s (mono tracks 1 and 2 as left and right)"
+    with av.open(str(result.path)) as proxy:
+        (audio,) = proxy.streams.audio
+        assert audio.channels == 2
+        samples = np.concatenate([frame.to_ndarray() for frame in proxy.decode(audio)], axis=1)
+    assert samples.shape[1] >= 2 * 48000  # the whole 2 s, both tracks
+    left, right = (_loudest_hz(channel[: 2 * 48000]) for channel in samples)
+    assert left == pytest.approx(440, abs=2) and right == pytest.approx(880, abs=2)
+
+
 def test_interlaced_anamorphic_mpeg2_becomes_progressive_square_pixels(tmp_path: Path) -> None:
     master = write_clip(
         tmp_path / "tape.mov",

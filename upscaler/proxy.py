@@ -2,10 +2,10 @@
 
 One pass with FFmpeg's own filters: decode, deinterlace (bwdif, a frame per frame, so
 timestamps stay), turn upright, scale to at most 1280x720 display size with square pixels,
-4:2:0 8-bit; then x264 High with a keyframe every second (scrubbing), AAC stereo, fast
-start, the source's start timecode and every frame's own timestamp (VFR kept). Written under
-a hidden partial name and renamed when checked, so no half proxy is ever visible. The source
-is only read.
+4:2:0 8-bit; then x264 High with a keyframe every second (scrubbing), AAC stereo (a
+camera's first two mono tracks as left and right), fast start, the source's start timecode
+and every frame's own timestamp (VFR kept). Written under a hidden partial name and renamed
+when checked, so no half proxy is ever visible. The source is only read.
 """
 
 from __future__ import annotations
@@ -104,6 +104,13 @@ def _tags(source: av.container.InputContainer, made_from: dict[str, Any]) -> dic
     return tags
 
 
+def _audio_said(src: _Source, fmt: ProxyFormat) -> str | None:
+    if not src.audio:
+        return None
+    said = f"aac stereo {fmt.audio_bitrate // 1000} kb/s"
+    return said + " (mono tracks 1 and 2 as left and right)" if len(src.audio) == 2 else said
+
+
 def make_proxy(
     source: Path,
     output: Path,
@@ -134,7 +141,7 @@ def make_proxy(
             "keyframe_every_s": 1,
             "crf": fmt.crf,
             "max_bitrate": fmt.max_bitrate,
-            "audio": f"aac stereo {fmt.audio_bitrate // 1000} kb/s" if src.audio is not None else None,
+            "audio": _audio_said(src, fmt),
         },
         "processing": {
             "deinterlaced": src.facts.interlaced,
@@ -160,7 +167,7 @@ class _Source:
     """What the proxy takes from its source."""
 
     stream: av.video.stream.VideoStream
-    audio: av.audio.stream.AudioStream | None
+    audio: tuple[av.audio.stream.AudioStream, ...]  # what the proxy's stereo is made of
     facts: VideoFacts
     size: tuple[int, int]
     rate: Fraction
@@ -174,7 +181,7 @@ def _inspect(container: av.container.InputContainer, source: Path, fmt: ProxyFor
     facts = video_facts(stream, first)
     return _Source(
         stream=stream,
-        audio=container.streams.audio[0] if container.streams.audio else None,
+        audio=_stereo_from(container),
         facts=facts,
         size=proxy_size(facts.picture.display_size, (fmt.max_width, fmt.max_height)),
         rate=facts.frame_rate or Fraction(25),
@@ -182,6 +189,74 @@ def _inspect(container: av.container.InputContainer, source: Path, fmt: ProxyFor
         timecode=stream.metadata.get("timecode") or container.metadata.get("timecode"),
         duration_s=float(container.duration / av.time_base) if container.duration else None,
     )
+
+
+def _stereo_from(container: av.container.InputContainer) -> tuple[av.audio.stream.AudioStream, ...]:
+    """The audio the proxy's stereo is made of: the first track, or the first two where each
+    holds one channel, as cameras and MXF record a channel a track (the second is the second
+    microphone, which the first track alone would drop)."""
+    tracks = list(container.streams.audio)
+    if len(tracks) >= 2 and all(t.channels == 1 and t.sample_rate == tracks[0].sample_rate for t in tracks[:2]):
+        return (tracks[0], tracks[1])
+    return tuple(tracks[:1])
+
+
+def _stereo_graph(left: av.audio.stream.AudioStream, right: av.audio.stream.AudioStream) -> av.filter.Graph:
+    """Two mono tracks joined as left and right."""
+    graph = av.filter.Graph()
+    join = graph.add("join", "inputs=2:channel_layout=stereo:map=0.0-FL|1.0-FR")
+    for at, track in enumerate((left, right)):
+        # Said to be mono: a MOV's PCM track often leaves its one channel's position unset,
+        # which join cannot map.
+        source = graph.add_abuffer(
+            sample_rate=track.sample_rate, format=track.format, layout="mono", time_base=track.time_base
+        )
+        source.link_to(join, 0, at)
+    join.link_to(graph.add("abuffersink"))
+    graph.configure()
+    return graph
+
+
+class _Sound:
+    """The proxy's stereo track: the source's track encoded, or its two mono tracks joined first."""
+
+    def __init__(
+        self, out: av.container.OutputContainer, tracks: tuple[av.audio.stream.AudioStream, ...], fmt: ProxyFormat
+    ):
+        self._out = out
+        self._stream: Any = out.add_stream("aac", rate=fmt.audio_rate, layout="stereo")
+        self._stream.bit_rate = fmt.audio_bitrate
+        self._join = _stereo_graph(*tracks) if len(tracks) == 2 else None
+        self._at = {track.index: at for at, track in enumerate(tracks)}
+
+    def add(self, packet: av.Packet) -> None:
+        for decoded in packet.decode():
+            if not isinstance(decoded, av.AudioFrame):
+                continue
+            if self._join is None:
+                self._encode(decoded)
+                continue
+            self._join.push(decoded, at=self._at[packet.stream.index])
+            self._drain()
+
+    def finish(self) -> None:
+        if self._join is not None:
+            self._join.push(None)
+            self._drain()
+        self._out.mux(self._stream.encode(None))
+
+    def _drain(self) -> None:
+        assert self._join is not None
+        while True:
+            try:
+                frame = self._join.pull()
+            except (av.error.BlockingIOError, av.error.EOFError):
+                return
+            assert isinstance(frame, av.AudioFrame)
+            self._encode(frame)
+
+    def _encode(self, frame: av.AudioFrame) -> None:
+        self._out.mux(self._stream.encode(frame))
 
 
 def _video_out(out: av.container.OutputContainer, src: _Source, fmt: ProxyFormat) -> Any:
@@ -225,10 +300,7 @@ def _transcode(
         with av.open(str(tmp), "w", format="mp4", options=options) as out:
             out.metadata.update(_tags(container, made_from))
             video = _video_out(out, src, fmt)
-            sound: Any = None
-            if src.audio is not None:
-                sound = out.add_stream("aac", rate=fmt.audio_rate, layout="stereo")
-                sound.bit_rate = fmt.audio_bitrate
+            sound = _Sound(out, src.audio, fmt) if src.audio else None
             graph = _graph(src.stream, src.facts, src.size)
             frames = 0
 
@@ -245,7 +317,7 @@ def _transcode(
                     if progress is not None and src.duration_s and frame.pts is not None:
                         progress(float(frame.pts * src.time_base - src.facts.start_time_s) / src.duration_s)
 
-            for packet in container.demux([s for s in (src.stream, src.audio) if s is not None]):
+            for packet in container.demux([src.stream, *src.audio]):
                 if cancel is not None and cancel.is_set():
                     raise ProxyCancelled(f"{source}: proxy cancelled")
                 if packet.stream.index == src.stream.index:
@@ -254,13 +326,12 @@ def _transcode(
                             graph.push(decoded)
                     emit(pull_all(graph))
                 elif sound is not None:
-                    for decoded in packet.decode():
-                        out.mux(sound.encode(decoded))
+                    sound.add(packet)
             graph.push(None)
             emit(pull_all(graph))
             out.mux(video.encode(None))
             if sound is not None:
-                out.mux(sound.encode(None))
+                sound.finish()
     if frames == 0:
         raise RenderError(f"{source}: no video frame could be decoded")
     return frames, src
