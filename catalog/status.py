@@ -9,6 +9,7 @@ import sqlalchemy as sa
 
 from catalog import schema
 from catalog.database import Catalog
+from catalog.embedded import OldData, old_data
 from catalog.storages import Mounts
 from catalog.tables import TABLES, Root
 from catalog.vector_index import vector_support
@@ -31,6 +32,8 @@ class DatabaseStatus:
     lacks: list[str] = field(default_factory=list)  # of the canonical vector layout, with what to do
     # Watched folders: path, online, offline_since and last_scan_at (ISO 8601).
     roots: list[dict[str, object]] = field(default_factory=list)
+    # The embedded catalog's data directory from before an upgrade, while it is kept.
+    old_data: OldData | None = None
 
     @property
     def up_to_date(self) -> bool:
@@ -73,6 +76,7 @@ def database_status(catalog: Catalog) -> DatabaseStatus:
         vector_storage=support.storage if support else None,
         lacks=support.lacks() if support else [],
         roots=roots,
+        old_data=old_data(embedded.pgdata) if embedded else None,
     )
 
 

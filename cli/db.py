@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -18,8 +18,11 @@ from catalog import (
     stop_embedded,
 )
 from cli.errors import FootageGroup
-from cli.output import JSON_OPTION, print_fields, print_json, print_table, stdout
+from cli.output import JSON_OPTION, file_size, print_fields, print_json, print_table, stdout
 from cli.settings import catalog_settings
+
+if TYPE_CHECKING:
+    from catalog.embedded import OldData
 
 app = typer.Typer(
     cls=FootageGroup,
@@ -30,6 +33,14 @@ app = typer.Typer(
 
 def _status_json(status: DatabaseStatus) -> dict[str, Any]:
     return {**dataclasses.asdict(status), "up_to_date": status.up_to_date}
+
+
+def _old_data_said(old: OldData) -> str:
+    made_by = f"PostgreSQL {old.made_by}'s " if old.made_by else ""
+    return (
+        f"{old.path} ({file_size(old.size_bytes)}): {made_by}catalog from before the upgrade, kept; "
+        "remove it once this one works (the next upgrade needs it gone)"
+    )
 
 
 @app.command()
@@ -60,6 +71,7 @@ def status(as_json: bool = JSON_OPTION) -> None:
             "schema": f"{result.revision or 'empty'}"
             + ("" if result.up_to_date else f" (needs {result.head_revision}: footage db upgrade)"),
             **{f"lacks ({i + 1})": lack for i, lack in enumerate(result.lacks)},
+            **({"old data": _old_data_said(result.old_data)} if result.old_data else {}),
         },
     )
     print_table(

@@ -88,6 +88,15 @@ def print_json(value: Any) -> None:
     typer.echo(json_text(value))
 
 
+def file_size(size_bytes: int | None) -> str:
+    if not size_bytes:
+        return "-"
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
+        if size_bytes >= scale:
+            return f"{size_bytes / scale:.1f} {unit}"
+    return f"{size_bytes} B"
+
+
 def _cell(value: Any) -> str | Text:
     if isinstance(value, Text):
         return value

@@ -18,7 +18,7 @@ from catalog.storages import StorageUnavailableError
 from catalog.tables import RenditionStatus
 from cli import payloads
 from cli.errors import FootageGroup
-from cli.output import JSON_OPTION, print_json, print_table, stderr, stdout
+from cli.output import JSON_OPTION, file_size, print_json, print_table, stderr, stdout
 from cli.progress import FrameProgress
 from cli.service import upscale_settings
 from cli.settings import catalog_settings, embedding_settings, proxy_mode, renditions_dir
@@ -207,19 +207,10 @@ def pairs(
             what, res, codec, status = family_rows(Family(version, ()))[0]
             when = version.rendition.finished_at or version.rendition.requested_at if version.rendition else None
             stamp = when.strftime("%Y-%m-%d %H:%M") if when else "-"
-            rows.append((what, res, codec, duration if i == 0 else _size(version.size_bytes), status, stamp))
+            rows.append((what, res, codec, duration if i == 0 else file_size(version.size_bytes), status, stamp))
             if (proxy := proxy_row(version)) is not None:
-                rows.append((*proxy[:3], _size(version.proxy.size_bytes if version.proxy else None), proxy[3], "-"))
+                rows.append((*proxy[:3], file_size(version.proxy.size_bytes if version.proxy else None), proxy[3], "-"))
     print_table("Pairs", ("master / rendition", "resolution", "codec", "duration / size", "status", "date"), rows)
-
-
-def _size(size_bytes: int | None) -> str:
-    if not size_bytes:
-        return "-"
-    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
-        if size_bytes >= scale:
-            return f"{size_bytes / scale:.1f} {unit}"
-    return f"{size_bytes} B"
 
 
 def link(

@@ -131,6 +131,7 @@ def test_embedded_server_starts_migrates_and_is_reused(tmp_path: Path, bundled_p
         one = json.loads(first.stdout)
         assert one["embedded"] is True and one["embedded_started"] is True
         assert one["up_to_date"] is True and one["pgvector_version"] == bundled_pgvector
+        assert one["old_data"] is None  # no upgrade, nothing kept
 
         second = subprocess.run(
             [*footage, "db", "status", "--json"], env=env, capture_output=True, text=True, timeout=120

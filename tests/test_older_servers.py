@@ -116,6 +116,7 @@ def test_an_old_embedded_catalog_is_upgraded_on_first_use(
     try:
         after = _found(new)  # the first command upgrades
         status = _json(new, "db", "status")
+        said = runner.invoke(app, ["db", "status"], env=new)
     finally:
         stop_embedded(pgdata)
     assert (pgdata / "PG_VERSION").read_text().strip() == str(server_version())
@@ -125,6 +126,10 @@ def test_an_old_embedded_catalog_is_upgraded_on_first_use(
     assert status["row_counts"] == rows_before  # nothing lost
     assert after == before  # the same moments, in the same order
     assert (home / "pgdata.old" / "PG_VERSION").exists()  # kept until the user removes it
+    # ...and status says so, with its size, since it is a whole copy of the catalog.
+    kept = status["old_data"]
+    assert (kept["path"], kept["made_by"]) == (str(home / "pgdata.old"), 16) and kept["size_bytes"] > 10**6
+    assert said.exit_code == 0 and "pgdata.old" in said.stdout and "remove it once this one works" in said.stdout
 
 
 def test_an_upgrade_that_cannot_run_says_what_to_do(tmp_path: Path) -> None:
