@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import glob
 from pathlib import Path
+from typing import TypeVar
 
 import av
 
 from upscaler.errors import RenderError
+
+_Frame = TypeVar("_Frame", av.VideoFrame, av.AudioFrame)
 
 
 def opened_video(
@@ -28,14 +31,16 @@ def opened_video(
     return stream, first
 
 
-def pull_all(graph: av.filter.Graph) -> list[av.VideoFrame]:
-    """Every frame a filter graph has ready."""
-    frames: list[av.VideoFrame] = []
+def pull_all(graph: av.filter.Graph, kind: type[_Frame]) -> list[_Frame]:
+    """Every frame a filter graph (of ``kind``'s frames: video or audio) has ready."""
+    frames: list[_Frame] = []
     while True:
         try:
-            frames.append(graph.vpull())
+            frame = graph.pull()
         except (av.error.BlockingIOError, av.error.EOFError):
             return frames
+        assert isinstance(frame, kind)
+        frames.append(frame)
 
 
 def partial_path(output: Path, attempt: object) -> Path:

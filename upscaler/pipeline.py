@@ -205,7 +205,7 @@ def _decode(
                 return frames
             for frame in frames:
                 graph.push(frame)
-            return pull_all(graph)
+            return pull_all(graph, av.VideoFrame)
 
         # demux ends with an empty packet per stream, which flushes the decoder.
         for packet in container.demux([stream, *others]):
@@ -218,7 +218,7 @@ def _decode(
                 shared.put(out_q, ("packet", packet))
         if graph is not None:
             graph.push(None)
-            emit(pull_all(graph))
+            emit(pull_all(graph, av.VideoFrame))
         shared.put(out_q, None)
     except _Stop:
         pass

@@ -237,23 +237,15 @@ class _Sound:
                 self._encode(decoded)
                 continue
             self._join.push(decoded, at=self._at[packet.stream.index])
-            self._drain()
+            for joined in pull_all(self._join, av.AudioFrame):
+                self._encode(joined)
 
     def finish(self) -> None:
         if self._join is not None:
             self._join.push(None)
-            self._drain()
+            for joined in pull_all(self._join, av.AudioFrame):
+                self._encode(joined)
         self._out.mux(self._stream.encode(None))
-
-    def _drain(self) -> None:
-        assert self._join is not None
-        while True:
-            try:
-                frame = self._join.pull()
-            except (av.error.BlockingIOError, av.error.EOFError):
-                return
-            assert isinstance(frame, av.AudioFrame)
-            self._encode(frame)
 
     def _encode(self, frame: av.AudioFrame) -> None:
         self._out.mux(self._stream.encode(frame))
@@ -324,11 +316,11 @@ def _transcode(
                     for decoded in packet.decode():
                         if isinstance(decoded, av.VideoFrame):
                             graph.push(decoded)
-                    emit(pull_all(graph))
+                    emit(pull_all(graph, av.VideoFrame))
                 elif sound is not None:
                     sound.add(packet)
             graph.push(None)
-            emit(pull_all(graph))
+            emit(pull_all(graph, av.VideoFrame))
             out.mux(video.encode(None))
             if sound is not None:
                 sound.finish()
